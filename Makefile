@@ -1,0 +1,142 @@
+# Build, test and lint the lifeboat.backup collection. `make help` lists the targets;
+# docs/development.md explains them.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+SANITY_PYTHON := 3.11
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.requirements.stamp
+BUILD := $(ROOT)/build
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/lifeboat/backup
+DIST := $(BUILD)/dist
+# ansible-test keeps its sanity virtual environments and pip bootstrap script under ~/.ansible/test:
+# it runs with HOME here.
+ANSIBLE_TEST_HOME := $(BUILD)/ansible-test-home
+
+# Ansible refuses to start without a UTF-8 locale, and CI may set none.
+export LC_ALL := C.UTF-8
+export LANG := C.UTF-8
+export PATH := $(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Keep everything Ansible writes inside build/, never in the user's home.
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_HOME := $(BUILD)/ansible-home
+export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
+
+TEST_STAGES := unit integration sanity lint molecule
+
+.PHONY: help venv test unit integration collection sanity lint molecule demo changelog clean distclean
+
+help:
+	@echo 'make test         unit, integration, sanity, lint, molecule (stops at the first failure)'
+	@echo 'make unit         pytest tests/unit in parallel (pytest-xdist)'
+	@echo 'make integration  pytest tests/integration against real servers and tools'
+	@echo 'make collection   copy the checkout to $(COLLECTION_DIR)'
+	@echo 'make sanity       ansible-test sanity on Python $(SANITY_PYTHON), no ignore file'
+	@echo 'make lint         ansible-lint with the production profile'
+	@echo 'make molecule     molecule test --all (needs scenarios, root and systemd-nspawn)'
+	@echo 'make demo         build and install the collection, run demo/demo.yml'
+	@echo 'make changelog    lint the changelog fragments and release version of galaxy.yml'
+	@echo 'make clean        remove build output and test caches; distclean also removes .venv'
+
+venv: $(VENV_STAMP)
+
+# Rebuilt whenever requirements.txt changes.
+$(VENV_STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Each stage runs in its own make so that its duration is printed, and the first failure stops the run.
+test: $(VENV_STAMP)
+	@for stage in $(TEST_STAGES); do \
+		start=$$(date +%s); \
+		echo "==> $$stage"; \
+		$(MAKE) $$stage || { echo "==> $$stage FAILED after $$(( $$(date +%s) - start ))s"; exit 1; }; \
+		echo "==> $$stage passed in $$(( $$(date +%s) - start ))s"; \
+	done
+
+# pytest exits 5 when it collects nothing: reported, not a failure, while a suite is still empty.
+define run_pytest
+	rc=0; $(BIN)/python -m pytest $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "$(2): no tests collected in $(3)"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+endef
+
+unit: $(VENV_STAMP)
+	@$(call run_pytest,-n auto tests/unit,unit,tests/unit)
+
+integration: $(VENV_STAMP)
+	@$(call run_pytest,tests/integration,integration,tests/integration)
+
+# ansible-test needs the collection under ansible_collections/NAMESPACE/NAME. The copy leaves out what
+# galaxy.yml's build_ignore leaves out of a release (anchored at the top, `*` may cross directories,
+# as in ansible-galaxy). It gets a git repository of its own: otherwise ansible-test would find the
+# checkout's, in which build/ is ignored, and see no files at all.
+collection: $(VENV_STAMP)
+	mkdir -p $(COLLECTION_DIR)
+	$(BIN)/python -c 'import yaml; print("\n".join("/" + p.replace("*", "**") \
+		for p in yaml.safe_load(open("galaxy.yml"))["build_ignore"]))' > $(BUILD)/collection.exclude
+	rsync -a --delete --exclude-from=$(BUILD)/collection.exclude --exclude=__pycache__ --exclude='*.pyc' \
+		./ $(COLLECTION_DIR)/
+	if [ ! -d $(COLLECTION_DIR)/.git ]; then \
+		git -C $(COLLECTION_DIR) init --quiet; \
+		printf '%s\n' /tests/output/ __pycache__/ '*.pyc' > $(COLLECTION_DIR)/.git/info/exclude; \
+	fi
+
+# ansible-test downloads its get-pip script from a host outside the package index, which CI cannot
+# reach: tests/sanity/pip_bootstrap.py takes its place in ansible-test's cache. ansible-test skips a
+# test quietly when it sees no file to check: tests/sanity/check_results.py fails the target when a
+# test that has files to check did not run, and prints what passed, failed and was skipped.
+sanity: collection
+	pip_version=$$($(BIN)/python -c 'from ansible_test._internal.python_requirements import get_venv_packages; \
+		from ansible_test._internal.host_configs import NativePythonConfig; \
+		print(get_venv_packages(NativePythonConfig(version="$(SANITY_PYTHON)"))["pip"])'); \
+	install -D -m 0644 tests/sanity/pip_bootstrap.py \
+		$(ANSIBLE_TEST_HOME)/.ansible/test/cache/get_pip_$${pip_version//./_}.py
+	rm -rf $(COLLECTION_DIR)/tests/output/junit
+	rc=0; \
+	(cd $(COLLECTION_DIR) && HOME=$(ANSIBLE_TEST_HOME) \
+		ansible-test sanity --local --python $(SANITY_PYTHON) --color no --junit) || rc=$$?; \
+	$(BIN)/python tests/sanity/check_results.py $(COLLECTION_DIR)/tests/output/junit $(COLLECTION_DIR); \
+	exit $$rc
+
+lint: $(VENV_STAMP)
+	ansible-lint --profile production
+
+molecule: $(VENV_STAMP)
+	@if ! ls molecule/*/molecule.yml >/dev/null 2>&1; then \
+		echo 'molecule: skipped, no scenario in molecule/'; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+		echo 'molecule: skipped, the scenarios start systemd-nspawn machines and need root'; \
+	elif ! command -v systemd-nspawn >/dev/null; then \
+		echo 'molecule: skipped, systemd-nspawn is not installed (Debian package systemd-container)'; \
+	else \
+		molecule test --all; \
+	fi
+
+demo: $(VENV_STAMP)
+	rm -rf $(DIST)
+	ansible-galaxy collection build --output-path $(DIST) .
+	ansible-galaxy collection install --force -p $(COLLECTIONS) $(DIST)/lifeboat-backup-*.tar.gz
+	ansible-playbook -i demo/inventory.yml demo/demo.yml
+
+changelog: $(VENV_STAMP)
+	antsibull-changelog lint
+	antsibull-changelog release
+
+clean:
+	rm -rf $(BUILD) tests/output .pytest_cache .hypothesis lifeboat-backup-*.tar.gz
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,238 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backing up file trees: selection -> manifest -> tar -> artifact -> sidecars."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+
+from . import _catalog, _selection
+from ._errors import SourceError, UsageError
+from ._manifest import (AMENDMENTS_NAME, MANIFEST_NAME, READ_SIZE, build_manifest, entry_record, hash_entries,
+                        open_nofollow)
+from ._pipeline import ArtifactWriter, artifact_suffix, encryption_method
+from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarWriter
+from ._version import VERSION
+
+ON_UNREADABLE = ("fail", "warn")
+
+
+class ArchiveRequest:
+    """Everything an archive run needs; the module and the on-host command both build one."""
+
+    def __init__(self, paths, job, backup_dir=_catalog.DEFAULT_BACKUP_DIR, exclude=(), exclude_if_present=(),
+                 respect_gitignore=False, default_excludes=True, compression="zstd", compression_level=None,
+                 recipients=None, passphrase=None, tags=(), description=None, deploy_id=None, skip_unchanged=False,
+                 on_unreadable="fail", lock_timeout=0.0):
+        if not paths:
+            raise UsageError("paths is empty: name at least one file or directory to back up")
+        if on_unreadable not in ON_UNREADABLE:
+            raise UsageError("on_unreadable must be one of %s" % ", ".join(ON_UNREADABLE))
+        self.paths = [os.path.abspath(os.path.expanduser(path)) if os.path.isabs(path) else path for path in paths]
+        self.job = _catalog.check_job_name(job)
+        self.backup_dir = os.path.abspath(backup_dir)
+        self.exclude = list(exclude or ())
+        self.exclude_if_present = list(exclude_if_present or ())
+        self.respect_gitignore = respect_gitignore
+        self.default_excludes = default_excludes
+        self.compression = compression
+        self.compression_level = compression_level
+        self.recipients = list(recipients or [])
+        self.passphrase = passphrase
+        self.method = encryption_method(self.recipients, passphrase)
+        self.tags = list(tags or ())
+        self.description = description
+        self.deploy_id = deploy_id
+        self.skip_unchanged = skip_unchanged
+        self.on_unreadable = on_unreadable
+        self.lock_timeout = lock_timeout
+
+
+def selection_options(request):
+    """The rules of the selection, recorded in the metadata so a source verify walks the tree the same way."""
+    return {"exclude": request.exclude, "exclude_if_present": request.exclude_if_present,
+            "respect_gitignore": request.respect_gitignore, "default_excludes": request.default_excludes,
+            "never": [request.backup_dir]}
+
+
+def _select(request):
+    selection = _selection.select(request.paths, **selection_options(request))
+    warnings = []
+    if selection.unreadable:
+        listed = ", ".join(selection.unreadable[:5]) + (" ..." if len(selection.unreadable) > 5 else "")
+        if request.on_unreadable == "fail":
+            raise SourceError("%d path(s) cannot be read: %s; fix the permissions, exclude them, or set "
+                              "on_unreadable: warn" % (len(selection.unreadable), listed), stage="select")
+        warnings.append("skipped %d unreadable path(s): %s" % (len(selection.unreadable), listed))
+    return selection, warnings
+
+
+def _summary(selection):
+    counts = {}
+    for entry in selection.entries:
+        counts[entry.kind] = counts.get(entry.kind, 0) + 1
+    return {"files": counts.get("file", 0), "counts": counts, "input_size": selection.input_size,
+            "excluded": selection.excluded, "special_files": dict(selection.skipped)}
+
+
+def _records(request, selection, warnings):
+    """Manifest records of the selection; files that vanished or became unreadable since the walk are dropped."""
+    digests, errors = hash_entries(selection.entries)
+    entries, records = [], []
+    for entry in selection.entries:
+        if entry.kind == "file" and entry.arcname in errors:
+            exc = errors[entry.arcname]
+            if isinstance(exc, FileNotFoundError):
+                warnings.append("%s vanished before it was read" % entry.path)
+                continue
+            if request.on_unreadable == "fail":
+                raise SourceError("cannot read %s: %s; fix the permissions, exclude it, or set on_unreadable: "
+                                  "warn" % (entry.path, exc.strerror or exc), stage="read")
+            warnings.append("skipped unreadable %s: %s" % (entry.path, exc.strerror or exc))
+            continue
+        entries.append(entry)
+        records.append(entry_record(entry, digests.get(entry.arcname)))
+    return entries, records
+
+
+def _newest_files_backup(backup_dir, job):
+    for metadata in _catalog.list_metadata(backup_dir, job):
+        if metadata.get("kind") == "files":
+            return metadata
+    return None
+
+
+def _same_stat(before, after):
+    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino) == \
+        (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino)
+
+
+def _stream_file(tar, entry, record, amendments, warnings):
+    """Write one regular file; its header promises the manifest's size, so shrink or growth is padded or cut."""
+    try:
+        handle = open_nofollow(entry.path)
+    except FileNotFoundError:
+        warnings.append("%s vanished before it was archived" % entry.path)
+        amendments.append({"path": entry.arcname, "removed": True})
+        return
+    with handle:
+        opened = os.fstat(handle.fileno())
+        # Hash again only when the file changed since the manifest pass: the common case costs nothing.
+        digest = None if _same_stat(entry.stat, opened) else hashlib.sha256()
+        size = record["size"]
+        tar.add_header(entry.arcname, REGULAR, st=entry.stat, size=size)
+        buffer = bytearray(min(READ_SIZE, max(size, 1)))
+        view = memoryview(buffer)
+        left = size
+        while left:
+            count = handle.readinto(view[:min(left, len(buffer))])
+            if not count:
+                break
+            tar.write_data(view[:count])
+            if digest is not None:
+                digest.update(view[:count])
+            left -= count
+        if left:  # the file shrank: pad so the archive stays well-formed
+            padding = bytes(min(left, READ_SIZE))
+            while left:
+                piece = padding[:min(left, len(padding))]
+                tar.write_data(piece)
+                if digest is not None:
+                    digest.update(piece)
+                left -= len(piece)
+        tar.end_member(size)
+        after = os.fstat(handle.fileno())
+    if digest is not None or not _same_stat(opened, after):
+        warnings.append("%s changed while it was read; its stored copy may be inconsistent" % entry.path)
+        amendments.append({"path": entry.arcname, "sha256": digest.hexdigest() if digest is not None else None})
+
+
+def _write_tar(tar, entries, records, manifest):
+    amendments, warnings = [], []
+    tar.add_bytes(MANIFEST_NAME, manifest, mtime=int(time.time()))
+    for entry, record in zip(entries, records):
+        if entry.kind == "file":
+            _stream_file(tar, entry, record, amendments, warnings)
+        elif entry.kind == "dir":
+            tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat)
+        elif entry.kind == "symlink":
+            tar.add_header(entry.arcname, SYMLINK, st=entry.stat, linkname=entry.link_target)
+        elif entry.kind == "hardlink":
+            tar.add_header(entry.arcname, HARDLINK, st=entry.stat, linkname=entry.link_target)
+    if amendments:
+        tar.add_bytes(AMENDMENTS_NAME, json.dumps(amendments, sort_keys=True).encode("utf-8"), mtime=int(time.time()))
+    tar.close()
+    return amendments, warnings
+
+
+def _git_info(paths):
+    found = {}
+    for path in paths:
+        info = _selection.git_info(path) if os.path.isdir(path) else None
+        if info:
+            found[path] = info
+    return found
+
+
+def run_archive(request, check_mode=False):
+    """Back up the request's paths; returns the result dict that the module and the command report."""
+    started = time.monotonic()
+    for path in request.paths:
+        if not os.path.isabs(path):
+            raise UsageError("paths must be absolute: %s" % path)
+    selection, warnings = _select(request)
+    summary = _summary(selection)
+    if check_mode and not request.skip_unchanged:
+        return dict(summary, changed=True, warnings=warnings, msg="would back up %d files (%d bytes)"
+                    % (summary["files"], summary["input_size"]))
+    entries, records = _records(request, selection, warnings)
+    manifest, manifest_sha256 = build_manifest(records, request.paths)
+    _catalog.ensure_dir(request.backup_dir)
+    with _catalog.CatalogLock(request.backup_dir, timeout=request.lock_timeout):
+        if request.skip_unchanged:
+            newest = _newest_files_backup(request.backup_dir, request.job)
+            if newest is not None and newest.get("manifest_sha256") == manifest_sha256:
+                return dict(summary, changed=False, warnings=warnings, id=newest["id"],
+                            path=_catalog.artifact_path(newest), sha256=newest["sha256"], size=newest["size"],
+                            metadata=_catalog.public(newest), skipped_unchanged=True,
+                            msg="the selected tree is identical to backup %s; no new artifact" % newest["id"])
+        if check_mode:
+            return dict(summary, changed=True, warnings=warnings, msg="would back up %d files (%d bytes)"
+                        % (summary["files"], summary["input_size"]))
+        return _write_backup(request, entries, records, manifest, manifest_sha256, summary, warnings, started)
+
+
+def _write_backup(request, entries, records, manifest, manifest_sha256, summary, warnings, started):
+    now = _catalog.utc_now()
+    directory = _catalog.ensure_dir(_catalog.job_dir(request.backup_dir, request.job))
+    backup_id = _catalog.new_backup_id(request.backup_dir, request.job, now)
+    name = backup_id + artifact_suffix("tar", request.compression, request.method != "none")
+    with ArtifactWriter(os.path.join(directory, name), request.compression, request.compression_level,
+                        request.recipients, request.passphrase) as writer:
+        tar = TarWriter(writer)
+        amendments, stream_warnings = _write_tar(tar, entries, records, manifest)
+        written = writer.commit()
+    warnings.extend(stream_warnings)
+    metadata = {
+        "format": _catalog.FORMAT_VERSION, "id": backup_id, "job": request.job, "kind": "files",
+        "host": socket.gethostname(), "created_at": _catalog.iso_utc(now), "local_time": _catalog.local_iso(now),
+        "duration_s": round(time.monotonic() - started, 3), "sources": request.paths, "artifact": name,
+        "sha256": written["sha256"], "size": written["size"], "input_size": summary["input_size"],
+        "ratio": round(summary["input_size"] / written["size"], 3) if written["size"] else None,
+        "files": summary["files"], "counts": summary["counts"], "excluded": summary["excluded"],
+        "special_files": summary["special_files"], "compression": {"algorithm": request.compression, "level": writer.level},
+        "encryption": {"method": request.method, "recipients": request.recipients},
+        "selection": selection_options(request), "manifest_sha256": manifest_sha256, "amended": len(amendments), "tags": request.tags,
+        "description": request.description, "deploy_id": request.deploy_id, "git": _git_info(request.paths),
+        "warnings": warnings, "verification": {"state": "unverified"}, "lifeboat_version": VERSION,
+    }
+    _catalog.write_sidecars(writer.final_path, metadata)
+    result = dict(summary, changed=True, warnings=warnings, id=backup_id, path=writer.final_path,
+                  sha256=written["sha256"], size=written["size"], metadata=metadata,
+                  msg="backed up %d files (%d bytes) into %s" % (summary["files"], summary["input_size"], name))
+    return result

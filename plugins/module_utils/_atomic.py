@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files that appear whole or not at all: temporary file beside the target, fsync, rename, fsync of the directory."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+
+from ._errors import StorageError
+
+TEMP_MARKER = ".tmp-"
+
+
+def temp_prefix(final_path):
+    """Prefix of the temporary files made for final_path; the catalog recognises them as leftovers."""
+    return ".%s%s" % (os.path.basename(final_path), TEMP_MARKER)
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def storage_error(exc, path):
+    """Translate an OSError during a write into a message an operator can act on."""
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on the filesystem holding %s" % os.path.dirname(path)
+    elif exc.errno == errno.EDQUOT:
+        reason = "disk quota exceeded on the filesystem holding %s" % os.path.dirname(path)
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "cannot write to %s (%s)" % (os.path.dirname(path), exc.strerror)
+    else:
+        reason = "%s while writing %s" % (exc.strerror or exc, path)
+    return StorageError("%s; the partial file was removed and existing files are untouched" % reason, stage="write")
+
+
+class AtomicFile:
+    """A binary file written under a temporary name and renamed into place by commit().
+
+    Until commit() nothing exists under the final name; abort() (or leaving a
+    with-block on an exception) removes the temporary file.
+    """
+
+    def __init__(self, final_path, mode=0o600, buffering=1 << 20):
+        self.final_path = final_path
+        self.directory = os.path.dirname(final_path) or "."
+        try:
+            fd, self.temp_path = tempfile.mkstemp(prefix=temp_prefix(final_path), dir=self.directory)
+        except OSError as exc:
+            raise storage_error(exc, final_path) from exc
+        os.fchmod(fd, mode)
+        self._file = os.fdopen(fd, "wb", buffering=buffering)
+        self._done = False
+
+    def write(self, data):
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.final_path) from exc
+
+    def commit(self):
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.rename(self.temp_path, self.final_path)
+            fsync_dir(self.directory)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.final_path) from exc
+        self._done = True
+
+    def abort(self):
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._file.close()
+        except OSError:
+            pass  # the close of a file on a full disk may fail again; the unlink below is what matters
+        try:
+            os.unlink(self.temp_path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+
+def write_atomic(path, data, mode=0o600):
+    """Write bytes to path atomically."""
+    with AtomicFile(path, mode=mode, buffering=0) as handle:
+        handle.write(data)
+        handle.commit()

@@ -1,0 +1,169 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Streaming compression layers: zstd (multi-threaded), gzip, none.
+
+Writers take a sink with write(); close() flushes the stream's end but leaves
+the sink open, so the next layer decides when the file is complete.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+from ._errors import IntegrityError, MissingDependencyError, UsageError
+
+try:
+    import zstandard
+except ImportError:  # pragma: no cover - depends on the host
+    zstandard = None
+
+ALGORITHMS = ("zstd", "gzip", "none")
+DEFAULT_LEVELS = {"zstd": 3, "gzip": 6, "none": 0}
+LEVEL_RANGES = {"zstd": (1, 19), "gzip": (1, 9), "none": (0, 0)}
+SUFFIXES = {"zstd": ".zst", "gzip": ".gz", "none": ""}
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _require_zstandard():
+    if zstandard is None:
+        raise MissingDependencyError(
+            "zstd compression needs the Python package 'zstandard' on this host "
+            "(Debian/Ubuntu: apt install python3-zstandard; pip: pip install zstandard); "
+            "or choose compression: gzip, which needs nothing extra")
+
+
+def resolve_level(algorithm, level):
+    """Return the level to use, checking it against the algorithm's range."""
+    if algorithm not in ALGORITHMS:
+        raise UsageError("unknown compression %r; choose one of %s" % (algorithm, ", ".join(ALGORITHMS)))
+    if level is None:
+        return DEFAULT_LEVELS[algorithm]
+    low, high = LEVEL_RANGES[algorithm]
+    if not low <= level <= high:
+        raise UsageError("compression_level %d is out of range for %s (%d to %d)" % (level, algorithm, low, high))
+    return level
+
+
+class _Passthrough:
+    def __init__(self, sink):
+        self._sink = sink
+
+    def write(self, data):
+        return self._sink.write(data)
+
+    def close(self):
+        """Nothing to flush: the sink is closed by its owner."""
+
+
+class _ZstdWriter:
+    def __init__(self, sink, level, threads):
+        _require_zstandard()
+        cctx = zstandard.ZstdCompressor(level=level, threads=threads)
+        # write_size: hand the next layer large pieces, which it encrypts in 64 KiB chunks anyway.
+        self._writer = cctx.stream_writer(sink, closefd=False, write_size=1 << 20)
+
+    def write(self, data):
+        return self._writer.write(data)
+
+    def close(self):
+        self._writer.close()
+
+
+class _GzipWriter:
+    def __init__(self, sink, level):
+        # mtime=0 keeps the output reproducible; the tar headers carry the real times.
+        self._writer = gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=level, mtime=0)
+
+    def write(self, data):
+        return self._writer.write(data)
+
+    def close(self):
+        self._writer.close()
+
+
+def open_compressor(algorithm, sink, level=None, threads=-1):
+    """Return a writer that compresses into sink with the given algorithm and level."""
+    level = resolve_level(algorithm, level)
+    if algorithm == "zstd":
+        return _ZstdWriter(sink, level, threads)
+    if algorithm == "gzip":
+        return _GzipWriter(sink, level)
+    return _Passthrough(sink)
+
+
+class _CheckedReader:
+    """Turns a decompressor's own exceptions into IntegrityError with a clear message."""
+
+    def __init__(self, reader, algorithm):
+        self._reader = reader
+        self._algorithm = algorithm
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        try:
+            return self._reader.read(size)
+        except (OSError, EOFError, ValueError) as exc:
+            raise IntegrityError("the %s stream is corrupted or truncated: %s" % (self._algorithm, exc),
+                                 stage="decompress") from exc
+        except Exception as exc:  # zstandard.ZstdError does not derive from OSError
+            if zstandard is not None and isinstance(exc, zstandard.ZstdError):
+                raise IntegrityError("the zstd stream is corrupted or truncated: %s" % exc,
+                                     stage="decompress") from exc
+            raise
+
+
+class _ZstdStrictReader:
+    """zstandard's stream_reader returns b'' at a truncated frame end; check the frame was complete."""
+
+    def __init__(self, source):
+        self._dobj = zstandard.ZstdDecompressor().decompressobj()
+        self._source = source
+        self._pending = b""
+        self._eof = False
+
+    def read(self, size=-1):
+        want = size if size and size > 0 else 1 << 20
+        while len(self._pending) < want and not self._eof:
+            chunk = self._source.read(1 << 20)
+            if not chunk:
+                self._eof = True
+                if not self._dobj.eof:
+                    raise EOFError("the stream ends before the end of its last zstd frame")
+                break
+            self._feed(chunk)
+        out, self._pending = self._pending[:want], self._pending[want:]
+        return out
+
+    def _feed(self, chunk):
+        while chunk:
+            if self._dobj.eof:
+                # Concatenated frames are valid zstd: start a new frame decoder.
+                self._dobj = zstandard.ZstdDecompressor().decompressobj()
+            data = self._dobj.decompress(chunk)
+            self._pending = self._pending + data if self._pending else data
+            chunk = self._dobj.unused_data if self._dobj.eof else b""
+
+
+def open_decompressor(algorithm, source):
+    """Return a reader of the decompressed stream; errors surface as IntegrityError."""
+    if algorithm == "zstd":
+        _require_zstandard()
+        return _CheckedReader(_ZstdStrictReader(source), algorithm)
+    if algorithm == "gzip":
+        return _CheckedReader(gzip.GzipFile(fileobj=source, mode="rb"), algorithm)
+    if algorithm == "none":
+        return source
+    raise UsageError("unknown compression %r" % algorithm)
+
+
+def sniff(first_bytes):
+    """Name the compression of a stream from its first bytes."""
+    if first_bytes.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if first_bytes.startswith(GZIP_MAGIC):
+        return "gzip"
+    return "none"

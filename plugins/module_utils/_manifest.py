@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The manifest: the archive's first member, one JSON line per entry with its SHA-256.
+
+Restore and full verify check every file against it while reading; skip_unchanged
+compares its digest with the newest backup's. A file that changes between the
+manifest pass and the archive pass is listed again in the amendments member at
+the end of the archive, with the digest of the bytes actually stored.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+
+MANIFEST_NAME = ".lifeboat-manifest.json"
+AMENDMENTS_NAME = ".lifeboat-amendments.json"
+FORMAT = "lifeboat-manifest/1"
+READ_SIZE = 1 << 20
+
+
+def hash_file(path):
+    """SHA-256 of a file's content, read without following a symlink swapped in meanwhile."""
+    digest = hashlib.sha256()
+    with open_nofollow(path) as handle:
+        buffer = bytearray(READ_SIZE)
+        view = memoryview(buffer)
+        while True:
+            count = handle.readinto(buffer)
+            if not count:
+                break
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def open_nofollow(path):
+    """Open a regular file for reading; a symlink swapped in after the walk fails instead of being followed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.fdopen(fd, "rb", buffering=0)
+
+
+def entry_record(entry, sha256=None):
+    st = entry.stat
+    record = {"path": entry.arcname, "type": entry.kind, "mode": st.st_mode & 0o7777, "uid": st.st_uid,
+              "gid": st.st_gid, "mtime_ns": st.st_mtime_ns}
+    if entry.kind == "file":
+        record["size"] = st.st_size
+        record["sha256"] = sha256
+    elif entry.kind in ("symlink", "hardlink"):
+        record["target"] = entry.link_target
+    return record
+
+
+def hash_entries(entries, workers=None):
+    """Digest of every regular file, in parallel: hashlib and reads release the GIL.
+
+    Returns (digests by arcname, errors by arcname) so the caller decides how an unreadable file counts.
+    """
+    files = [entry for entry in entries if entry.kind == "file"]
+    workers = workers or min(4, (os.cpu_count() or 1) + 1)
+    digests, errors = {}, {}
+
+    def one(entry):
+        try:
+            return entry.arcname, hash_file(entry.path), None
+        except OSError as exc:
+            return entry.arcname, None, exc
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for arcname, digest, error in pool.map(one, files, chunksize=64):
+            if error is None:
+                digests[arcname] = digest
+            else:
+                errors[arcname] = error
+    return digests, errors
+
+
+def build_manifest(records, sources):
+    """Return (manifest bytes, digest of the entry lines): the digest says whether two trees are identical."""
+    lines = [json.dumps(record, sort_keys=True, separators=(",", ":")) for record in records]
+    body = "\n".join(lines).encode("utf-8", "surrogateescape")
+    header = json.dumps({"format": FORMAT, "sources": sources, "entries": len(records)}, sort_keys=True)
+    return header.encode("utf-8") + b"\n" + body + (b"\n" if lines else b""), hashlib.sha256(body).hexdigest()
+
+
+def parse_manifest(data):
+    """Return (header, list of records) from manifest bytes."""
+    lines = data.decode("utf-8", "surrogateescape").splitlines()
+    header = json.loads(lines[0]) if lines else {}
+    if header.get("format") != FORMAT:
+        raise ValueError("unknown manifest format %r" % header.get("format"))
+    return header, [json.loads(line) for line in lines[1:] if line]

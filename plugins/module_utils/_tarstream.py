@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small, fast POSIX (pax) tar writer and a streaming tar reader.
+
+Python's tarfile spends most of its time building headers; writing ustar
+headers directly, with a pax record only for what ustar cannot hold (long or
+non-ASCII names, big sizes or ids), keeps the archive readable by GNU tar and
+bsdtar while leaving the time to compression and encryption.
+"""
+
+from __future__ import annotations
+
+import grp
+import pwd
+
+from ._errors import IntegrityError
+
+BLOCK = 512
+ZERO_BLOCK = b"\0" * BLOCK
+REGULAR, HARDLINK, SYMLINK, DIRECTORY, PAX, PAX_GLOBAL = b"0", b"1", b"2", b"5", b"x", b"g"
+GNU_LONGNAME, GNU_LONGLINK = b"L", b"K"
+_MAX_OCTAL = {8: 0o7777777, 12: 0o77777777777}
+
+
+def _field(text, width):
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    return data[:width].ljust(width, b"\0")
+
+
+def _octal(value, width):
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _fits_ustar_name(data, limit=100):
+    return len(data) <= limit and data.isascii()
+
+
+def _pax_record(key, value):
+    payload = b" %s=%s\n" % (key.encode("ascii"), value)
+    # The record starts with its own length in decimal, which counts its own digits too.
+    length = len(payload) + 1
+    while len(str(length)) + len(payload) != length:
+        length = len(str(length)) + len(payload)
+    return str(length).encode("ascii") + payload
+
+
+def _padding(size):
+    return b"\0" * (-size % BLOCK)
+
+
+class _Names:
+    """uid/gid to name, cached: getpwuid is a file scan per call."""
+
+    def __init__(self):
+        self._users = {}
+        self._groups = {}
+
+    def user(self, uid):
+        if uid not in self._users:
+            try:
+                self._users[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self._users[uid] = ""
+        return self._users[uid]
+
+    def group(self, gid):
+        if gid not in self._groups:
+            try:
+                self._groups[gid] = grp.getgrgid(gid).gr_name
+            except KeyError:
+                self._groups[gid] = ""
+        return self._groups[gid]
+
+
+def build_header(name, typeflag, size=0, mode=0o644, uid=0, gid=0, mtime=0, linkname="", uname="", gname=""):
+    """Return the header blocks of one member: a pax record first when ustar cannot hold a value."""
+    name_b = name.encode("utf-8", "surrogateescape")
+    link_b = linkname.encode("utf-8", "surrogateescape")
+    pax = []
+    if not _fits_ustar_name(name_b):
+        pax.append(_pax_record("path", name_b))
+        name_b = name_b[:100].decode("utf-8", "ignore").encode("ascii", "replace")
+    if not _fits_ustar_name(link_b):
+        pax.append(_pax_record("linkpath", link_b))
+        link_b = b""
+    for key, value, width in (("size", size, 12), ("uid", uid, 8), ("gid", gid, 8), ("mtime", mtime, 12)):
+        if not 0 <= value <= _MAX_OCTAL[width]:
+            pax.append(_pax_record(key, str(value).encode("ascii")))
+    blocks = b""
+    if pax:
+        records = b"".join(pax)
+        blocks = _ustar(b"PaxHeaders/" + name_b[:80], PAX, len(records), 0o644, 0, 0, 0, b"", "", "")
+        blocks += records + _padding(len(records))
+    return blocks + _ustar(name_b, typeflag, size, mode, uid, gid, mtime, link_b, uname, gname)
+
+
+def _ustar(name_b, typeflag, size, mode, uid, gid, mtime, link_b, uname, gname):
+    def clamp(value, width):
+        return min(max(value, 0), _MAX_OCTAL[width])
+
+    head = b"".join((
+        _field(name_b, 100), _octal(mode & 0o7777, 8), _octal(clamp(uid, 8), 8), _octal(clamp(gid, 8), 8),
+        _octal(clamp(size, 12), 12), _octal(clamp(mtime, 12), 12), b" " * 8, typeflag, _field(link_b, 100),
+        b"ustar\x0000", _field(uname, 32), _field(gname, 32), _octal(0, 8), _octal(0, 8), _field(b"", 155),
+    ))
+    head = head.ljust(BLOCK, b"\0")
+    checksum = b"%06o\0 " % sum(head)
+    return head[:148] + checksum + head[156:]
+
+
+class TarWriter:
+    """Writes members to a sink; the caller streams each file's bytes after its header."""
+
+    def __init__(self, sink):
+        self._sink = sink
+        self._names = _Names()
+        self.bytes_written = 0
+
+    def _write(self, data):
+        self._sink.write(data)
+        self.bytes_written += len(data)
+
+    def add_header(self, name, typeflag, st=None, size=0, linkname="", mode=0o600, mtime=0):
+        """Write a member header; with st, mode, owner and mtime come from that stat result."""
+        if st is not None:
+            mode, mtime = st.st_mode, int(st.st_mtime)
+            uid, gid = st.st_uid, st.st_gid
+            uname, gname = self._names.user(uid), self._names.group(gid)
+        else:
+            uid = gid = 0
+            uname = gname = "root"
+        self._write(build_header(name, typeflag, size, mode, uid, gid, mtime, linkname, uname, gname))
+
+    def write_data(self, data):
+        self._write(data)
+
+    def end_member(self, size):
+        pad = _padding(size)
+        if pad:
+            self._write(pad)
+
+    def add_bytes(self, name, data, mode=0o600, mtime=0):
+        self.add_header(name, REGULAR, size=len(data), mode=mode, mtime=mtime)
+        self._write(data)
+        self.end_member(len(data))
+
+    def close(self):
+        # Two zero blocks end an archive; GNU tar pads to a 10 KiB record, readers do not need it.
+        self._write(ZERO_BLOCK * 2)
+
+
+class Member:
+    """One member as read from a stream: its header fields; data follows in the stream."""
+
+    __slots__ = ("name", "typeflag", "size", "mode", "uid", "gid", "mtime", "linkname", "uname", "gname")
+
+    def __init__(self, **fields):
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    @property
+    def kind(self):
+        return {REGULAR: "file", b"\0": "file", b"7": "file", HARDLINK: "hardlink", SYMLINK: "symlink",
+                DIRECTORY: "dir", b"3": "chardev", b"4": "blockdev", b"6": "fifo"}.get(self.typeflag, "other")
+
+
+def _parse_octal(raw, what, offset):
+    if raw and raw[0] & 0x80:  # base-256, as GNU tar writes values too big for octal
+        return int.from_bytes(bytes([raw[0] & 0x7F]) + raw[1:], "big")
+    try:
+        return int(raw.strip(b"\0 ") or b"0", 8)
+    except ValueError:
+        raise IntegrityError("tar header at byte %d has an invalid %s field" % (offset, what), stage="untar")
+
+
+def _parse_pax(data):
+    fields = {}
+    pos = 0
+    while pos < len(data):
+        space = data.index(b" ", pos)
+        length = int(data[pos:space])
+        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        fields[key.decode("utf-8", "replace")] = value
+        pos += length
+    return fields
+
+
+class TarReader:
+    """Reads members from a stream in order; each member's data must be read before the next."""
+
+    def __init__(self, source):
+        self._source = source
+        self._remaining = 0
+        self._pad = 0
+        self.offset = 0
+
+    def _read_exact(self, size):
+        chunks = []
+        while size:
+            chunk = self._source.read(size)
+            if not chunk:
+                raise IntegrityError("the tar stream ends in the middle of a member (truncated archive)",
+                                     stage="untar")
+            chunks.append(chunk)
+            size -= len(chunk)
+            self.offset += len(chunk)
+        return b"".join(chunks)
+
+    def read(self, size=1 << 20):
+        """Read up to size bytes of the current member's data; b'' at its end."""
+        size = min(size, self._remaining)
+        if size <= 0:
+            return b""
+        chunk = self._source.read(size)
+        if not chunk:
+            raise IntegrityError("the tar stream ends in the middle of a member (truncated archive)", stage="untar")
+        self._remaining -= len(chunk)
+        self.offset += len(chunk)
+        return chunk
+
+    def _skip_rest(self):
+        while self._remaining:
+            self.read(min(self._remaining, 1 << 20))
+        if self._pad:
+            self._read_exact(self._pad)
+            self._pad = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self._skip_rest()
+        overrides = {}
+        while True:
+            start = self.offset
+            block = self._read_exact(BLOCK)
+            if block == ZERO_BLOCK:
+                raise StopIteration
+            if _parse_octal(block[148:156], "checksum", start) != sum(block[:148]) + 256 + sum(block[156:]):
+                raise IntegrityError("tar header at byte %d has a bad checksum (corrupted archive)" % start,
+                                     stage="untar")
+            typeflag = block[156:157]
+            size = _parse_octal(block[124:136], "size", start)
+            if typeflag in (PAX, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
+                data = self._read_exact(size + len(_padding(size)))[:size]
+                if typeflag == PAX:
+                    overrides.update(_parse_pax(data))
+                elif typeflag == GNU_LONGNAME:
+                    overrides["path"] = data.rstrip(b"\0")
+                elif typeflag == GNU_LONGLINK:
+                    overrides["linkpath"] = data.rstrip(b"\0")
+                continue
+            return self._member(block, typeflag, size, overrides, start)
+
+    def _member(self, block, typeflag, size, overrides, start):
+        name = block[0:100].split(b"\0", 1)[0]
+        prefix = block[345:500].split(b"\0", 1)[0] if block[257:263] == b"ustar\x00" else b""
+        if prefix:
+            name = prefix + b"/" + name
+        name = overrides.get("path", name)
+        if "size" in overrides:
+            size = int(overrides["size"])
+        if typeflag in (HARDLINK, SYMLINK, DIRECTORY):
+            size = 0
+        member = Member(
+            name=name.decode("utf-8", "surrogateescape"), typeflag=typeflag, size=size,
+            mode=_parse_octal(block[100:108], "mode", start),
+            uid=int(overrides.get("uid", _parse_octal(block[108:116], "uid", start))),
+            gid=int(overrides.get("gid", _parse_octal(block[116:124], "gid", start))),
+            mtime=int(float(overrides.get("mtime", _parse_octal(block[136:148], "mtime", start)))),
+            linkname=overrides.get("linkpath", block[157:257].split(b"\0", 1)[0]).decode("utf-8", "surrogateescape"),
+            uname=block[265:297].split(b"\0", 1)[0].decode("utf-8", "replace"),
+            gname=block[297:329].split(b"\0", 1)[0].decode("utf-8", "replace"),
+        )
+        self._remaining = size
+        self._pad = len(_padding(size))
+        return member

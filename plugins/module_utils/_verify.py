@@ -1,0 +1,286 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Verification of artifacts: checksum (file vs sidecar), full (every member vs the manifest), source (live tree)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from . import _catalog, _selection
+from ._errors import CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
+from ._manifest import AMENDMENTS_NAME, MANIFEST_NAME, hash_file, parse_manifest
+from ._pipeline import describe_artifact, open_payload
+from ._tarstream import TarReader
+
+LEVELS = ("checksum", "full", "source")
+_RANK = {"checksum": 1, "full": 2, "source": 2}
+
+
+def locate(backup_dir=None, backup_id=None, path=None):
+    """Return (artifact path, metadata or None) from a path or a backup_dir + id."""
+    if path:
+        path = os.path.abspath(path)
+        if not os.path.isfile(path):
+            raise NotFoundError("artifact %s does not exist" % path)
+        meta_path = _catalog.strip_artifact_suffix(path) + _catalog.METADATA_SUFFIX
+        if os.path.isfile(meta_path):
+            metadata = _catalog.read_metadata(meta_path)
+            metadata["_metadata_path"] = meta_path
+            return path, metadata
+        return path, None
+    if not backup_dir or not backup_id:
+        raise UsageError("name the backup with path, or with backup_dir and id")
+    metadata = _catalog.find_backup(backup_dir, backup_id)
+    artifact = _catalog.artifact_path(metadata)
+    if not os.path.isfile(artifact):
+        raise NotFoundError("backup %s has metadata but its artifact %s is missing" % (backup_id, artifact))
+    return artifact, metadata
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        buffer = bytearray(1 << 20)
+        view = memoryview(buffer)
+        while True:
+            count = handle.readinto(buffer)
+            if not count:
+                break
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def expected_sha256(artifact, metadata):
+    """The digest the .sha256 sidecar records for the artifact (and that the metadata agrees with)."""
+    sidecar = _catalog.strip_artifact_suffix(artifact) + _catalog.CHECKSUM_SUFFIX
+    expected, name = _catalog.read_checksum(sidecar)
+    if name != os.path.basename(artifact):
+        raise IntegrityError("the checksum sidecar %s names %s, not %s" % (sidecar, name, os.path.basename(artifact)),
+                             stage="checksum")
+    if metadata and metadata.get("sha256") not in (None, expected):
+        raise IntegrityError("the metadata of %s records a different SHA-256 than its sidecar" % artifact,
+                             stage="checksum")
+    return expected
+
+
+def compare_checksum(artifact, expected, actual):
+    if actual != expected:
+        raise IntegrityError("artifact %s does not match its checksum (expected %s, found %s): the file is "
+                             "corrupted or was changed" % (artifact, expected, actual), stage="checksum")
+    return actual
+
+
+def _layers(artifact, metadata):
+    compression, encrypted = describe_artifact(artifact)
+    if metadata:
+        compression = metadata.get("compression", {}).get("algorithm", compression)
+        encrypted = metadata.get("encryption", {}).get("method", "none") != "none"
+    return compression, encrypted
+
+
+class _TreeCheck:
+    """Compares the members of an archive with its manifest while they stream past."""
+
+    def __init__(self):
+        self.records = None
+        self.seen = set()
+        self.mismatched = {}
+        self.members = 0
+        self.bytes = 0
+
+    def member(self, member, reader):
+        if self.records is None:
+            if member.name != MANIFEST_NAME:
+                raise IntegrityError("the first member is %s, not the manifest" % member.name, stage="manifest")
+            _header, records = parse_manifest(_read_all(reader))
+            self.records = {record["path"]: record for record in records}
+            return
+        if member.name == AMENDMENTS_NAME:
+            self._apply_amendments(json.loads(_read_all(reader)))
+            return
+        self.members += 1
+        name = member.name.rstrip("/") if member.kind == "dir" else member.name
+        record = self.records.get(name)
+        if record is None:
+            raise IntegrityError("member %s is not in the manifest" % member.name, stage="member")
+        if record["type"] != member.kind:
+            raise IntegrityError("member %s is a %s, the manifest says %s" % (name, member.kind, record["type"]),
+                                 stage="member")
+        self.seen.add(name)
+        if member.kind == "file":
+            digest = hashlib.sha256()
+            while True:
+                chunk = reader.read(1 << 20)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                self.bytes += len(chunk)
+            if digest.hexdigest() != record["sha256"]:
+                self.mismatched[name] = digest.hexdigest()
+
+    def _apply_amendments(self, amendments):
+        for amendment in amendments:
+            path = amendment["path"]
+            if amendment.get("removed"):
+                self.records.pop(path, None)
+            elif amendment.get("sha256") is None or self.mismatched.get(path) == amendment["sha256"]:
+                # Changed while read: the stored bytes are what the amendment says (or were never hashed).
+                self.mismatched.pop(path, None)
+
+    def finish(self):
+        if self.records is None:
+            raise IntegrityError("the archive has no manifest", stage="manifest")
+        if self.mismatched:
+            name = sorted(self.mismatched)[0]
+            raise IntegrityError("member %s does not match its SHA-256 in the manifest (%d member(s) differ)"
+                                 % (name, len(self.mismatched)), stage="member")
+        missing = sorted(set(self.records) - self.seen)
+        if missing:
+            raise IntegrityError("%d manifest entries are missing from the archive, first %s"
+                                 % (len(missing), missing[0]), stage="member")
+
+
+def _read_all(reader):
+    chunks = []
+    while True:
+        chunk = reader.read(1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def check_full(artifact, metadata, identities=None, passphrase=None):
+    """Decrypt, decompress and read everything; compare each member (or the whole payload) with what was recorded."""
+    compression, encrypted = _layers(artifact, metadata)
+    with open(artifact, "rb") as handle:
+        payload, raw = open_payload(handle, compression, encrypted, identities, passphrase)
+        if metadata is not None and metadata.get("kind") != "files":
+            content = hashlib.sha256()
+            size = 0
+            while True:
+                chunk = payload.read(1 << 20)
+                if not chunk:
+                    break
+                content.update(chunk)
+                size += len(chunk)
+            while raw.read(1 << 20):
+                pass
+            if metadata.get("content_sha256") not in (None, content.hexdigest()):
+                raise IntegrityError("the decrypted payload does not match the recorded content SHA-256",
+                                     stage="payload")
+            return {"members": 1, "bytes": size, "raw_sha256": raw.sha256.hexdigest()}
+        check = _TreeCheck()
+        tar = TarReader(payload)
+        for member in tar:
+            check.member(member, tar)
+        check.finish()
+        while raw.read(1 << 20):
+            pass  # bytes after the tar end blocks still count for the artifact's checksum
+        return {"members": check.members, "bytes": check.bytes, "raw_sha256": raw.sha256.hexdigest()}
+
+
+def read_manifest(artifact, metadata, identities=None, passphrase=None):
+    """Only the first member is read: the rest of the artifact is not decrypted."""
+    compression, encrypted = _layers(artifact, metadata)
+    with open(artifact, "rb") as handle:
+        payload, _raw = open_payload(handle, compression, encrypted, identities, passphrase)
+        tar = TarReader(payload)
+        member = next(tar, None)
+        if member is None or member.name != MANIFEST_NAME:
+            raise IntegrityError("the archive does not start with a manifest", stage="manifest")
+        return parse_manifest(_read_all(tar))
+
+
+def compare_source(artifact, metadata, identities=None, passphrase=None):
+    """Added, changed and removed paths of the live tree against the backup's manifest.
+
+    A file counts as changed when its type, mode or content differs; content is hashed only when size or mtime
+    differ from the manifest, the same shortcut restic and rsync take.
+    """
+    header, records = read_manifest(artifact, metadata, identities, passphrase)
+    options = (metadata or {}).get("selection", {})
+    sources = [source for source in header.get("sources", []) if os.path.lexists(source)]
+    live = _selection.select(sources, **options).entries if sources else []
+    recorded = {record["path"]: record for record in records}
+    current = {entry.arcname: entry for entry in live}
+    added = sorted(set(current) - set(recorded))
+    removed = sorted(set(recorded) - set(current))
+    changed = sorted(path for path in set(current) & set(recorded) if _differs(recorded[path], current[path]))
+    return {"added": added, "changed": changed, "removed": removed}
+
+
+def _differs(record, entry):
+    st = entry.stat
+    if record["type"] != entry.kind or record["mode"] != st.st_mode & 0o7777:
+        return True
+    if entry.kind in ("symlink", "hardlink"):
+        return record.get("target") != entry.link_target
+    if entry.kind != "file":
+        return False
+    if record["size"] == st.st_size and record["mtime_ns"] == st.st_mtime_ns:
+        return False
+    try:
+        return hash_file(entry.path) != record["sha256"]
+    except OSError:
+        return True
+
+
+def verify(backup_dir=None, backup_id=None, path=None, level="checksum", identities=None, passphrase=None,
+           check_mode=False):
+    """Run one verification level and record the outcome in the backup's metadata."""
+    if level not in LEVELS:
+        raise UsageError("level must be one of %s" % ", ".join(LEVELS))
+    artifact, metadata = locate(backup_dir, backup_id, path)
+    result = {"path": artifact, "id": (metadata or {}).get("id"), "level": level}
+    try:
+        expected = expected_sha256(artifact, metadata)
+        if level == "full":
+            # One read serves both: the deep check names the damaged member or chunk, the digest the checksum.
+            try:
+                result.update(check_full(artifact, metadata, identities, passphrase))
+            except (IntegrityError, CryptoError) as exc:
+                intact = file_sha256(artifact) == expected
+                if isinstance(exc, WrongKeyError) and intact:
+                    raise
+                # A damaged recipient stanza looks like a wrong key; the checksum tells the two apart.
+                raise IntegrityError("%s (the file %s its recorded checksum)"
+                                     % (exc.msg, "matches" if intact else "does not match"), stage=exc.stage)
+            result["sha256"] = compare_checksum(artifact, expected, result.pop("raw_sha256"))
+        else:
+            result["sha256"] = compare_checksum(artifact, expected, file_sha256(artifact))
+        if level == "source":
+            result["differences"] = compare_source(artifact, metadata, identities, passphrase)
+    except (IntegrityError, CryptoError) as exc:
+        # A wrong key is not a damaged backup: only damage is recorded as a failed verification.
+        if not isinstance(exc, WrongKeyError):
+            _record(metadata, "failed", level, exc.msg, check_mode)
+        raise type(exc)("artifact %s failed %s verification: %s" % (artifact, level, exc.msg),
+                        stage=exc.stage or level)
+    result["changed"] = _record(metadata, "verified", level, None, check_mode)
+    result["verified"] = True
+    result["msg"] = "artifact %s passed %s verification" % (os.path.basename(artifact), level)
+    return result
+
+
+def _record(metadata, state, level, problem, check_mode):
+    """Write the verification state into the metadata; True when that changed what was recorded."""
+    if metadata is None:
+        return False
+    current = metadata.get("verification", {})
+    if current.get("state") == state and _RANK.get(current.get("level"), 0) >= _RANK[level] and state == "verified":
+        return False
+    if current.get("state") == state == "failed" and current.get("problem") == problem:
+        return False
+    if check_mode:
+        return True
+    metadata["verification"] = {"state": state, "level": level, "at": _catalog.iso_utc(_catalog.utc_now())}
+    if problem:
+        metadata["verification"]["problem"] = problem
+    path = metadata.pop("_metadata_path")
+    if os.path.exists(path):  # a prune may have removed the backup meanwhile; never resurrect its metadata
+        _catalog.write_metadata(path, metadata)
+    metadata["_metadata_path"] = path
+    return True

@@ -1,0 +1,189 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: archive
+short_description: Back up files and directories into one compressed, encrypted, checksummed artifact
+version_added: 0.1.0
+description:
+  - Walks O(paths), writes a POSIX tar stream whose first member is a manifest with every file's SHA-256,
+    compresses it, encrypts it in the age format and writes it atomically to O(backup_dir)/O(job)/ with a
+    C(.sha256) sidecar in C(sha256sum -c) format and a C(.json) metadata sidecar.
+  - One streaming pass with bounded memory; nothing appears in the catalog until the artifact is complete.
+  - The artifact opens by hand with C(age -d -i key.txt FILE | zstd -d | tar -x).
+  - Symlinks are stored, never followed; hard links are kept; sockets, fifos and devices are skipped and counted.
+author:
+  - lifeboat.backup contributors
+extends_documentation_fragment:
+  - lifeboat.backup.output
+  - lifeboat.backup.encryption
+attributes:
+  check_mode:
+    support: full
+    details: Reports the selection (files, bytes, excluded) and whether a backup would be written.
+  diff_mode:
+    support: none
+options:
+  paths:
+    description:
+      - Absolute paths of the files and directories to back up.
+    type: list
+    elements: path
+    required: true
+  exclude:
+    description:
+      - Glob patterns to leave out. V(**) matches any depth, V(*) does not cross V(/).
+      - A pattern with a V(/) is matched against the absolute path, one without against each base name.
+    type: list
+    elements: str
+    default: []
+  exclude_if_present:
+    description:
+      - Marker file names, for example V(.nobackup) or V(CACHEDIR.TAG); a directory that holds one is left out.
+    type: list
+    elements: str
+    default: []
+  respect_gitignore:
+    description:
+      - Leave out what C(.gitignore) files (nested ones included) and C(.git/info/exclude) ignore, with git's rules.
+    type: bool
+    default: false
+  default_excludes:
+    description:
+      - Leave out the usual junk, VCS directories, virtualenvs, C(__pycache__), C(*.pyc), C(node_modules),
+        C(*.tmp), C(.DS_Store), C(Thumbs.db), editor directories.
+      - The backup directory itself is never part of a backup.
+    type: bool
+    default: true
+  skip_unchanged:
+    description:
+      - When the selected tree is identical to the job's newest backup (same paths, types, modes, owners, times
+        and contents), write nothing and report RV(changed=false) with that backup's id.
+    type: bool
+    default: false
+  on_unreadable:
+    description:
+      - What a file or directory that cannot be read does to the run. V(fail) stops before anything is written,
+        V(warn) leaves it out and reports it.
+    type: str
+    choices: [fail, warn]
+    default: fail
+requirements:
+  - python >= 3.9 on the managed host
+  - cryptography (for encryption)
+  - zstandard (for O(compression=zstd))
+  - pathspec (for O(respect_gitignore=true))
+seealso:
+  - module: lifeboat.backup.verify
+  - module: lifeboat.backup.keypair
+"""
+
+EXAMPLES = r"""
+- name: Back up the application before a deploy
+  lifeboat.backup.archive:
+    job: app
+    paths:
+      - /srv/app
+      - /etc/app
+    exclude:
+      - "**/cache/**"
+      - "*.log"
+    respect_gitignore: true
+    recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+    tags: [pre-deploy]
+    deploy_id: v42
+
+- name: Nightly backup that writes nothing when nothing changed
+  lifeboat.backup.archive:
+    job: etc
+    paths: [/etc]
+    compression: gzip
+    recipients: "{{ backup_recipients }}"
+    skip_unchanged: true
+"""
+
+RETURN = r"""
+id:
+  description: Id of the backup written, or of the identical newest one when O(skip_unchanged) applied.
+  returned: success, not in check mode
+  type: str
+  sample: app-20261122T021500Z
+path:
+  description: Absolute path of the artifact.
+  returned: success, not in check mode
+  type: str
+  sample: /var/backups/lifeboat/app/app-20261122T021500Z.tar.zst.age
+sha256:
+  description: SHA-256 of the artifact file, as in its C(.sha256) sidecar.
+  returned: success, not in check mode
+  type: str
+size:
+  description: Size of the artifact in bytes.
+  returned: success, not in check mode
+  type: int
+input_size:
+  description: Sum of the sizes of the regular files selected.
+  returned: always
+  type: int
+files:
+  description: Number of regular files selected.
+  returned: always
+  type: int
+counts:
+  description: Number of entries per type (file, dir, symlink, hardlink).
+  returned: always
+  type: dict
+excluded:
+  description: Number of files and directories left out by a rule (a directory left out counts once).
+  returned: always
+  type: int
+special_files:
+  description: Special files that are never archived, per kind (socket, fifo, device).
+  returned: always
+  type: dict
+metadata:
+  description: The metadata sidecar of the backup.
+  returned: success, not in check mode
+  type: dict
+skipped_unchanged:
+  description: True when no artifact was written because the tree is identical to the newest backup.
+  returned: when O(skip_unchanged) applied
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils._archive import ArchiveRequest, run_archive
+from ..module_utils._option_groups import encryption_spec, output_spec, run_module
+
+
+def main():
+    argument_spec = dict(
+        paths=dict(type="list", elements="path", required=True),
+        exclude=dict(type="list", elements="str", default=[]),
+        exclude_if_present=dict(type="list", elements="str", default=[]),
+        respect_gitignore=dict(type="bool", default=False),
+        default_excludes=dict(type="bool", default=True),
+        skip_unchanged=dict(type="bool", default=False),
+        on_unreadable=dict(type="str", default="fail", choices=["fail", "warn"]),
+    )
+    argument_spec.update(output_spec())
+    argument_spec.update(encryption_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[("recipients", "passphrase")])
+    params = module.params
+
+    def action():
+        request = ArchiveRequest(**{key: params[key] for key in params})
+        return run_archive(request, check_mode=module.check_mode)
+
+    run_module(module, action)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Helpers shared by the tests: trees to back up, their fingerprints, the age CLI."""
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+
+def make_tree(root):
+    """A small tree with every kind of entry the archive must keep."""
+    os.makedirs(os.path.join(root, "sub", "deeper"))
+    os.makedirs(os.path.join(root, "empty"))
+    with open(os.path.join(root, "text.txt"), "w", encoding="utf-8") as handle:
+        handle.write("hello world\n" * 500)
+    with open(os.path.join(root, "sub", "random.bin"), "wb") as handle:
+        handle.write(os.urandom(200_000))
+    with open(os.path.join(root, "sub", "deeper", "empty.txt"), "wb"):
+        pass
+    with open(os.path.join(root, "ünïcode ñame.txt"), "w", encoding="utf-8") as handle:
+        handle.write("unicode\n")
+    long_dir = os.path.join(root, "l" * 90, "m" * 90)
+    os.makedirs(long_dir)
+    with open(os.path.join(long_dir, "long-name-file.txt"), "w", encoding="utf-8") as handle:
+        handle.write("long path\n")
+    os.chmod(os.path.join(root, "text.txt"), 0o640)
+    script = os.path.join(root, "run.sh")
+    with open(script, "w", encoding="utf-8") as handle:
+        handle.write("#!/bin/sh\necho hi\n")
+    os.chmod(script, 0o755)
+    os.symlink("text.txt", os.path.join(root, "link-to-text"))
+    os.symlink("/etc/passwd", os.path.join(root, "absolute-link"))
+    os.link(os.path.join(root, "text.txt"), os.path.join(root, "sub", "hardlink.txt"))
+    os.utime(os.path.join(root, "text.txt"), (1_600_000_000, 1_600_000_000))
+    return root
+
+
+def fingerprint(root):
+    """Content, mode, mtime (seconds) and link target of every entry under root, keyed by relative path."""
+    found = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, root)
+            if stat.S_ISLNK(st.st_mode):
+                found[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                found[rel] = ("dir", stat.S_IMODE(st.st_mode))
+            else:
+                with open(path, "rb") as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+                found[rel] = ("file", stat.S_IMODE(st.st_mode), int(st.st_mtime), digest)
+    return found
+
+
+def tree_digest(root):
+    return hashlib.sha256(repr(sorted(fingerprint(root).items())).encode()).hexdigest()
+
+
+def require_binary(name):
+    if shutil.which(name) is None:
+        pytest.skip("%s is not installed (Debian package: see bindep.txt)" % name)
+
+
+def age_decrypt_cli(path, identity, tmp_path):
+    """Decrypt with the real age CLI; returns the plaintext bytes."""
+    require_binary("age")
+    key = tmp_path / "cli-identity.txt"
+    key.write_text(identity + "\n")
+    key.chmod(0o600)
+    return subprocess.run(["age", "-d", "-i", str(key), str(path)], check=True, capture_output=True).stdout

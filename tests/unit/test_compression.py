@@ -1,0 +1,56 @@
+"""Compression layers round-trip, refuse bad levels and report damage as IntegrityError."""
+
+import io
+import os
+
+import pytest
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import _compression
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (IntegrityError,
+                                                                             MissingDependencyError, UsageError)
+
+PAYLOAD = b"".join(b"line %d of some text\n" % i for i in range(50_000)) + os.urandom(100_000)
+
+
+def _compress(algorithm, data, level=None):
+    sink = io.BytesIO()
+    writer = _compression.open_compressor(algorithm, sink, level)
+    for start in range(0, len(data), 70_000):
+        writer.write(data[start:start + 70_000])
+    writer.close()
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize("algorithm", _compression.ALGORITHMS)
+def test_round_trip(algorithm):
+    packed = _compress(algorithm, PAYLOAD)
+    assert _compression.sniff(packed) == algorithm
+    reader = _compression.open_decompressor(algorithm, io.BytesIO(packed))
+    assert b"".join(iter(lambda: reader.read(65536), b"")) == PAYLOAD
+    if algorithm != "none":
+        assert len(packed) < len(PAYLOAD) * 0.5
+
+
+@pytest.mark.parametrize("algorithm", ["zstd", "gzip"])
+def test_truncated_stream_is_an_integrity_error(algorithm):
+    packed = _compress(algorithm, PAYLOAD)[:-100]
+    reader = _compression.open_decompressor(algorithm, io.BytesIO(packed))
+    with pytest.raises(IntegrityError, match="corrupted or truncated"):
+        while reader.read(65536):
+            pass
+
+
+def test_levels_are_checked():
+    assert _compression.resolve_level("zstd", None) == 3
+    with pytest.raises(UsageError, match="out of range for gzip"):
+        _compression.resolve_level("gzip", 12)
+    with pytest.raises(UsageError, match="unknown compression"):
+        _compression.resolve_level("brotli", None)
+
+
+def test_missing_zstandard_names_the_package_and_gzip(monkeypatch):
+    monkeypatch.setattr(_compression, "zstandard", None)
+    with pytest.raises(MissingDependencyError) as error:
+        _compression.open_compressor("zstd", io.BytesIO())
+    assert "python3-zstandard" in str(error.value)
+    assert "compression: gzip" in str(error.value)
