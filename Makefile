@@ -45,15 +45,14 @@ help:
 	@echo 'make lint         ansible-lint with the production profile'
 	@echo 'make molecule     molecule test --all (needs scenarios, root and systemd-nspawn)'
 	@echo 'make demo         build and install the collection, run demo/demo.yml'
-	@echo 'make changelog    lint the changelog fragments and release version of galaxy.yml'
+	@echo 'make changelog    lint the changelog fragments, then release the version in galaxy.yml'
 	@echo 'make clean        remove build output and test caches; distclean also removes .venv'
 
 venv: $(VENV_STAMP)
 
-# Rebuilt whenever requirements.txt changes.
+# Reinstalled whenever requirements.txt changes; `make distclean` for a venv from scratch.
 $(VENV_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 

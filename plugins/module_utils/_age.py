@@ -12,6 +12,7 @@ nonce, so a truncated file is detected, not silently accepted.
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import hmac
 import io
@@ -19,7 +20,7 @@ import os
 import re
 import struct
 
-from ._errors import CryptoError, MissingDependencyError, UsageError
+from ._errors import CryptoError, MissingDependencyError, UsageError, WrongKeyError
 
 try:
     from cryptography.exceptions import InvalidTag
@@ -386,12 +387,7 @@ class AgeWriter:
 
 # --- reading ------------------------------------------------------------------------------------------------
 
-class _Stanza:
-    __slots__ = ("arguments", "body")
-
-    def __init__(self, arguments, body):
-        self.arguments = arguments
-        self.body = body
+_Stanza = collections.namedtuple("_Stanza", "arguments body")
 
 
 class _HeaderLines:
@@ -537,7 +533,7 @@ def _unwrap_scrypt(stanza, passphrase):
     try:
         return ChaCha20Poly1305(wrap_key).decrypt(_ZERO_NONCE, stanza.body, None)
     except InvalidTag:
-        raise CryptoError("wrong passphrase") from None
+        raise WrongKeyError("wrong passphrase") from None
 
 
 def _unwrap_file_key(stanzas, identities, passphrase):
@@ -547,18 +543,18 @@ def _unwrap_file_key(stanzas, identities, passphrase):
         raise CryptoError("header is corrupted (a passphrase stanza must be the only stanza)")
     if passphrase is not None:
         if not is_passphrase_file:
-            raise CryptoError("this file is encrypted to recipients (public keys), not with a passphrase; "
-                              "give an identity to decrypt it")
+            raise WrongKeyError("this file is encrypted to recipients (public keys), not with a passphrase; "
+                                 "give an identity to decrypt it")
         return _unwrap_scrypt(stanzas[0], _passphrase_bytes(passphrase))
     if is_passphrase_file:
-        raise CryptoError("this file is encrypted with a passphrase, not to recipients; give the passphrase")
+        raise WrongKeyError("this file is encrypted with a passphrase, not to recipients; give the passphrase")
     keys = _x25519_keys(identities)
     for stanza in stanzas:
         if stanza.arguments[0] == b"X25519":
             file_key = _unwrap_x25519(stanza, keys)
             if file_key is not None:
                 return file_key
-    raise CryptoError("no identity matches any recipient of this file")
+    raise WrongKeyError("no identity matches any recipient of this file")
 
 
 class AgeReader(io.RawIOBase):
@@ -610,8 +606,8 @@ class AgeReader(io.RawIOBase):
         reason = "corrupted or tampered"
         if last:
             reason += ", or the file was cut short or appended to"
-        return CryptoError("chunk %d of the payload failed authentication (%s); it holds plaintext bytes %d to %d"
-                           % (index + 1, reason, index * CHUNK_SIZE, (index + 1) * CHUNK_SIZE - 1))
+        return CryptoError("chunk %d of the payload failed authentication (%s); its plaintext starts at byte %d"
+                           % (index + 1, reason, index * CHUNK_SIZE))
 
     def _opens(self, chunk, index, last):
         try:

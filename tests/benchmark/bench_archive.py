@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Benchmark: the engine's archive against the shell pipeline, restic and borg, on the same corpus in the same run.
+
+    python tests/benchmark/bench_archive.py [--size-gib 1] [--workdir DIR] [--skip-peers]
+
+Builds a corpus of about SIZE GiB (20,000 source-like files, a 200 MB SQL-like text and 100 MB of random bytes,
+scaled with --size-gib), then times:
+  - lifeboat: run_archive with zstd-3, age to one recipient, SHA-256 (in a child process, for its own peak RSS)
+  - shell:    tar -cf - DIR | zstd -3 -T0 | age -r R > F && sha256sum F
+  - restic:   first backup into a fresh encrypted repository (if installed)
+  - borg:     first backup into a fresh encrypted repository, zstd,3 (if installed)
+Each is run after dropping nothing from the page cache: the corpus is read once beforehand so every tool reads
+from memory, which is what makes the comparison about CPU work and not about the disk.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+WORDS = ("def class return import from self if else elif for while in not and or None True False try except "
+         "finally with as lambda yield async await print len range dict list set tuple str int float value "
+         "result request response config logger error index count total user name path data items key").split()
+
+
+def source_pool(size, rng):
+    """Text that compresses like code: identifiers, indentation, repetition at short and long range."""
+    lines = []
+    total = 0
+    while total < size:
+        indent = "    " * rng.randint(0, 3)
+        line = indent + " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9)))
+        line += "(%s)\n" % ", ".join("%s_%d" % (rng.choice(WORDS), rng.randint(0, 99)) for _ in range(rng.randint(0, 3)))
+        lines.append(line)
+        total += len(line)
+    return "".join(lines).encode()
+
+
+def build_corpus(directory, scale, rng):
+    files, sql_mb, random_mb = 20_000, int(200 * scale), int(100 * scale)
+    per_file = int((scale * 1024 ** 3 - (sql_mb + random_mb) * 1024 ** 2) / files)
+    pool = source_pool(64 * 1024 * 1024, rng)
+    for index in range(files):
+        path = os.path.join(directory, "src", "pkg%03d" % (index // 100), "mod%05d.py" % index)
+        if index % 100 == 0:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        size = max(100, int(rng.expovariate(1 / per_file)))
+        start = rng.randrange(0, len(pool) - size - 1) if size < len(pool) else 0
+        with open(path, "wb") as handle:
+            handle.write(pool[start:start + size])
+    with open(os.path.join(directory, "dump.sql"), "wb") as handle:
+        for row in range(sql_mb * 1024 * 1024 // 100):
+            handle.write(b"INSERT INTO orders VALUES (%d, 'customer-%d', %d.%02d, '2026-11-%02d');\n"
+                         % (row, rng.randint(1, 99999), rng.randint(1, 9999), rng.randint(0, 99), rng.randint(1, 28)))
+    with open(os.path.join(directory, "random.bin"), "wb") as handle:
+        for _ in range(random_mb):
+            handle.write(os.urandom(1024 * 1024))
+
+
+def tree_size(directory):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(directory) for f in fs)
+
+
+def timed(argv, env=None, cwd=None):
+    """Wall time and peak RSS (MiB) of a command and its children."""
+    started = time.monotonic()
+    process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("command failed: %s" % " ".join(argv))
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def warm(directory):
+    subprocess.run(["tar", "-cf", "/dev/null", directory], check=True)
+    subprocess.run("find %s -type f -print0 | xargs -0 cat > /dev/null" % directory, shell=True, check=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-gib", type=float, default=1.0)
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per tool; the best is reported")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir)
+    try:
+        corpus = os.path.join(work, "corpus")
+        os.makedirs(corpus)
+        started = time.monotonic()
+        build_corpus(corpus, args.size_gib, random.Random(42))
+        size = tree_size(corpus)
+        print("corpus: %.2f GiB in %.0f s" % (size / 1024 ** 3, time.monotonic() - started), flush=True)
+        sys.path.insert(0, os.path.join(ROOT, "build", "pytest-collections"))
+        sys.path.insert(0, os.path.join(ROOT, "tests"))
+        import conftest  # noqa: F401  (makes the collection importable)
+        from ansible_collections.lifeboat.backup.plugins.module_utils import _age
+        identity, recipient = _age.generate_identity()
+        warm(corpus)
+        results = {}
+        code = ("import sys; sys.path.insert(0, %r)\n"
+                "from ansible_collections.lifeboat.backup.plugins.module_utils import _archive\n"
+                "_archive.run_archive(_archive.ArchiveRequest([%r], 'bench', backup_dir=sys.argv[1], "
+                "recipients=[%r], default_excludes=False))\n") % (
+            os.path.join(ROOT, "build", "pytest-collections"), corpus, recipient)
+
+        def fresh(name):
+            path = os.path.join(work, name)
+            shutil.rmtree(path, ignore_errors=True)
+            os.makedirs(path)
+            return path
+
+        runs = {
+            "lifeboat": lambda: timed([sys.executable, "-c", code, fresh("out-lifeboat")]),
+            "shell": lambda: timed(["bash", "-o", "pipefail", "-c",
+                                    "tar -cf - -C %s . | zstd -q -3 -T0 | age -r %s > %s/f.tar.zst.age && "
+                                    "sha256sum %s/f.tar.zst.age > /dev/null" % (corpus, recipient,
+                                                                                  fresh("out-shell"),
+                                                                                  os.path.join(work, "out-shell"))]),
+        }
+        if not args.skip_peers and shutil.which("restic"):
+            env = dict(os.environ, RESTIC_PASSWORD="bench")
+
+            def restic():
+                repo = fresh("out-restic")
+                subprocess.run(["restic", "-q", "init", "-r", repo], env=env, check=True, stdout=subprocess.DEVNULL)
+                return timed(["restic", "-q", "-r", repo, "backup", corpus], env=env)
+            runs["restic"] = restic
+        if not args.skip_peers and shutil.which("borg"):
+            env = dict(os.environ, BORG_PASSPHRASE="bench", BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
+                       BORG_BASE_DIR=os.path.join(work, "borg-base"))
+
+            def borg():
+                repo = fresh("out-borg")
+                subprocess.run(["borg", "init", "-e", "repokey", repo], env=env, check=True)
+                return timed(["borg", "create", "--compression", "zstd,3", repo + "::first", corpus], env=env)
+            runs["borg"] = borg
+        for name, run in runs.items():
+            best = min((run() for _ in range(args.repeat)), key=lambda pair: pair[0])
+            output = os.path.join(work, "out-" + name)
+            results[name] = {"seconds": round(best[0], 2), "peak_rss_mib": round(best[1], 1),
+                             "output_mib": round(tree_size(output) / 1024 ** 2, 1)}
+            print("%-9s %7.2f s  %8.1f MiB out  peak RSS %7.1f MiB" % (
+                name, best[0], results[name]["output_mib"], best[1]), flush=True)
+        ratio = results["lifeboat"]["seconds"] / results["shell"]["seconds"]
+        print("lifeboat / shell pipeline wall time: %.2f (target <= 1.00)" % ratio)
+        print(json.dumps({"input_gib": round(size / 1024 ** 3, 3), "results": results, "ratio_vs_shell": round(ratio, 3)}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
