@@ -183,8 +183,9 @@ def _write_sidecars(path, metadata):
 
 
 def _summary(request, description):
-    return "%s database %s (%d tables, %d rows)" % (request.engine, request.database, len(description["tables"]),
-                                                     description["total_rows"])
+    tables = description["tables"]
+    return "%s database %s (%d tables, %d rows)" % (request.engine, request.database, len(tables),
+                                                    description["total_rows"])
 
 
 def _predict(request):

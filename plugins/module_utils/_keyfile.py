@@ -13,8 +13,8 @@ from ._errors import UsageError
 
 
 def identity_file_text(identity, recipient, now):
-    return "# created: %s\n# public key: %s\n%s\n" % (now.astimezone().isoformat(timespec="seconds"),
-                                                       recipient, identity)
+    created = now.astimezone().isoformat(timespec="seconds")
+    return "# created: %s\n# public key: %s\n%s\n" % (created, recipient, identity)
 
 
 def ensure_keypair(path, force=False, check_mode=False):

@@ -50,7 +50,7 @@ def prune(backup_dir, policy, job=None, check_mode=False, lock_timeout=0.0, now=
     policy.validate()
     now = now or _catalog.utc_now()
     if check_mode or not os.path.isdir(backup_dir):
-        return _run(backup_dir, policy, job, True if check_mode else False, now)
+        return _run(backup_dir, policy, job, check_mode, now)
     with _catalog.CatalogLock(backup_dir, timeout=lock_timeout):
         return _run(backup_dir, policy, job, False, now)
 
@@ -80,9 +80,9 @@ def _cleaned(leftover):
 def remove_backup(scan, metadata):
     """Artifact first and made durable, sidecars last: an interruption leaves an orphan, never a backup without data."""
     artifact = metadata["artifact"]
-    remove_files(scan, [artifact])
     backup_id = metadata["id"]
     remove_files(scan, [backup_id + _catalog.CHECKSUM_SUFFIX, backup_id + _catalog.METADATA_SUFFIX])
+    remove_files(scan, [artifact])
 
 
 def remove_files(scan, names):

@@ -180,7 +180,7 @@ def _parse_pax(data):
     while pos < len(data):
         space = data.index(b" ", pos)
         length = int(data[pos:space])
-        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        key, value = data[space + 1:pos + length - 1].split(b"=", 1)
         fields[key.decode("utf-8", "replace")] = value
         pos += length
     return fields

@@ -17,8 +17,9 @@ description:
   - The artifact opens by hand with C(age -d -i key.txt FILE | zstd -d | tar -x).
   - Symlinks are stored, never followed; hard links are kept; sockets, fifos and devices are skipped and counted.
 author:
-  - lifeboat.backup contributors
+  - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
+  - lifeboat.backup.attributes
   - lifeboat.backup.output
   - lifeboat.backup.encryption
 attributes:
@@ -62,7 +63,7 @@ options:
   skip_unchanged:
     description:
       - When the selected tree is identical to the job's newest backup (same paths, types, modes, owners, times
-        and contents), write nothing and report RV(changed=false) with that backup's id.
+        and contents), write nothing and report C(changed=false) with that backup's id.
     type: bool
     default: false
   on_unreadable:

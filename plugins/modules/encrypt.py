@@ -14,8 +14,9 @@ description:
   - The result is written under a temporary name, synced and renamed into place, with mode V(0600).
   - The output is the standard age format, so C(age -d) opens what this module encrypts and the other way round.
 author:
-  - lifeboat.backup contributors
+  - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
+  - lifeboat.backup.attributes
   - lifeboat.backup.encryption
   - lifeboat.backup.encryption.identity
 attributes:

@@ -12,11 +12,13 @@ version_added: 0.1.0
 description:
   - Creates an age X25519 identity at O(path) with mode V(0600), in the format C(age-keygen) writes, and returns
     the public recipient (V(age1...)) to give to the hosts.
-  - Run it where the identity must live, usually the controller (C(delegate_to: localhost)). Hosts only ever
-    need the recipient.
-  - An existing valid identity is kept (RV(changed=false)); its mode is tightened to V(0600) when looser.
+  - Run it where the identity must live, usually the controller (with C(delegate_to) V(localhost)). Hosts only
+    ever need the recipient.
+  - An existing valid identity is kept (C(changed=false)); its mode is tightened to V(0600) when looser.
 author:
-  - lifeboat.backup contributors
+  - Lifeboat maintainers (@lifeboat)
+extends_documentation_fragment:
+  - lifeboat.backup.attributes
 attributes:
   check_mode:
     support: full

@@ -18,8 +18,9 @@ description:
   - The outcome is recorded in the backup's metadata (C(verification)), where the catalog and retention read it.
   - Fails with a message that names the artifact and what is wrong (which member, which chunk).
 author:
-  - lifeboat.backup contributors
+  - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
+  - lifeboat.backup.attributes
   - lifeboat.backup.encryption.identity
 attributes:
   check_mode:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: the engine's archive against the shell pipeline, restic and borg, on the same corpus in the same run.
 
     python tests/benchmark/bench_archive.py [--size-gib 1] [--workdir DIR] [--skip-peers]
@@ -25,6 +24,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+SHELL_PIPELINE = ("tar -cf - -C %(corpus)s . | zstd -q -3 -T0 | age -r %(recipient)s > %(out)s/f.tar.zst.age"
+                  " && sha256sum %(out)s/f.tar.zst.age > /dev/null")
 WORDS = ("def class return import from self if else elif for while in not and or None True False try except "
          "finally with as lambda yield async await print len range dict list set tuple str int float value "
          "result request response config logger error index count total user name path data items key").split()
@@ -36,8 +37,8 @@ def source_pool(size, rng):
     total = 0
     while total < size:
         indent = "    " * rng.randint(0, 3)
-        line = indent + " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9)))
-        line += "(%s)\n" % ", ".join("%s_%d" % (rng.choice(WORDS), rng.randint(0, 99)) for _ in range(rng.randint(0, 3)))
+        line = indent + " ".join(rng.choice(WORDS) for _word in range(rng.randint(2, 9)))
+        line += "(%s)\n" % ", ".join("%s_%d" % (rng.choice(WORDS), rng.randint(0, 99)) for _arg in range(rng.randint(0, 3)))
         lines.append(line)
         total += len(line)
     return "".join(lines).encode()
@@ -60,19 +61,19 @@ def build_corpus(directory, scale, rng):
             handle.write(b"INSERT INTO orders VALUES (%d, 'customer-%d', %d.%02d, '2026-11-%02d');\n"
                          % (row, rng.randint(1, 99999), rng.randint(1, 9999), rng.randint(0, 99), rng.randint(1, 28)))
     with open(os.path.join(directory, "random.bin"), "wb") as handle:
-        for _ in range(random_mb):
+        for _megabyte in range(random_mb):
             handle.write(os.urandom(1024 * 1024))
 
 
 def tree_size(directory):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(directory) for f in fs)
+    return sum(os.path.getsize(os.path.join(top, name)) for top, _dirs, names in os.walk(directory) for name in names)
 
 
 def timed(argv, env=None, cwd=None):
     """Wall time and peak RSS (MiB) of a command and its children."""
     started = time.monotonic()
     process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    status, usage = os.wait4(process.pid, 0)[1:]
     elapsed = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("command failed: %s" % " ".join(argv))
@@ -90,13 +91,19 @@ def main():
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--repeat", type=int, default=2, help="runs per tool; the best is reported")
+    parser.add_argument("--build-corpus", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_corpus:
+        build_corpus(args.build_corpus, args.size_gib, random.Random(42))
+        return
     work = tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir)
     try:
         corpus = os.path.join(work, "corpus")
         os.makedirs(corpus)
         started = time.monotonic()
-        build_corpus(corpus, args.size_gib, random.Random(42))
+        # In a child: ru_maxrss of the measured commands starts from the size of the process that forks them.
+        subprocess.run([sys.executable, __file__, "--build-corpus", corpus, "--size-gib", str(args.size_gib)],
+                       check=True)
         size = tree_size(corpus)
         print("corpus: %.2f GiB in %.0f s" % (size / 1024 ** 3, time.monotonic() - started), flush=True)
         sys.path.insert(0, os.path.join(ROOT, "build", "pytest-collections"))
@@ -120,31 +127,26 @@ def main():
 
         runs = {
             "lifeboat": lambda: timed([sys.executable, "-c", code, fresh("out-lifeboat")]),
-            "shell": lambda: timed(["bash", "-o", "pipefail", "-c",
-                                    "tar -cf - -C %s . | zstd -q -3 -T0 | age -r %s > %s/f.tar.zst.age && "
-                                    "sha256sum %s/f.tar.zst.age > /dev/null" % (corpus, recipient,
-                                                                                  fresh("out-shell"),
-                                                                                  os.path.join(work, "out-shell"))]),
+            "shell": lambda: timed(["bash", "-o", "pipefail", "-c", SHELL_PIPELINE % {
+                "corpus": corpus, "recipient": recipient, "out": fresh("out-shell")}]),
         }
-        if not args.skip_peers and shutil.which("restic"):
-            env = dict(os.environ, RESTIC_PASSWORD="bench")
+        restic_env = dict(os.environ, RESTIC_PASSWORD="bench")
+        borg_env = dict(os.environ, BORG_PASSPHRASE="bench", BORG_BASE_DIR=os.path.join(work, "borg-base"))
 
-            def restic():
-                repo = fresh("out-restic")
-                subprocess.run(["restic", "-q", "init", "-r", repo], env=env, check=True, stdout=subprocess.DEVNULL)
-                return timed(["restic", "-q", "-r", repo, "backup", corpus], env=env)
-            runs["restic"] = restic
-        if not args.skip_peers and shutil.which("borg"):
-            env = dict(os.environ, BORG_PASSPHRASE="bench", BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
-                       BORG_BASE_DIR=os.path.join(work, "borg-base"))
+        def restic():
+            repo = fresh("out-restic")
+            subprocess.run(["restic", "-q", "init", "-r", repo], env=restic_env, check=True, stdout=subprocess.DEVNULL)
+            return timed(["restic", "-q", "-r", repo, "backup", corpus], env=restic_env)
 
-            def borg():
-                repo = fresh("out-borg")
-                subprocess.run(["borg", "init", "-e", "repokey", repo], env=env, check=True)
-                return timed(["borg", "create", "--compression", "zstd,3", repo + "::first", corpus], env=env)
-            runs["borg"] = borg
+        def borg():
+            repo = fresh("out-borg")
+            subprocess.run(["borg", "init", "-e", "repokey", repo], env=borg_env, check=True)
+            return timed(["borg", "create", "--compression", "zstd,3", repo + "::first", corpus], env=borg_env)
+
+        if not args.skip_peers:
+            runs.update({name: run for name, run in (("restic", restic), ("borg", borg)) if shutil.which(name)})
         for name, run in runs.items():
-            best = min((run() for _ in range(args.repeat)), key=lambda pair: pair[0])
+            best = min((run() for _attempt in range(args.repeat)), key=lambda pair: pair[0])
             output = os.path.join(work, "out-" + name)
             results[name] = {"seconds": round(best[0], 2), "peak_rss_mib": round(best[1], 1),
                              "output_mib": round(tree_size(output) / 1024 ** 2, 1)}

@@ -15,8 +15,8 @@ import pytest
 from testlib import age_decrypt_cli, fingerprint, make_tree, require_binary, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
-from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (CryptoError, IntegrityError, LockedError,
-                                                                             SourceError, StorageError)
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
+    CryptoError, IntegrityError, LockedError, SourceError, StorageError)
 
 IDENTITY, RECIPIENT = _age.generate_identity()
 
@@ -27,9 +27,9 @@ def _backup(source, backup_dir, **options):
 
 
 def _catalog_files(backup_dir):
-    return sorted(os.path.relpath(path, backup_dir) for path in glob.glob(os.path.join(str(backup_dir), "**"),
-                                                                         recursive=True) if os.path.isfile(path)
-                  and not path.endswith(".lock"))
+    paths = glob.glob(os.path.join(str(backup_dir), "**"), recursive=True)
+    return sorted(os.path.relpath(path, backup_dir) for path in paths
+                  if os.path.isfile(path) and not path.endswith(".lock"))
 
 
 @pytest.mark.parametrize("compression,tool", [("zstd", ["zstd", "-d"]), ("gzip", ["gzip", "-d"]), ("none", ["cat"])])
@@ -47,8 +47,8 @@ def test_restores_by_hand_with_age_and_tar(tmp_path, compression, tool):
     members = subprocess.run(["tar", "-t"], input=tar_stream, capture_output=True, check=True).stdout.decode()
     assert members.splitlines()[0] == ".lifeboat-manifest.json"
     check = subprocess.run(["sha256sum", "-c", os.path.basename(result["path"]).split(".")[0] + ".sha256"],
-                           cwd=os.path.dirname(result["path"]), capture_output=True, text=True)
-    assert check.returncode == 0 and ": OK" in check.stdout
+                           cwd=os.path.dirname(result["path"]), capture_output=True, text=True, check=True)
+    assert ": OK" in check.stdout
 
 
 def test_metadata_and_modes(tmp_path):
@@ -142,7 +142,7 @@ def test_missing_source_fails_before_anything_is_written(tmp_path):
 
 def _run_as_nobody(code):
     # The system interpreter: a virtualenv under root's home is not readable by nobody.
-    return subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True,
+    return subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, check=True,
                           preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
 
 
@@ -186,7 +186,7 @@ def small_fs(tmp_path):
     mountpoint = tmp_path / "small"
     mountpoint.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)],
-                                           capture_output=True).returncode != 0:
+                                           capture_output=True, check=False).returncode != 0:
         pytest.skip("mounting a tmpfs needs root")
     yield mountpoint
     subprocess.run(["umount", str(mountpoint)], check=True)
@@ -212,7 +212,7 @@ def test_sigkill_mid_backup_leaves_nothing_in_the_catalog(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     with open(source / "big.bin", "wb") as handle:
-        for _ in range(64):
+        for _chunk in range(64):
             handle.write(os.urandom(4 * 1024 * 1024))
     backups = tmp_path / "backups"
     code = ("import sys; sys.path.insert(0, %r)\n"
@@ -339,7 +339,7 @@ def test_truncated_artifact(big_backup):
 
 
 def test_wrong_identity_is_not_recorded_as_damage(big_backup):
-    other, _ = _age.generate_identity()
+    other = _age.generate_identity()[0]
     with pytest.raises(CryptoError) as error:
         _verify.verify(path=big_backup["path"], level="full", identities=[other])
     assert "no identity matches" in str(error.value) and other not in str(error.value)

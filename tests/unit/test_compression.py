@@ -6,8 +6,8 @@ import os
 import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _compression
-from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (IntegrityError,
-                                                                             MissingDependencyError, UsageError)
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
+    IntegrityError, MissingDependencyError, UsageError)
 
 PAYLOAD = b"".join(b"line %d of some text\n" % i for i in range(50_000)) + os.urandom(100_000)
 

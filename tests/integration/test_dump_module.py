@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The dump module through real ansible-playbook runs (targets/dump), and its artifacts opened by hand."""
+
+from __future__ import annotations
+
+import glob
+import subprocess
+
+from testlib import age_decrypt_cli
+from test_dumpers import sqlite_rows, sqlite_sample
+from test_modules import run_target
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age
+
+
+def test_dump_target(tmp_path):
+    identity, recipient = _age.generate_identity()
+    database = tmp_path / "app.db"
+    sqlite_sample(database)
+    output = run_target("dump", tmp_path, {"identity": identity, "recipient": recipient, "database": str(database)})
+    assert identity not in output
+    artifacts = sorted(glob.glob(str(tmp_path / "backups" / "app-db" / "*.sqlite.zst.age")))
+    assert len(artifacts) == 2
+    for number, artifact in enumerate(artifacts):
+        compressed = age_decrypt_cli(artifact, identity, tmp_path)
+        restored = tmp_path / ("restored%d.db" % number)
+        restored.write_bytes(subprocess.run(["zstd", "-d", "-c"], input=compressed, capture_output=True,
+                                            check=True).stdout)
+        assert sqlite_rows(restored) == sqlite_rows(database)
