@@ -80,9 +80,9 @@ def _cleaned(leftover):
 def remove_backup(scan, metadata):
     """Artifact first and made durable, sidecars last: an interruption leaves an orphan, never a backup without data."""
     artifact = metadata["artifact"]
+    remove_files(scan, [artifact])
     backup_id = metadata["id"]
     remove_files(scan, [backup_id + _catalog.CHECKSUM_SUFFIX, backup_id + _catalog.METADATA_SUFFIX])
-    remove_files(scan, [artifact])
 
 
 def remove_files(scan, names):

@@ -4,12 +4,14 @@
 """Time a PostgreSQL dump through the pipeline against plain `pg_dump -Fc` to a file.
 
 A throwaway server (tests/integration/dbservers.py) gets a pgbench database of the given scale
-(scale 60 is about 1 GB on disk); then, in the same run and alternately, `pg_dump -Fc -f FILE`
-and lifeboat's dump (pg_dump --format=custom --compress=0 -> zstd level 3 -> age to one recipient
--> SHA-256 -> atomic file, row counts included) are timed. Prints wall times (best of --repeat),
-their ratio (target: at most 1.1), sizes, and the peak RSS of this process.
+(scale 60 is about 1 GB on disk). After one untimed dump that warms the page cache, each round
+times, one after the other: `pg_dump -Fc -f FILE`, and lifeboat's dump (pg_dump --format=custom
+--compress=0 -> zstd level 3 -> age to one recipient -> SHA-256 -> fsynced atomic file) with
+row_counts=estimated (the dump alone, like for like) and with row_counts=exact (the module's
+default, which adds one count(*) per table). Prints the best and median wall times of the rounds,
+the ratios to pg_dump -Fc (target: at most 1.1), sizes, and the peak RSS of this process.
 
-    python tests/benchmark/bench_pg_dump.py --scale 60 --repeat 2
+    python tests/benchmark/bench_pg_dump.py --scale 60 --rounds 5
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import resource
 import runpy
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +40,7 @@ MIB = 1 << 20
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=60, help="pgbench scale factor (default 60, about 1 GB)")
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs of each contender; the best counts")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds of the three contenders (default 5)")
     parser.add_argument("--workdir", default=None, help="parent of the server and output directories")
     return parser.parse_args()
 
@@ -52,15 +55,39 @@ def baseline(server, database, target):
     """What an operator would type: pg_dump's own custom format, compressed by pg_dump, to a file."""
     subprocess.run([server.client("pg_dump"), "-Fc", "-f", target, "-h", server.socket_dir, "-p", str(server.port),
                     "-U", server.superuser, "--dbname=" + database], check=True)
-    return os.path.getsize(target)
+    return {"size": os.path.getsize(target)}
 
 
-def lifeboat(server, database, backup_dir, recipient):
+def lifeboat(server, database, backup_dir, recipient, row_counts):
     shutil.rmtree(backup_dir, ignore_errors=True)
     request = _dump.DumpRequest("postgresql", database, "bench", backup_dir=backup_dir, recipients=[recipient],
                                 login_unix_socket=server.socket_dir, login_port=server.port,
-                                login_user=server.superuser)
-    return _dump.run_dump(request)
+                                login_user=server.superuser, row_counts=row_counts)
+    return _dump.run_dump(request)["metadata"]
+
+
+def build(server, scale):
+    database = server.create_database("bench", owner=server.superuser)
+    seconds, _unused = timed(lambda: subprocess.run(
+        [server.client("pgbench"), "-i", "-q", "-s", str(scale), "-h", server.socket_dir, "-p", str(server.port),
+         "-U", server.superuser, database], check=True, capture_output=True))
+    on_disk = int(server.psql("SELECT pg_database_size('%s')" % database))
+    print("pgbench -i -s %d: %.0f MiB on disk, built in %.1f s" % (scale, on_disk / MIB, seconds))
+    return database
+
+
+def report(times, outputs):
+    plain = min(times["pg_dump -Fc"])
+    print("%-40s %8s %8s %10s %7s" % ("", "best s", "median s", "size MiB", "ratio"))
+    for name, values in times.items():
+        print("%-40s %8.2f %8.2f %10.1f %7.3f" % (name, min(values), statistics.median(values),
+                                                   outputs[name]["size"] / MIB, min(values) / plain))
+    stream = outputs["lifeboat, row_counts=exact"]
+    print("dump stream (uncompressed): %.1f MiB; rows counted: %d" % (stream["input_size"] / MIB,
+                                                                      stream["total_rows"]))
+    print("peak RSS of this process: %.1f MiB" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    for name, values in times.items():
+        print("runs of %s: %s" % (name, " ".join("%.2f" % value for value in values)))
 
 
 def main():
@@ -70,28 +97,21 @@ def main():
     os.chmod(workdir, 0o755)  # the server runs as the postgres user below it
     server = dbservers.started(dbservers.PostgresServer, parent=workdir)
     try:
-        database = server.create_database("bench", owner=server.superuser)
-        seconds, _unused = timed(lambda: subprocess.run(
-            [server.client("pgbench"), "-i", "-q", "-s", str(args.scale), "-h", server.socket_dir, "-p",
-             str(server.port), "-U", server.superuser, database], check=True, capture_output=True))
-        on_disk = int(server.psql("SELECT pg_database_size('bench')"))
-        print("pgbench -i -s %d: %.0f MiB on disk, built in %.1f s" % (args.scale, on_disk / MIB, seconds))
-        plain_times, ours_times = [], []
-        for _run in range(args.repeat):
-            plain_seconds, plain_size = timed(lambda: baseline(server, database, os.path.join(workdir, "bench.dump")))
-            plain_times.append(plain_seconds)
-            ours_seconds, result = timed(lambda: lifeboat(server, database, os.path.join(workdir, "backups"),
-                                                          recipient))
-            ours_times.append(ours_seconds)
-        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        metadata = result["metadata"]
-        print("pg_dump -Fc to a file:             %7.2f s  %8.1f MiB" % (min(plain_times), plain_size / MIB))
-        print("lifeboat dump (zstd-3, age, sha256): %5.2f s  %8.1f MiB  (dump stream %.1f MiB, %d rows counted)"
-              % (min(ours_times), metadata["size"] / MIB, metadata["input_size"] / MIB, metadata["total_rows"]))
-        print("ratio lifeboat / pg_dump -Fc:       %7.3f  (target <= 1.1)" % (min(ours_times) / min(plain_times)))
-        print("peak RSS of this process:           %7.1f MiB" % (peak_rss / MIB))
-        print("all runs (s): pg_dump -Fc %s; lifeboat %s" % (["%.2f" % value for value in plain_times],
-                                                               ["%.2f" % value for value in ours_times]))
+        database = build(server, args.scale)
+        backup_dir = os.path.join(workdir, "backups")
+        contenders = {
+            "pg_dump -Fc": lambda: baseline(server, database, os.path.join(workdir, "bench.dump")),
+            "lifeboat, row_counts=estimated": lambda: lifeboat(server, database, backup_dir, recipient, "estimated"),
+            "lifeboat, row_counts=exact": lambda: lifeboat(server, database, backup_dir, recipient, "exact"),
+        }
+        contenders["pg_dump -Fc"]()  # warms the page cache for everyone
+        times = {name: [] for name in contenders}
+        outputs = {}
+        for _round in range(args.rounds):
+            for name, action in contenders.items():
+                seconds, outputs[name] = timed(action)
+                times[name].append(seconds)
+        report(times, outputs)
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

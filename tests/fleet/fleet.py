@@ -64,6 +64,8 @@ STATE_FILE = FLEET_DIR / 'state.json'
 LOCK_FILE = FLEET_DIR / 'lock'
 KEY_FILE = FLEET_DIR / 'id_ed25519'
 INVENTORY_FILE = FLEET_DIR / 'inventory.yml'
+# Console logs live outside the hosts' directories, so that they survive `down` for a post-mortem.
+LOG_DIR = FLEET_DIR / 'logs'
 # ssh control sockets must fit in 108 bytes: a short directory, not one inside the checkout.
 CONTROL_DIR = Path('/tmp/lbfleet-cp')
 
@@ -413,9 +415,8 @@ def kill_cgroup(cgroup):
 
 # --- network ---------------------------------------------------------------------------------------
 
-def link_exists(name, netns=None):
-    argv = ['ip'] + (['-n', netns] if netns else []) + ['link', 'show', 'dev', name]
-    return run(argv, check=False).returncode == 0
+def link_exists(name):
+    return run(['ip', 'link', 'show', 'dev', name], check=False).returncode == 0
 
 
 def netns_exists(name):
@@ -496,8 +497,9 @@ def nspawn_argv(name):
 
 
 def start_launcher(name):
-    """`launch NAME` in a session of its own, outliving this command; its output goes to console.log."""
-    with open(host_dir(name) / 'console.log', 'ab') as console:
+    """`launch NAME` in a session of its own, outliving this command; its output goes to the console log."""
+    LOG_DIR.mkdir(exist_ok=True)
+    with open(console_log_path(name), 'wb') as console:
         launcher = subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, str(Path(__file__).resolve()), 'launch', name], stdin=subprocess.DEVNULL,
             stdout=console, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(FLEET_DIR))
@@ -555,19 +557,25 @@ def nspawn_record_path(name):
     return host_dir(name) / 'nspawn.json'
 
 
+def console_log_path(name):
+    return LOG_DIR / (name + '.console.log')
+
+
 def stop_hosts(state, names):
-    """TERM the launchers (nspawn then powers the host off cleanly), escalate to KILL after a timeout."""
-    launchers = {name: state['hosts'][name].get('launcher') for name in names}
-    for record in launchers.values():
-        signal_recorded(record, signal.SIGTERM)
+    """TERM each host's launcher, or its nspawn when the launcher is gone: nspawn then powers the host off
+    cleanly. KILL both after a timeout."""
+    recorded = {name: (state['hosts'][name].get('launcher'), read_record(nspawn_record_path(name))) for name in names}
+    for launcher, nspawn in recorded.values():
+        signal_recorded(launcher if is_running(launcher) else nspawn, signal.SIGTERM)
+    every_record = [record for pair in recorded.values() for record in pair]
     deadline = time.monotonic() + STOP_TIMEOUT
-    while any(is_running(record) for record in launchers.values()) and time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(map(is_running, every_record)):
         time.sleep(0.1)
-    for name, record in launchers.items():
-        if is_running(record):
+    for name, (launcher, nspawn) in recorded.items():
+        if is_running(launcher) or is_running(nspawn):
             log('%s did not power off within %.0f s: killing it' % (name, STOP_TIMEOUT))
-            signal_recorded(read_record(nspawn_record_path(name)), signal.SIGKILL)
-            signal_recorded(record, signal.SIGKILL)
+            signal_recorded(nspawn, signal.SIGKILL)
+            signal_recorded(launcher, signal.SIGKILL)
 
 
 # --- readiness -------------------------------------------------------------------------------------
@@ -589,10 +597,10 @@ def wait_for_ssh(state, names, timeout):
             if probe.wait() == 0:
                 pending.discard(name)
             elif not is_running(state['hosts'][name]['launcher']):
-                raise FleetError('%s stopped while booting; see %s' % (name, host_dir(name) / 'console.log'))
+                raise FleetError('%s stopped while booting; see %s' % (name, console_log_path(name)))
         if pending and time.monotonic() > deadline:
-            raise FleetError('no ssh answer within %.0f s from %s; see their console.log in %s'
-                             % (timeout, ' '.join(sorted(pending)), FLEET_DIR / 'hosts'))
+            raise FleetError('no ssh answer within %.0f s from %s; see their console logs in %s'
+                             % (timeout, ' '.join(sorted(pending)), LOG_DIR))
         if pending:
             time.sleep(0.2)
 
@@ -646,6 +654,7 @@ def command_up(args):
         booting = assign_hosts(state, args.hosts)
         write_state(state)
         started = time.monotonic()
+        stop_hosts(state, booting)  # what is left of them after their launcher died
         for name in booting:
             bring_up(state, name, lower, public_key)
         write_hosts_files(state)

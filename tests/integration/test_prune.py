@@ -169,7 +169,7 @@ def test_each_job_is_judged_on_its_own(tmp_path):
                                                                       dbs["2024-01-05T12:00:00+00:00"]]
     result = _prune.prune(backup_dir, _prune.build_policy(keep_last=1))
     assert [entry["id"] for entry in result["kept"]] == [dbs["2024-01-05T14:00:00+00:00"],
-                                                          apps["2024-01-03T12:00:00+00:00"]]
+                                                         apps["2024-01-03T12:00:00+00:00"]]
     assert result["removed"] == [dbs["2024-01-05T13:00:00+00:00"], dbs["2024-01-05T12:00:00+00:00"],
                                  apps["2024-01-02T12:00:00+00:00"], apps["2024-01-01T12:00:00+00:00"]]
 

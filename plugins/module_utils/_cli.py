@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The on-host command `lifeboat`: what the systemd timers run, and break-glass restores without a controller.
+
+Exit codes: 0 ok, 1 failed, 2 usage, 3 health problems, 4 locked by another run.
+Configuration: <config_dir>/lifeboat.json (catalog, monitoring, alerts) and <config_dir>/jobs.d/<job>.json,
+written by the lifeboat.backup.agent and lifeboat.backup.monitoring roles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _prune, _restore, _verify
+from ._errors import BackupError, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HEALTH, EXIT_LOCKED = 0, 1, 2, 3, 4
+DEFAULT_CONFIG_DIR = "/etc/lifeboat"
+RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
+                  "keep_within", "keep_tags", "min_keep")
+ARCHIVE_KEYS = ("exclude", "exclude_if_present", "respect_gitignore", "default_excludes", "on_unreadable")
+DATABASE_KEYS = ("login_host", "login_port", "login_user", "login_password", "login_unix_socket", "pg_format",
+                 "jobs", "include_globals", "row_counts")
+
+
+class Progress:
+    """One line per step on a terminal (stderr), nothing in a journal: systemd captures stdout for the log."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+
+    def step(self, text):
+        if self.live:
+            self.stream.write("\r\033[K%s ..." % text)
+            self.stream.flush()
+        return time.monotonic()
+
+    def done(self, text, started):
+        line = "%s (%.1f s)" % (text, time.monotonic() - started)
+        if self.live:
+            self.stream.write("\r\033[K%s\n" % line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def load_json(path, what):
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise UsageError("%s %s does not exist" % (what, path))
+    except ValueError as exc:
+        raise UsageError("%s %s is not valid JSON: %s" % (what, path, exc))
+
+
+def load_settings(config_dir):
+    path = os.path.join(config_dir, "lifeboat.json")
+    return load_json(path, "the configuration") if os.path.exists(path) else {}
+
+
+def load_job(config_dir, name):
+    _catalog.check_job_name(name)
+    job = load_json(os.path.join(config_dir, "jobs.d", name + ".json"), "the job file")
+    job.setdefault("name", name)
+    return job
+
+
+def _backup_dir(settings, job=None):
+    return (job or {}).get("backup_dir") or settings.get("backup_dir") or _catalog.DEFAULT_BACKUP_DIR
+
+
+def run_job(config_dir, name, progress):
+    """Every step of a job: dumps, archive, checksum verify, retention, metrics; pings around it."""
+    settings = load_settings(config_dir)
+    job = load_job(config_dir, name)
+    backup_dir = _backup_dir(settings, job)
+    common = dict(job=name, backup_dir=backup_dir, compression=job.get("compression", "zstd"),
+                  compression_level=job.get("compression_level"), recipients=job.get("recipients") or [],
+                  tags=job.get("tags") or [], lock_timeout=job.get("lock_timeout", 600))
+    _alerts.ping(job.get("ping_url"), "start")
+    made = []
+    try:
+        for database in job.get("databases") or []:
+            started = progress.step("dump %s %s" % (database["engine"], database["name"]))
+            options = {key: database[key] for key in DATABASE_KEYS if database.get(key) is not None}
+            result = _dump.run_dump(_dump.DumpRequest(database["engine"], database["name"], **dict(common, **options)))
+            made.append(result)
+            progress.done("dump %s %s: %s, %d bytes" % (database["engine"], database["name"], result["id"],
+                                                        result["size"]), started)
+        if job.get("paths"):
+            started = progress.step("archive %s" % ", ".join(job["paths"]))
+            options = {key: job[key] for key in ARCHIVE_KEYS if key in job}
+            result = _archive.run_archive(_archive.ArchiveRequest(job["paths"], **dict(common, **options)))
+            made.append(result)
+            for warning in result.get("warnings", []):
+                progress.stream.write("warning: %s\n" % warning)
+            progress.done("archive: %s, %d files, %d bytes" % (result["id"], result["files"], result["size"]),
+                          started)
+        for result in made:
+            started = progress.step("verify %s" % result["id"])
+            _verify.verify(backup_dir=backup_dir, backup_id=result["id"], level="checksum")
+            progress.done("verify %s: checksum ok" % result["id"], started)
+        retention = {key: value for key, value in (job.get("retention") or {}).items() if key in RETENTION_KEYS}
+        if retention:
+            started = progress.step("prune %s" % name)
+            pruned = _prune.prune(backup_dir, _prune.build_policy(**retention), job=name,
+                                  lock_timeout=common["lock_timeout"])
+            progress.done("prune %s: %d kept, %d removed" % (name, len(pruned["kept"]), len(pruned["removed"])),
+                          started)
+    except BackupError as exc:
+        _alerts.ping(job.get("ping_url"), "fail", str(exc))
+        raise
+    write_metrics(settings, backup_dir)
+    _alerts.ping(job.get("ping_url"), "success", "%d backup(s) made" % len(made))
+    return {"job": name, "backups": [{"id": r["id"], "path": r["path"], "size": r["size"]} for r in made]}
+
+
+def health_report(settings):
+    options = settings.get("health") or {}
+    return _health.catalog_info(backup_dir=_backup_dir(settings), max_age=options.get("max_age", "26h"),
+                                min_size_ratio=options.get("min_size_ratio", 0.5),
+                                disk_usage_threshold=options.get("disk_usage_threshold", 85.0))
+
+
+def write_metrics(settings, backup_dir, report=None):
+    """Refresh the textfile metrics when monitoring is configured; returns the file written or None."""
+    textfile_dir = (settings.get("monitoring") or {}).get("textfile_dir")
+    if not textfile_dir:
+        return None
+    report = report or health_report(settings)
+    text = _metrics.render(report["backups"], backup_dir, report["health"]["problems"])
+    return _metrics.write(textfile_dir, text)
+
+
+def read_identities(source):
+    """Identities from a file, or from standard input with '-': never from argv, never written anywhere."""
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        with open(source, "r", encoding="utf-8") as handle:
+            text = handle.read()
+    return _age.parse_identities(text)
+
+
+def _print(args, document, lines):
+    if args.json:
+        print(json.dumps(document, indent=2, sort_keys=True, default=str))
+    else:
+        for line in lines:
+            print(line)
+
+
+def cmd_run(args, progress):
+    result = run_job(args.config_dir, args.job, progress)
+    _print(args, result, ["%s: %s" % (args.job, ", ".join(b["id"] for b in result["backups"]) or "nothing to do")])
+    return EXIT_OK
+
+
+def cmd_list(args, _progress):
+    settings = load_settings(args.config_dir)
+    backups = [_catalog.public(meta) for meta in _catalog.list_metadata(_backup_dir(settings), args.job)]
+    lines = ["%-40s %-9s %20s %12s  %s" % ("ID", "KIND", "CREATED", "SIZE", "STATE")]
+    lines += ["%-40s %-9s %20s %12d  %s" % (meta["id"], meta.get("kind"), meta.get("created_at"), meta.get("size", 0),
+                                            meta.get("verification", {}).get("state")) for meta in backups]
+    _print(args, backups, lines)
+    return EXIT_OK
+
+
+def cmd_stats(args, _progress):
+    report = health_report(load_settings(args.config_dir))
+    stats = report["stats"]
+    _print(args, stats, ["%s: %s" % (key, json.dumps(value, sort_keys=True, default=str))
+                         for key, value in sorted(stats.items())])
+    return EXIT_OK
+
+
+def cmd_verify(args, _progress):
+    settings = load_settings(args.config_dir)
+    identities = read_identities(args.identity_file) if args.identity_file else None
+    level = "full" if args.full else "checksum"
+    result = _verify.verify(backup_dir=_backup_dir(settings), backup_id=args.id, level=level, identities=identities)
+    _print(args, result, [result["msg"]])
+    return EXIT_OK
+
+
+def cmd_restore(args, _progress):
+    settings = load_settings(args.config_dir)
+    if not args.identity_file:
+        raise UsageError("restore needs the identity: --identity-file FILE, or --identity-file - to read it from "
+                         "standard input")
+    request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id,
+                                      identities=read_identities(args.identity_file), dest=args.to,
+                                      safety_backup=not args.no_safety_backup)
+    result = _restore.run_restore(request)
+    _print(args, result, [result.get("msg", "restored %s" % args.id)])
+    return EXIT_OK
+
+
+def cmd_health(args, _progress):
+    settings = load_settings(args.config_dir)
+    report = health_report(settings)
+    write_metrics(settings, _backup_dir(settings), report)
+    problems = report["health"]["problems"]
+    if problems and not args.no_alerts and settings.get("alerts"):
+        _alerts.send_alert(settings["alerts"], {"event": "health", "key": "health:" + ",".join(
+            sorted("%s:%s" % (p.get("code"), p.get("job")) for p in problems)),
+            "message": "%d backup health problem(s)" % len(problems), "problems": problems})
+    _print(args, report["health"], ["ok" if not problems else "%d problem(s)" % len(problems)] +
+           ["[%s] %s" % (p["level"], p["message"]) for p in problems])
+    return EXIT_HEALTH if problems else EXIT_OK
+
+
+def cmd_alert(args, _progress):
+    """Called by the OnFailure= unit: tell the operator a unit failed, with the end of its journal."""
+    settings = load_settings(args.config_dir)
+    job = args.unit.split("@", 1)[1].rsplit(".", 1)[0] if "@" in args.unit else None
+    message = "%s failed on this host" % args.unit
+    if args.details_file:
+        with open(args.details_file, "r", encoding="utf-8", errors="replace") as handle:
+            message += "\n\n" + handle.read()[-4000:]
+    outcome = _alerts.send_alert(settings.get("alerts") or {}, {"event": "failure", "job": job,
+                                                                "message": message, "unit": args.unit})
+    _print(args, outcome, ["alert %s: sent via %s%s" % (
+        outcome["key"], ", ".join(outcome["sent"]) or "nothing",
+        " (suppressed by the cooldown)" if outcome["suppressed"] else "")])
+    return EXIT_FAILED if outcome["failed"] and not outcome["sent"] else EXIT_OK
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="lifeboat", description="Backups of this host (lifeboat.backup).",
+                                     epilog="Exit codes: 0 ok, 1 failed, 2 usage, 3 health problems, "
+                                            "4 locked by another run.")
+    parser.add_argument("--config-dir", default=os.environ.get("LIFEBOAT_CONFIG_DIR", DEFAULT_CONFIG_DIR))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, handler, text, json_flag=True):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        if json_flag:
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
+
+    command("run", cmd_run, "run every step of a job").add_argument("job")
+    command("list", cmd_list, "list the backups, newest first").add_argument("--job")
+    command("stats", cmd_stats, "statistics of the catalog")
+    verify = command("verify", cmd_verify, "verify a backup (checksum, or --full with the identity)")
+    verify.add_argument("id")
+    verify.add_argument("--full", action="store_true")
+    verify.add_argument("--identity-file", help="age identity file, or - for standard input")
+    restore = command("restore", cmd_restore, "restore a backup (to its original paths, or --to DIR)")
+    restore.add_argument("id")
+    restore.add_argument("--to", help="restore files under this directory instead of their original paths")
+    restore.add_argument("--identity-file", help="age identity file, or - for standard input")
+    restore.add_argument("--no-safety-backup", action="store_true")
+    health = command("health", cmd_health, "check the catalog's health, write metrics, alert on problems")
+    health.add_argument("--no-alerts", action="store_true")
+    alert = command("alert", cmd_alert, "send a failure alert for a systemd unit (used by OnFailure=)")
+    alert.add_argument("unit")
+    alert.add_argument("--details-file", help="text to include, e.g. the end of the unit's journal")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    try:
+        if args.command == "verify" and args.full and not args.identity_file:
+            raise UsageError("verify --full decrypts the backup: give --identity-file FILE (or - for stdin)")
+        return args.handler(args, Progress())
+    except BackupError as exc:
+        sys.stderr.write("lifeboat: %s\n" % exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("lifeboat: interrupted\n")
+        return EXIT_FAILED

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Prometheus node_exporter textfile metrics of a catalog, written atomically.
+
+node_exporter reads every *.prom file of its textfile directory on each scrape; a file
+replaced by rename is never seen half-written.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import time
+
+from ._atomic import write_atomic
+
+PREFIX = "lifeboat_backup_"
+FILE_NAME = "lifeboat_backup.prom"
+
+# name -> (type, help)
+METRICS = {
+    "last_success_timestamp_seconds": ("gauge", "Unix time of the newest backup of the job that is not failed."),
+    "last_size_bytes": ("gauge", "Size in bytes of the newest good artifact of the job."),
+    "last_duration_seconds": ("gauge", "Seconds the newest good backup of the job took."),
+    "last_verified": ("gauge", "1 when the newest good backup of the job passed a verification, else 0."),
+    "backups": ("gauge", "Number of backups of the job in the catalog."),
+    "failed_backups": ("gauge", "Number of backups of the job whose verification failed."),
+    "dir_free_bytes": ("gauge", "Free bytes of the filesystem holding the backup directory."),
+    "dir_usage_ratio": ("gauge", "Used fraction (0 to 1) of the filesystem holding the backup directory."),
+    "problems": ("gauge", "Number of health problems by level."),
+    "metrics_timestamp_seconds": ("gauge", "Unix time these metrics were written."),
+}
+LEVELS = ("warning", "error", "critical")
+
+
+def _escape(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _sample(name, value, labels=None):
+    label_text = ""
+    if labels:
+        label_text = "{%s}" % ",".join('%s="%s"' % (key, _escape(val)) for key, val in sorted(labels.items()))
+    return "%s%s%s %s" % (PREFIX, name, label_text, _number(value))
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    return str(int(value))
+
+
+def _timestamp(created_at):
+    return calendar.timegm(time.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def render(backups, backup_dir, problems, now=None):
+    """The text of the metrics file for a catalog: backups newest first, as the catalog lists them."""
+    samples = {name: [] for name in METRICS}
+    jobs = {}
+    for meta in backups:
+        jobs.setdefault(meta["job"], []).append(meta)
+    for job, metas in sorted(jobs.items()):
+        labels = {"job": job}
+        good = [meta for meta in metas if meta.get("verification", {}).get("state") != "failed"]
+        samples["backups"].append(_sample("backups", len(metas), labels))
+        samples["failed_backups"].append(_sample("failed_backups", len(metas) - len(good), labels))
+        if good:
+            newest = good[0]
+            samples["last_success_timestamp_seconds"].append(
+                _sample("last_success_timestamp_seconds", _timestamp(newest["created_at"]), labels))
+            samples["last_size_bytes"].append(_sample("last_size_bytes", newest.get("size", 0), labels))
+            samples["last_duration_seconds"].append(
+                _sample("last_duration_seconds", float(newest.get("duration_s", 0.0)), labels))
+            samples["last_verified"].append(
+                _sample("last_verified", newest.get("verification", {}).get("state") == "verified", labels))
+    if os.path.isdir(backup_dir):
+        stats = os.statvfs(backup_dir)
+        total = stats.f_blocks * stats.f_frsize
+        free = stats.f_bavail * stats.f_frsize
+        samples["dir_free_bytes"].append(_sample("dir_free_bytes", free, {"backup_dir": backup_dir}))
+        usage = 1.0 - (free / total) if total else 0.0
+        samples["dir_usage_ratio"].append(_sample("dir_usage_ratio", round(usage, 4), {"backup_dir": backup_dir}))
+    for level in LEVELS:
+        count = sum(1 for problem in problems if problem.get("level") == level)
+        samples["problems"].append(_sample("problems", count, {"level": level}))
+    samples["metrics_timestamp_seconds"].append(_sample("metrics_timestamp_seconds",
+                                                        int(now if now is not None else time.time())))
+    lines = []
+    for name, (kind, text) in METRICS.items():
+        if samples[name]:
+            lines.append("# HELP %s%s %s" % (PREFIX, name, text))
+            lines.append("# TYPE %s%s %s" % (PREFIX, name, kind))
+            lines.extend(samples[name])
+    return "\n".join(lines) + "\n"
+
+
+def write(textfile_dir, text):
+    """Replace the metrics file atomically; node_exporter ignores the temporary name (it does not end in .prom)."""
+    os.makedirs(textfile_dir, exist_ok=True)
+    path = os.path.join(textfile_dir, FILE_NAME)
+    write_atomic(path, text.encode("utf-8"), mode=0o644)
+    return path
