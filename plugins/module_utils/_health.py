@@ -179,6 +179,9 @@ def _classify(scan, backup_id, names, files, now):
         leftover["problem"] = exc.msg
         scan.leftovers.append(leftover)
         return
+    strays = [name for name in artifacts if name != metadata["artifact"]]
+    if strays:
+        scan.leftovers.append(_leftover(scan, "no_metadata", backup_id, strays, files, now))
     if metadata["artifact"] not in artifacts:
         scan.leftovers.append(_leftover(scan, "orphan", backup_id, sidecars, files, now))
         return
@@ -186,9 +189,6 @@ def _classify(scan, backup_id, names, files, now):
     scan.backups.append(metadata)
     if sha_name not in names:
         scan.missing_checksum.append(backup_id)
-    strays = [name for name in artifacts if name != metadata["artifact"]]
-    if strays:
-        scan.leftovers.append(_leftover(scan, "no_metadata", backup_id, strays, files, now))
 
 
 def _read_valid_metadata(path, job, backup_id):

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Applying a retention policy to a catalog, and removing what it does not keep without ever losing a backup.
 
-Each job is judged on its own by _retention.apply_policy, with the backup's local_time (and its offset)
-and verification state.
+Each series of each job (its files, each of its databases: see series_key) is judged on its own by
+_retention.apply_policy, with the backup's local_time (and its offset) and verification state.
 
 Removal order, under the catalog lock: the artifact, fsync of the directory, then the ``.sha256``
 and the ``.json``, fsync again. A kill at any moment leaves either a complete backup or sidecars
@@ -55,21 +55,45 @@ def prune(backup_dir, policy, job=None, check_mode=False, lock_timeout=0.0, now=
         return _run(backup_dir, policy, job, False, now)
 
 
+def series_key(metadata):
+    """What one backup series of a job is: its files, or one database.
+
+    A job that dumps a database and archives files each night makes two backups a day; judging them
+    together would let keep_daily keep the archive and drop the dump of the same day.
+    """
+    if metadata.get("kind") == "database":
+        return "database:%s:%s" % (metadata.get("engine"), metadata.get("database"))
+    return metadata.get("kind") or "files"
+
+
+def _decide(backups, policy, now):
+    """apply_policy on each series of one job; the union of the decisions."""
+    series = {}
+    for meta in backups:
+        series.setdefault(series_key(meta), []).append(candidate(meta))
+    kept, removed = [], []
+    for members in series.values():
+        decision = apply_policy(members, policy, now=now)
+        kept.extend(decision.kept)
+        removed.extend(decision.removed)
+    return kept, removed
+
+
 def _run(backup_dir, policy, job, check_mode, now):
     scans = _health.scan_catalog(backup_dir, job, now)
     jobs, times = {}, {}
     for scan in scans:
-        decision = apply_policy([candidate(meta) for meta in scan.backups], policy, now=now)
+        kept, removed = _decide(scan.backups, policy, now)
         times.update((meta["id"], _health.backup_time(meta)) for meta in scan.backups)
         cleaned = [_cleaned(leftover) for leftover in scan.leftovers if leftover["removable"]]
         if not check_mode:
             by_id = {meta["id"]: meta for meta in scan.backups}
-            for backup_id in decision.removed:
+            for backup_id in removed:
                 remove_backup(scan, by_id[backup_id])
             for leftover in scan.leftovers:
                 if leftover["removable"]:
                     remove_files(scan, leftover["files"])
-        jobs[scan.job] = {"kept": decision.kept, "removed": decision.removed, "cleaned": cleaned}
+        jobs[scan.job] = {"kept": kept, "removed": removed, "cleaned": cleaned}
     return _result(backup_dir, policy, jobs, times, check_mode)
 
 

@@ -261,10 +261,6 @@ class Plan:
         self.units = [name for name in self.selected if _parent(name) not in self.selected]
         self.link_sources = self._link_sources()
         self._check_entries()
-        for unit in self.units:
-            if self.target(unit) == "/":
-                raise UsageError("the backup holds '/': restoring it in place cannot be done by renames; give "
-                                 "dest (a directory to restore into) or include patterns")
 
     def _select(self, records, include):
         if not include:

@@ -25,13 +25,16 @@ description:
   - Only regular files in O(backup_dir)/<job>/ whose names look like catalog files are looked at.
   - Never changes anything.
 author:
-  - lifeboat.backup contributors
+  - Lifeboat maintainers (@lifeboat)
+extends_documentation_fragment:
+  - lifeboat.backup.attributes
 attributes:
   check_mode:
     support: full
     details: Nothing is ever changed; the module returns the same in check mode.
   diff_mode:
     support: none
+    details: Nothing changes, so there is nothing to show.
 options:
   backup_dir:
     description:

@@ -74,8 +74,9 @@ options:
     default: exact
 notes:
   - "Privileges: PostgreSQL needs C(SELECT) on every table (C(pg_read_all_data) does it, or the owner);
-    MariaDB/MySQL needs C(SELECT), C(SHOW VIEW), C(TRIGGER) and C(EVENT) on the database
-    (C(--single-transaction) takes no table locks)."
+    MariaDB/MySQL needs C(SELECT), C(SHOW VIEW), C(TRIGGER) and C(EVENT) on the database (C(--single-transaction)
+    takes no table locks), and C(SELECT) on C(mysql.proc) for stored routines, which are silently left out
+    without it. O(include_globals=true) needs a PostgreSQL superuser."
   - SQLite snapshots and PostgreSQL dump directories are written in plaintext to O(backup_dir)/.dump-tmp/
     (mode V(0700)) while they are archived and removed afterwards, on success and on failure alike.
 requirements:

@@ -22,7 +22,9 @@ description:
     left alone (M(lifeboat.backup.catalog_info) reports it).
   - Only regular files in O(backup_dir)/<job>/ whose names look like catalog files are ever removed.
 author:
-  - lifeboat.backup contributors
+  - Lifeboat maintainers (@lifeboat)
+extends_documentation_fragment:
+  - lifeboat.backup.attributes
 attributes:
   check_mode:
     support: full

@@ -77,11 +77,13 @@ def build(server, scale):
 
 
 def report(times, outputs):
-    plain = min(times["pg_dump -Fc"])
-    print("%-40s %8s %8s %10s %7s" % ("", "best s", "median s", "size MiB", "ratio"))
+    """Best and median of each contender; on a shared machine the median ratio is the steadier figure."""
+    plain = times["pg_dump -Fc"]
+    print("%-32s %7s %9s %9s %10s %13s" % ("", "best s", "median s", "size MiB", "best ratio", "median ratio"))
     for name, values in times.items():
-        print("%-40s %8.2f %8.2f %10.1f %7.3f" % (name, min(values), statistics.median(values),
-                                                   outputs[name]["size"] / MIB, min(values) / plain))
+        print("%-32s %7.2f %9.2f %9.1f %10.3f %13.3f" % (
+            name, min(values), statistics.median(values), outputs[name]["size"] / MIB, min(values) / min(plain),
+            statistics.median(values) / statistics.median(plain)))
     stream = outputs["lifeboat, row_counts=exact"]
     print("dump stream (uncompressed): %.1f MiB; rows counted: %d" % (stream["input_size"] / MIB,
                                                                       stream["total_rows"]))

@@ -184,6 +184,11 @@ def veth_name(host):
     return '%s-h%d' % (PREFIX, 10 + host['index'])
 
 
+def host_mac(host):
+    """Fixed per address: a host booted again is still reachable through every neighbour cache."""
+    return '02:6c:62:66:4d:%02x' % (10 + host['index'])
+
+
 # --- processes: only ever those recorded here ------------------------------------------------------
 
 def process_record(pid):
@@ -450,7 +455,8 @@ def plug_host(name, host):
     """A network namespace whose eth0 is on the bridge: no default route, so no way out."""
     netns = netns_name(name)
     run(['ip', 'netns', 'add', netns])
-    run(['ip', 'link', 'add', veth_name(host), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns])
+    run(['ip', 'link', 'add', veth_name(host), 'type', 'veth', 'peer', 'name', 'eth0', 'address', host_mac(host),
+         'netns', netns])
     run(['ip', 'link', 'set', veth_name(host), 'master', BRIDGE, 'up'])
     run(['ip', '-n', netns, 'addr', 'add', '%s/%d' % (host_address(host), PREFIX_LENGTH), 'dev', 'eth0'])
     run(['ip', '-n', netns, 'link', 'set', 'eth0', 'up'])
@@ -531,8 +537,9 @@ def teardown_host(state, name):
         unmount(root)
     if netns_exists(netns_name(name)):
         run(['ip', 'netns', 'del', netns_name(name)])
-    if link_exists(veth_name(host)):
-        run(['ip', 'link', 'del', veth_name(host)])
+    # Deleting the namespace deletes the veth pair too, but not at once.
+    run(['ip', 'link', 'del', veth_name(host)], check=False)
+    wait_until(lambda: not link_exists(veth_name(host)), 10.0, '%s to disappear' % veth_name(host))
     remove_tree(host_dir(name))
     host['launcher'] = None
 
@@ -808,7 +815,7 @@ def main(argv=None):
         return EXIT_UNAVAILABLE
     except FleetError as error:
         log('error: %s' % error)
-        if args.command == 'up':
+        if args.command == 'up' and STATE_FILE.exists():
             log('run `fleet.py down` to remove what was created')
         return 1
 

@@ -576,3 +576,11 @@ def test_full_verification_of_a_dump(postgres_server, pg_database, tmp_path, pg_
     with pytest.raises(IntegrityError) as caught:
         _verify.verify(backup_dir, result["id"], level="full", identities=identities)
     assert "does not match the recorded content SHA-256" in str(caught.value)
+
+
+def test_globals_need_a_superuser(postgres_server, pg_database, tmp_path):
+    """pg_dumpall reads pg_authid: as the documented privileges say, an ordinary role fails, plainly."""
+    with pytest.raises(BackupError) as caught:
+        dump(pg_database, tmp_path / "backups", "postgresql", include_globals=True, **login(postgres_server))
+    assert_failed(caught, "pg_dumpall", "exited with status 1", "permission denied for table pg_authid")
+    assert leftovers(tmp_path / "backups") == []  # the private dump directory included

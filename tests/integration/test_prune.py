@@ -303,3 +303,19 @@ def test_prune_of_a_missing_backup_dir_creates_nothing(tmp_path):
     result = _prune.prune(str(tmp_path / "missing"), _prune.build_policy(keep_last=1))
     assert result["changed"] is False and result["kept"] == [] and not (tmp_path / "missing").exists()
     assert json.dumps(result)
+
+
+def test_each_series_of_a_job_is_judged_on_its_own(tmp_path):
+    """A nightly job dumps a database and archives files: keep_daily keeps both of each day, not one of them."""
+    by_time = timeline(tmp_path, every("2024-03-01T02:00:00", 8, 24))
+    days = sorted(by_time)
+    dumps = set()
+    for when in days[::2]:  # every other backup becomes the job's database dump of that night
+        rewrite(tmp_path / "backups", by_time[when], kind="database", engine="sqlite", database="/srv/app/app.db")
+        dumps.add(by_time[when])
+    result = _prune.prune(str(tmp_path / "backups"), _prune.build_policy(keep_daily=2), job="app",
+                          now=utc("2024-03-09T00:00:00+00:00"))
+    kept = {entry["id"] for entry in result["kept"]}
+    assert kept == {by_time[days[-1]], by_time[days[-2]], by_time[days[-3]], by_time[days[-4]]}
+    assert len(kept & dumps) == 2 and len(kept - dumps) == 2
+    assert len(result["removed"]) == 4

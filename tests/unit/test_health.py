@@ -379,6 +379,19 @@ def test_untrustworthy_metadata_is_reported_not_listed(tmp_path, damage, reason)
     assert set(leftover["files"]) == {backup_id + ".tar.zst.age", backup_id + ".sha256", backup_id + ".json"}
 
 
+def test_an_artifact_the_metadata_does_not_name_is_a_leftover(tmp_path):
+    complete = fake_backup(tmp_path, hours_ago=1, state="verified")
+    aged(_job_file(tmp_path, complete + ".tar.gz.age", b"other"), 2 * HOUR)
+    broken = fake_backup(tmp_path, hours_ago=5, state="verified")
+    os.rename(os.path.join(str(tmp_path), "app", broken + ".tar.zst.age"),
+              os.path.join(str(tmp_path), "app", broken + ".tar.gz.age"))
+    result = info(tmp_path)
+    assert [meta["id"] for meta in result["backups"]] == [complete]
+    assert set(leftovers_by_kind(result)) == {("no_metadata", (complete + ".tar.gz.age",)),
+                                              ("no_metadata", (broken + ".tar.gz.age",)),
+                                              ("orphan", (broken + ".sha256", broken + ".json"))}
+
+
 def test_missing_checksum_is_an_error(tmp_path):
     backup_id = fake_backup(tmp_path, hours_ago=1, state="verified")
     os.unlink(os.path.join(str(tmp_path), "app", backup_id + ".sha256"))

@@ -1,0 +1,275 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: restore
+short_description: Restore a files or database backup, verified, atomically, with a safety backup to undo it
+version_added: 0.1.0
+description:
+  - Selects a backup by O(path), by O(id), or by O(job) with O(latest) or O(deploy_id), and restores it.
+  - "Files: every file is checked against the SHA-256 of the archive's manifest while it is written into a hidden
+    staging directory beside each restored path (C(.<name>.lifeboat-staging-XXXX)). Only when the whole archive
+    was read and verified is each path swapped in by two renames; the replaced tree is kept aside
+    (C(.<name>.lifeboat-old-XXXX)) until every path is swapped, then removed. Any failure puts the targets back
+    exactly as they were."
+  - Absolute member names, C(..) components, members below a symlink, relative symlinks pointing out of the
+    restored tree, hard links to anything but a file of the archive, device nodes, fifos, setuid and setgid
+    bits (unless O(preserve_special)) and members missing from the manifest are refused before anything is
+    written outside staging; the message names the member. Absolute symlink targets are restored verbatim
+    (as GNU tar and restic do): the restore never writes through a symlink.
+  - "Databases: PostgreSQL custom dumps through C(pg_restore --clean --if-exists --single-transaction
+    --no-owner), plain dumps into a recreated database through C(psql --single-transaction), MariaDB/MySQL through
+    the C(mariadb) client, SQLite by renaming a checked copy over the live file."
+  - With O(safety_backup), the current content is backed up first (tag C(safety)); a database restore that
+    fails is rolled back from it automatically. Its id is returned so a successful restore can be undone too.
+  - A restore over a tree that already matches the backup changes nothing and reports no change.
+author:
+  - lifeboat.backup contributors
+extends_documentation_fragment:
+  - lifeboat.backup.encryption.identity
+  - lifeboat.backup.connection
+attributes:
+  check_mode:
+    support: full
+    details: Reads the manifest (the start of the artifact only) and reports what would be added, changed and
+      removed; for a database, checks that the server is reachable. Nothing is written.
+  diff_mode:
+    support: full
+    details: Lists the paths that are (or would be) added, changed and removed.
+options:
+  path:
+    description:
+      - Path of the artifact. Mutually exclusive with O(id), O(latest) and O(deploy_id).
+    type: path
+  backup_dir:
+    description:
+      - Catalog directory holding the backup; safety backups are written there too.
+    type: path
+    default: /var/backups/lifeboat
+  id:
+    description:
+      - Id of the backup in O(backup_dir).
+    type: str
+  job:
+    description:
+      - Job whose backup to restore, with O(latest) or O(deploy_id). Safety backups are never selected this way.
+    type: str
+  latest:
+    description:
+      - Restore the newest backup of O(job).
+    type: bool
+    default: false
+  deploy_id:
+    description:
+      - Restore the newest backup of O(job) made with this deploy id.
+    type: str
+  passphrase:
+    description:
+      - Passphrase of an artifact encrypted with one.
+    type: str
+  safety_backup:
+    description:
+      - Back up what is about to be replaced first, tagged C(safety), in O(backup_dir).
+    type: bool
+    default: true
+  dest:
+    description:
+      - Files only. Directory to restore into; an archived path C(/srv/app/x) goes to O(dest)C(/srv/app/x).
+      - By default every path goes back where it was backed up from.
+    type: path
+  include:
+    description:
+      - Files only. Restore only the archived paths matching one of these globs (and, for a directory, what is
+        in it). Globs match the original absolute path; without C(/) they match a base name at any depth,
+        C(**) spans directories.
+    type: list
+    elements: str
+    default: []
+  delete_extra:
+    description:
+      - Files only. Remove what exists under the restored paths but is not in the backup. Without it, such
+        entries are kept.
+    type: bool
+    default: false
+  numeric_owner:
+    description:
+      - Files only, as root. Restore the recorded numeric uid and gid; V(false) maps the recorded user and group
+        names to this host's ids (falling back to the numbers).
+    type: bool
+    default: true
+  preserve_special:
+    description:
+      - Files only. Allow setuid and setgid bits; without it a backup holding them is refused.
+    type: bool
+    default: false
+  target_database:
+    description:
+      - Databases only. Restore into this database (created if missing) instead of the one dumped; for SQLite,
+        a file path.
+    type: str
+  lock_timeout:
+    description:
+      - Seconds to wait for the catalog lock when the safety backup is written.
+    type: float
+    default: 0
+requirements:
+  - python >= 3.9 on the managed host
+  - cryptography (to decrypt)
+  - zstandard (for zstd artifacts)
+  - the database client tools (C(pg_restore), C(psql), C(mariadb)) for database backups
+seealso:
+  - module: lifeboat.backup.archive
+  - module: lifeboat.backup.dump
+  - module: lifeboat.backup.verify
+"""
+
+EXAMPLES = r"""
+- name: Roll the application back to the backup taken before the deploy
+  lifeboat.backup.restore:
+    job: app
+    deploy_id: "{{ previous_release }}"
+    identity: "{{ lookup('ansible.builtin.file', 'keys/backup.key') }}"
+  no_log: true
+
+- name: Restore one configuration directory into a scratch place to look at it
+  lifeboat.backup.restore:
+    id: app-20240501T020000Z
+    dest: /root/restore
+    include: ["/srv/app/config/**"]
+    safety_backup: false
+    identity: "{{ backup_identity }}"
+
+- name: Put the database back to the latest dump
+  lifeboat.backup.restore:
+    job: shop-db
+    latest: true
+    login_user: postgres
+    identity: "{{ backup_identity }}"
+  register: restored
+
+- name: Undo that restore
+  lifeboat.backup.restore:
+    id: "{{ restored.safety_backup_id }}"
+    safety_backup: false
+    login_user: postgres
+    identity: "{{ backup_identity }}"
+"""
+
+RETURN = r"""
+id:
+  description: Id of the backup restored, when it has metadata.
+  returned: success
+  type: str
+path:
+  description: Path of the artifact restored.
+  returned: success
+  type: str
+kind:
+  description: V(files) or V(database).
+  returned: success
+  type: str
+restored:
+  description: Counts of what was written (V(files), V(dirs), V(symlinks), V(hardlinks), V(bytes)).
+  returned: files backups
+  type: dict
+differences:
+  description: Archive paths V(added), V(changed) and V(removed) by the restore (or that would be, in check mode).
+  returned: files backups
+  type: dict
+safety_backup_id:
+  description: Id of the safety backup taken before the restore; restore it to undo. V(null) when none was taken.
+  returned: always
+  type: str
+rolled_back:
+  description: V(true) when the restore failed and what it had changed was put back.
+  returned: always
+  type: bool
+database:
+  description: The database (or SQLite file) restored into.
+  returned: database backups
+  type: str
+created:
+  description: V(true) when the target database did not exist before.
+  returned: database backups
+  type: bool
+duration:
+  description: Seconds the restore took.
+  returned: success
+  type: float
+stage:
+  description: The step that failed.
+  returned: failure
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils._age import parse_identities
+from ..module_utils._catalog import DEFAULT_BACKUP_DIR
+from ..module_utils._connection_spec import connection_spec
+from ..module_utils._errors import BackupError
+from ..module_utils._option_groups import identity_spec
+from ..module_utils._restore import RestoreRequest
+from ..module_utils._restore_db import restore_backup
+
+
+def diff_text(differences):
+    lines = ["+ /%s" % name for name in differences.get("added", [])]
+    lines += ["~ /%s" % name for name in differences.get("changed", [])]
+    lines += ["- /%s" % name for name in differences.get("removed", [])]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def main():
+    argument_spec = dict(
+        path=dict(type="path"),
+        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+        id=dict(type="str"),
+        job=dict(type="str"),
+        latest=dict(type="bool", default=False),
+        deploy_id=dict(type="str"),
+        passphrase=dict(type="str", no_log=True),
+        safety_backup=dict(type="bool", default=True),
+        dest=dict(type="path"),
+        include=dict(type="list", elements="str", default=[]),
+        delete_extra=dict(type="bool", default=False),
+        numeric_owner=dict(type="bool", default=True),
+        preserve_special=dict(type="bool", default=False),
+        target_database=dict(type="str"),
+        lock_timeout=dict(type="float", default=0),
+    )
+    argument_spec.update(identity_spec())
+    argument_spec.update(connection_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[("path", "id", "latest", "deploy_id"), ("identity", "passphrase")],
+                           required_one_of=[("path", "id", "latest", "deploy_id")],
+                           required_by={"deploy_id": "job"})
+    params = module.params
+    try:
+        request = RestoreRequest(
+            path=params["path"], backup_dir=params["backup_dir"], backup_id=params["id"], job=params["job"],
+            latest=params["latest"], deploy_id=params["deploy_id"],
+            identities=parse_identities(params["identity"]) if params["identity"] else None,
+            passphrase=params["passphrase"], safety_backup=params["safety_backup"], dest=params["dest"],
+            include=params["include"], delete_extra=params["delete_extra"], numeric_owner=params["numeric_owner"],
+            preserve_special=params["preserve_special"], target_database=params["target_database"],
+            connection={key: params[key] for key in connection_spec()}, lock_timeout=params["lock_timeout"])
+        result = restore_backup(request, check_mode=module.check_mode)
+    except BackupError as exc:
+        extra = getattr(exc, "result", None) or {}
+        module.fail_json(msg=str(exc), stage=exc.stage, error=type(exc).__name__,
+                         rolled_back=extra.get("rolled_back", False), safety_backup_id=extra.get("safety_backup_id"))
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if module._diff and "differences" in result:
+        result["diff"] = {"before_header": result.get("dest") or "/", "after_header": result.get("id") or "backup",
+                          "prepared": diff_text(result["differences"])}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
