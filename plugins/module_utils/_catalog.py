@@ -189,6 +189,18 @@ def find_backup(backup_dir, backup_id):
     raise NotFoundError("no backup with id %s in %s" % (backup_id, backup_dir))
 
 
+def series_key(metadata):
+    """What one backup series of a job is: its files, or one database.
+
+    A job that dumps a database and archives files each night makes two backups a day; retention and
+    health judge each series on its own, or keep_daily would keep the archive and drop the dump of the
+    same day, and a dump failing every night would hide behind a fresh archive.
+    """
+    if metadata.get("kind") == "database":
+        return "database %s %s" % (metadata.get("engine"), metadata.get("database"))
+    return metadata.get("kind") or "files"
+
+
 def artifact_path(metadata):
     return os.path.join(os.path.dirname(metadata["_metadata_path"]), metadata["artifact"])
 

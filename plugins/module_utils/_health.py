@@ -306,20 +306,31 @@ def job_health(scan, max_age, min_size_ratio, now):
                                                     scan.job, _timer_hint(scan.job)), scan.job))
     else:
         newest = good[0]
-        age = (now - parse_time(newest["created_at"])).total_seconds()
-        summary.update(newest_good=newest["id"], newest_good_at=newest["created_at"], age_s=int(age))
-        if age > max_age.total_seconds():
-            problems.append(_problem("error", "too_old", "job %s: newest good backup is %s old (limit %s); %s"
-                                     % (scan.job, human_age(age), human_age(max_age.total_seconds()),
-                                        _timer_hint(scan.job)), scan.job, id=newest["id"]))
-        problems.extend(_size_anomaly(scan.job, good, min_size_ratio))
+        summary.update(newest_good=newest["id"], newest_good_at=newest["created_at"],
+                       age_s=int((now - parse_time(newest["created_at"])).total_seconds()))
+        series = {}
+        for meta in good:
+            series.setdefault(_catalog.series_key(meta), []).append(meta)
+        for key, members in sorted(series.items()):
+            name = scan.job if len(series) == 1 else "%s (%s)" % (scan.job, key)
+            problems.extend(_too_old(scan.job, name, members[0], max_age, now))
+            problems.extend(_size_anomaly(scan.job, name, members, min_size_ratio))
     problems.extend(_verification_problems(scan))
     problems.extend(_leftover_problems(scan))
     summary["ok"] = not problems
     return summary, problems
 
 
-def _size_anomaly(job, good, min_size_ratio):
+def _too_old(job, name, newest, max_age, now):
+    age = (now - parse_time(newest["created_at"])).total_seconds()
+    if age <= max_age.total_seconds():
+        return []
+    return [_problem("error", "too_old", "job %s: newest good backup is %s old (limit %s); %s"
+                     % (name, human_age(age), human_age(max_age.total_seconds()), _timer_hint(job)), job,
+                     id=newest["id"])]
+
+
+def _size_anomaly(job, name, good, min_size_ratio):
     previous = good[1:]
     if len(previous) < 3:
         return []
@@ -329,7 +340,7 @@ def _size_anomaly(job, good, min_size_ratio):
         return []
     return [_problem("warning", "too_small", "job %s: newest backup %s is %s, %d%% of the median of the %d before it "
                      "(%s; limit %d%%); check its warnings and whether a source went missing or was emptied"
-                     % (job, good[0]["id"], human_size(size), 100 * size // median, len(previous), human_size(median),
+                     % (name, good[0]["id"], human_size(size), 100 * size // median, len(previous), human_size(median),
                         round(100 * min_size_ratio)), job, id=good[0]["id"])]
 
 

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Applying a retention policy to a catalog, and removing what it does not keep without ever losing a backup.
 
-Each series of each job (its files, each of its databases: see series_key) is judged on its own by
+Each series of each job (its files, each of its databases: _catalog.series_key) is judged on its own by
 _retention.apply_policy, with the backup's local_time (and its offset) and verification state.
 
 Removal order, under the catalog lock: the artifact, fsync of the directory, then the ``.sha256``
@@ -55,22 +55,11 @@ def prune(backup_dir, policy, job=None, check_mode=False, lock_timeout=0.0, now=
         return _run(backup_dir, policy, job, False, now)
 
 
-def series_key(metadata):
-    """What one backup series of a job is: its files, or one database.
-
-    A job that dumps a database and archives files each night makes two backups a day; judging them
-    together would let keep_daily keep the archive and drop the dump of the same day.
-    """
-    if metadata.get("kind") == "database":
-        return "database:%s:%s" % (metadata.get("engine"), metadata.get("database"))
-    return metadata.get("kind") or "files"
-
-
 def _decide(backups, policy, now):
     """apply_policy on each series of one job; the union of the decisions."""
     series = {}
     for meta in backups:
-        series.setdefault(series_key(meta), []).append(candidate(meta))
+        series.setdefault(_catalog.series_key(meta), []).append(candidate(meta))
     kept, removed = [], []
     for members in series.values():
         decision = apply_policy(members, policy, now=now)

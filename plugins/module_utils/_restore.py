@@ -318,7 +318,11 @@ class Plan:
                                  % (name, target, "/" + (root or "")), stage="plan")
 
     def _check_hardlink(self, name, target):
-        check_archive_path(target)
+        try:
+            check_archive_path(target)
+        except IntegrityError:
+            raise IntegrityError("member %s is a hard link to %s, which points out of the restored tree"
+                                 % (name, target), stage="plan") from None
         if self.records.get(target, {}).get("type") != "file":
             raise IntegrityError("member %s is a hard link to %s, which is not a file of the archive"
                                  % (name, target), stage="plan")
@@ -394,8 +398,8 @@ class LiveTree:
         kind = record["type"]
         if kind == "hardlink":
             first = self.stats.get(record["target"])
-            return first is None or not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (first.st_dev,
-                                                                                                first.st_ino)
+            same_inode = first is not None and (st.st_dev, st.st_ino) == (first.st_dev, first.st_ino)
+            return not (stat.S_ISREG(st.st_mode) and same_inode)
         if not _KINDS[kind](st.st_mode):
             return True
         if kind == "symlink":
@@ -560,7 +564,7 @@ class Extractor:
 
     def staged_path(self, name):
         """Where an archive path is built: <staging>/<unit base>/<rest>, through the staged directory above it."""
-        parent, _, base = name.rpartition("/")
+        parent, _sep, base = name.rpartition("/")
         directory = self.staged_dirs.get(parent)
         if directory is not None:
             return directory + "/" + base
@@ -789,11 +793,11 @@ class FileRestore:
             return None
         recipients, passphrase = safety_encryption(self.metadata, self.request)
         job = (self.metadata or {}).get("job") or "restore"
+        restored = (self.metadata or {}).get("id") or self.artifact
         request = ArchiveRequest(paths, job, backup_dir=catalog_dir(self.artifact, self.metadata, self.request),
                                  default_excludes=False, recipients=recipients, passphrase=passphrase,
                                  tags=[SAFETY_TAG], lock_timeout=self.request.lock_timeout,
-                                 description="taken before restoring %s" % ((self.metadata or {}).get("id")
-                                                                           or self.artifact))
+                                 description="taken before restoring %s" % restored)
         return run_archive(request)["id"]
 
     def _restore(self):

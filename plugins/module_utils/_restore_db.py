@@ -259,7 +259,7 @@ class SqliteTarget:
                                  % ("; ".join(result[:3]), self.database), stage="sqlite integrity_check")
 
     def _replace(self, temp):
-        """Checkpoint the live file's WAL, move -wal/-shm aside, rename: the old WAL is never replayed on the new file."""
+        """Checkpoint the live WAL, move -wal/-shm aside, rename: the old WAL is never replayed onto the new file."""
         if os.path.exists(self.database):
             connection = sqlite3.connect(self.database)
             try:

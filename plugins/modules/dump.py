@@ -23,8 +23,9 @@ description:
   - "Artifacts: C(<id>.pgdump.zst.age) (O(format=custom)), C(<id>.sql.zst.age) (O(format=plain), MariaDB/MySQL),
     C(<id>.sqlite.zst.age), and C(<id>.tar.zst.age) for O(format=directory) or O(include_globals=true)."
 author:
-  - lifeboat.backup contributors
+  - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
+  - lifeboat.backup.attributes
   - lifeboat.backup.output
   - lifeboat.backup.encryption
   - lifeboat.backup.connection

@@ -14,19 +14,18 @@ each in its own process. Prints both wall times, the ratio (target <= 1.0) and e
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-import conftest  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
-
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive  # noqa: E402
+TESTS = os.path.join(ROOT, "tests")
 
 WORDS = ("def class return import self value index result error config path name data item list dict "
          "for while if else elif try except finally with as lambda yield async await None True False "
@@ -51,7 +50,7 @@ def _write_sql(path, size, rng):
         while written < size:
             rows = "".join("INSERT INTO orders VALUES (%d, 'customer-%d', %d.%02d, '2024-%02d-%02d');\n"
                            % (rng.getrandbits(31), rng.getrandbits(20), rng.getrandbits(16), rng.randint(0, 99),
-                              rng.randint(1, 12), rng.randint(1, 28)) for _ in range(10000))
+                              rng.randint(1, 12), rng.randint(1, 28)) for _row in range(10000))
             data = rows.encode()
             handle.write(data)
             written += len(data)
@@ -64,7 +63,7 @@ def build_corpus(root, size_mib, seed=42):
     sql_mib = fixed * SQL_MIB // (SQL_MIB + RANDOM_MIB)
     _write_sql(os.path.join(root, "dump.sql"), sql_mib << 20, rng)
     with open(os.path.join(root, "random.bin"), "wb") as handle:
-        for _ in range(fixed - sql_mib):
+        for _mib in range(fixed - sql_mib):
             handle.write(os.urandom(1 << 20))
     blob = _code_blob(rng, 16 << 20)
     average = ((size_mib - fixed) << 20) // FILES
@@ -89,16 +88,53 @@ def timed(argv, env=None):
     return elapsed, usage.ru_maxrss
 
 
+# Each side runs in a process of its own, started by a parent that never loaded the engine or the corpus:
+# a child's peak RSS then is its own (Linux carries the RSS of the forking parent into ru_maxrss).
+PREPARE_CHILD = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, os.path.join(sys.argv[1], "benchmark"))
+import conftest
+import bench_restore
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive
+work, size_mib = sys.argv[2], int(sys.argv[3])
+corpus = os.path.join(work, "corpus")
+os.mkdir(corpus)
+bench_restore.build_corpus(corpus, size_mib)
+identity, recipient = _age.generate_identity()
+key = os.path.join(work, "key.txt")
+with open(key, "w", encoding="utf-8") as handle:
+    handle.write(identity + "\n")
+backup = _archive.run_archive(_archive.ArchiveRequest([corpus], "bench", backup_dir=os.path.join(work, "backups"),
+                                                      recipients=[recipient]))
+print(json.dumps({"artifact": backup["path"], "key": key, "files": backup["files"],
+                  "input_size": backup["input_size"], "size": backup["size"]}))
+"""
+
 RESTORE_CHILD = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import conftest
-from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
-request = _restore.RestoreRequest(path=sys.argv[2], identities=[sys.argv[3]], dest=sys.argv[4], safety_backup=False)
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _restore
+with open(sys.argv[3], encoding="utf-8") as handle:
+    identities = _age.parse_identities(handle.read())
+request = _restore.RestoreRequest(path=sys.argv[2], identities=identities, dest=sys.argv[4], safety_backup=False)
 artifact, metadata = _restore.select_backup(request)
 result = _restore.run_restore_files(request, artifact, metadata)
 assert result["restored"]["files"] > 0
 """
+
+
+def report(runs):
+    """Best and median of each side; the machine may be shared, the median is the steadier figure."""
+    figures = {}
+    for name, measured in runs.items():
+        times = sorted(elapsed for elapsed, _rss in measured)
+        figures[name] = (times[0], statistics.median(times), max(rss for _elapsed, rss in measured) // 1024)
+    for name, label in (("lifeboat", "lifeboat restore"), ("shell", "age | zstd -d | tar -x")):
+        print("%-24s best %.2f s, median %.2f s, peak RSS %d MiB" % ((label,) + figures[name]))
+    print("ratio lifeboat / shell: best %.2f, median %.2f (target <= 1.0)"
+          % (figures["lifeboat"][0] / figures["shell"][0], figures["lifeboat"][1] / figures["shell"][1]))
 
 
 def main():
@@ -111,21 +147,13 @@ def main():
     work = tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.work)
     targets = tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.tmpfs)
     try:
-        corpus = os.path.join(work, "corpus")
-        os.mkdir(corpus)
-        build_corpus(corpus, args.size_mib)
-        identity, recipient = _age.generate_identity()
-        key = os.path.join(work, "key.txt")
-        with open(key, "w", encoding="utf-8") as handle:
-            handle.write(identity + "\n")
-        backup = _archive.run_archive(_archive.ArchiveRequest(
-            [corpus], "bench", backup_dir=os.path.join(work, "backups"), recipients=[recipient]))
-        artifact = backup["path"]
-        print("corpus: %d files, %.0f MiB; artifact %.0f MiB" % (backup["files"], backup["input_size"] / 2**20,
-                                                                 backup["size"] / 2**20))
-        shell = "age -d -i %s %s | zstd -d | tar -x -C %%s" % (key, artifact)
+        prepared = json.loads(subprocess.run([sys.executable, "-c", PREPARE_CHILD, TESTS, work, str(args.size_mib)],
+                                             check=True, capture_output=True, text=True).stdout)
+        print("corpus: %d files, %.0f MiB; artifact %.0f MiB" % (
+            prepared["files"], prepared["input_size"] / 2**20, prepared["size"] / 2**20))
+        shell = "age -d -i %s %s | zstd -d | tar -x -C %%s" % (prepared["key"], prepared["artifact"])
         print("baseline: " + shell % "DIR")
-        best = {"lifeboat": (float("inf"), 0), "shell": (float("inf"), 0)}
+        runs = {"lifeboat": [], "shell": []}
         for round_number in range(args.rounds):
             for name in ("shell", "lifeboat"):
                 dest = os.path.join(targets, "%s-%d" % (name, round_number))
@@ -133,15 +161,13 @@ def main():
                 if name == "shell":
                     measured = timed(["bash", "-o", "pipefail", "-c", shell % dest])
                 else:
-                    measured = timed([sys.executable, "-c", RESTORE_CHILD, os.path.join(ROOT, "tests"), artifact,
-                                      identity, dest])
+                    measured = timed([sys.executable, "-c", RESTORE_CHILD, TESTS, prepared["artifact"],
+                                      prepared["key"], dest])
                 print("  round %d %-8s %.2f s, peak RSS %d MiB" % (round_number + 1, name, measured[0],
                                                                    measured[1] // 1024))
-                best[name] = min(best[name], measured)
+                runs[name].append(measured)
                 shutil.rmtree(dest)
-        ratio = best["lifeboat"][0] / best["shell"][0]
-        print("lifeboat restore %.2f s (peak RSS %d MiB), age|zstd|tar %.2f s (peak RSS %d MiB): ratio %.2f"
-              % (best["lifeboat"][0], best["lifeboat"][1] // 1024, best["shell"][0], best["shell"][1] // 1024, ratio))
+        report(runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(targets, ignore_errors=True)

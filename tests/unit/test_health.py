@@ -444,3 +444,23 @@ def test_info_never_writes(tmp_path):
     assert tree_digest(str(tmp_path)) == before
     assert sorted(os.listdir(str(backup_dir / "app"))) == names_before
     assert not (backup_dir / ".lock").exists() and not (backup_dir / "missing").exists()
+
+
+def test_each_series_of_a_job_is_checked_on_its_own(tmp_path):
+    """A nightly dump that stopped working must not hide behind the fresh archive of the same job,
+    and a small dump is not a size anomaly next to big archives."""
+    for hours in (1, 25, 49, 73):
+        fake_backup(tmp_path, hours_ago=hours, size=100_000, state="verified")
+    for hours in (50, 74, 98, 122):
+        fake_backup(tmp_path, hours_ago=hours + 0.5, size=2_000, state="verified", kind="database")
+    meta_paths = sorted(tmp_path.glob("app/*.json"))
+    for path in meta_paths:
+        meta = json.loads(path.read_text())
+        if meta["kind"] == "database":
+            meta.update(engine="postgresql", database="appdb")
+            path.write_text(json.dumps(meta))
+    result = info(tmp_path)
+    assert codes(result) == ["too_old"]
+    problem = result["health"]["problems"][0]
+    assert problem["message"].startswith("job app (database postgresql appdb): newest good backup is ")
+    assert problem["id"] == "app-20260508T093000Z"

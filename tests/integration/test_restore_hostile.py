@@ -1,0 +1,231 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Crafted archives that look like real backups (manifest first, age, sidecars) are refused by restore.
+
+Each case names the member in its message, and nothing appears outside staging: the target's parent
+holds what it held before, and the place a hostile link points to stays empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+
+import pytest
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog, _manifest, _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
+from ansible_collections.lifeboat.backup.plugins.module_utils._pipeline import ArtifactWriter
+
+IDENTITY, RECIPIENT = _age.generate_identity()
+MTIME_NS = 1_600_000_000_000_000_000
+
+
+class Entry:
+    """One crafted member: what goes into the tar, and (unless in_manifest is False) its manifest record."""
+
+    def __init__(self, name, kind, data=b"", target="", mode=0o644, in_manifest=True, record_name=None):
+        self.name = name
+        self.kind = kind
+        self.data = data
+        self.target = target
+        self.mode = mode
+        self.in_manifest = in_manifest
+        self.record_name = record_name or name
+
+    def tarinfo(self):
+        info = tarfile.TarInfo(self.name)
+        info.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+                     "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "chardev": tarfile.CHRTYPE}[self.kind]
+        info.mode = self.mode
+        info.mtime = MTIME_NS // 10**9
+        info.size = len(self.data) if self.kind == "file" else 0
+        info.linkname = self.target
+        return info
+
+    def record(self):
+        record = {"path": self.record_name, "type": self.kind, "mode": self.mode, "uid": 0, "gid": 0,
+                  "mtime_ns": MTIME_NS}
+        if self.kind == "file":
+            record.update(size=len(self.data), sha256=hashlib.sha256(self.data).hexdigest())
+        elif self.kind in ("symlink", "hardlink"):
+            record["target"] = self.target
+        return record
+
+
+def craft_backup(backup_dir, job, sources, entries, backup_id=None):
+    """Write a backup the catalog accepts: tarfile members behind the engine's manifest, age, sidecars."""
+    backup_id = backup_id or "%s-20240101T000000Z" % job
+    directory = _catalog.ensure_dir(_catalog.job_dir(str(backup_dir), job))
+    name = backup_id + ".tar.zst.age"
+    manifest, manifest_sha256 = _manifest.build_manifest(
+        [entry.record() for entry in entries if entry.in_manifest], sources)
+    with ArtifactWriter(os.path.join(directory, name), "zstd", recipients=[RECIPIENT]) as writer:
+        with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo(_manifest.MANIFEST_NAME)
+            info.size = len(manifest)
+            tar.addfile(info, io.BytesIO(manifest))
+            for entry in entries:
+                tar.addfile(entry.tarinfo(), io.BytesIO(entry.data) if entry.kind == "file" else None)
+        written = writer.commit()
+    metadata = {"format": 1, "id": backup_id, "job": job, "kind": "files", "created_at": "2024-01-01T00:00:00Z",
+                "sources": sources, "artifact": name, "sha256": written["sha256"], "size": written["size"],
+                "compression": {"algorithm": "zstd", "level": 3},
+                "encryption": {"method": "x25519", "recipients": [RECIPIENT]}, "tags": [],
+                "manifest_sha256": manifest_sha256}
+    _catalog.write_sidecars(os.path.join(directory, name), metadata)
+    return backup_id
+
+
+def restore(backup_dir, backup_id, **options):
+    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, identities=[IDENTITY],
+                                      safety_backup=False, **options)
+    artifact, metadata = _restore.select_backup(request)
+    return _restore.run_restore_files(request, artifact, metadata)
+
+
+@pytest.fixture(name="place")
+def place_fixture(tmp_path):
+    """A target directory srv/app under dest, with content, and an 'outside' directory a link could aim at."""
+    dest = tmp_path / "dest"
+    app = dest / "srv" / "app"
+    app.mkdir(parents=True)
+    (app / "keep.txt").write_text("live\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    return {"dest": str(dest), "app": str(app), "outside": str(outside), "backups": tmp_path / "backups",
+            "root": str(tmp_path)}
+
+
+def snapshot(place):
+    """Every path under the test's directory except the catalog: nothing may appear or change.
+
+    Directory mtimes are left out: the staging directory made and removed beside a target touches its parent's.
+    """
+    found = {}
+    for directory, dirs, files in os.walk(place["root"]):
+        dirs[:] = [name for name in dirs if os.path.join(directory, name) != str(place["backups"])]
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            mtime = None if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
+            found[os.path.relpath(path, place["root"])] = (stat.S_IFMT(st.st_mode), st.st_size, mtime)
+    return found
+
+
+def base_entries():
+    return [Entry("srv/app", "dir", mode=0o755), Entry("srv/app/keep.txt", "file", b"from backup\n")]
+
+
+HOSTILE = {
+    "absolute path in the manifest": (
+        [Entry("/OUTSIDE/abs.txt", "file", b"x")], "/OUTSIDE/abs.txt"),
+    "absolute path only in the tar": (
+        [Entry("/OUTSIDE/abs.txt", "file", b"x", in_manifest=False)], "/OUTSIDE/abs.txt"),
+    "dot-dot path": (
+        [Entry("srv/app/../../../outside/dotdot.txt", "file", b"x")], "srv/app/../../../outside/dotdot.txt"),
+    "dot-dot path only in the tar": (
+        [Entry("srv/app/../../../outside/dotdot.txt", "file", b"x", in_manifest=False)], ".."),
+    "relative symlink escaping the tree": (
+        [Entry("srv/app/escape", "symlink", target="../../../outside")], "srv/app/escape"),
+    "file written through a symlink": (
+        [Entry("srv/app/link", "symlink", target="OUTSIDE"), Entry("srv/app/link/pwned.txt", "file", b"x")],
+        "srv/app/link/pwned.txt"),
+    "hard link to an absolute path": (
+        [Entry("srv/app/hard", "hardlink", target="/etc/passwd")], "srv/app/hard"),
+    "hard link out of the tree": (
+        [Entry("srv/app/hard", "hardlink", target="../../../outside/x")], "srv/app/hard"),
+    "hard link to a file not in the archive": (
+        [Entry("srv/app/hard", "hardlink", target="srv/other/passwd")], "srv/app/hard"),
+    "fifo": ([Entry("srv/app/fifo", "fifo")], "srv/app/fifo"),
+    "device node": ([Entry("srv/app/null", "chardev")], "srv/app/null"),
+    "setuid file": ([Entry("srv/app/suid", "file", b"#!/bin/sh\n", mode=0o4755)], "srv/app/suid"),
+    "setgid file": ([Entry("srv/app/sgid", "file", b"#!/bin/sh\n", mode=0o2755)], "srv/app/sgid"),
+    "member not in the manifest": (
+        [Entry("srv/app/smuggled.txt", "file", b"x", in_manifest=False)], "srv/app/smuggled.txt"),
+    "member whose type differs from the manifest": (
+        [Entry("srv/app/typed", "symlink", target="keep.txt", record_name="srv/app/typed-decoy"),
+         Entry("srv/app/typed", "file", b"x", in_manifest=False)], "srv/app/typed"),
+    "member whose content differs from the manifest": (
+        [Entry("srv/app/forged.txt", "file", b"forged content")], "srv/app/forged.txt"),
+}
+
+
+def _resolved(entries, place):
+    for entry in entries:
+        entry.name = entry.name.replace("/OUTSIDE", place["outside"]).replace("OUTSIDE", place["outside"])
+        entry.record_name = entry.record_name.replace("/OUTSIDE", place["outside"]).replace(
+            "OUTSIDE", place["outside"])
+        entry.target = entry.target.replace("OUTSIDE", place["outside"])
+    return entries
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_member_is_refused_and_nothing_is_written(case, place):
+    entries, named = HOSTILE[case]
+    entries = _resolved(base_entries() + list(entries), place)
+    named = named.replace("/OUTSIDE", place["outside"])
+    if case == "member whose content differs from the manifest":
+        entries[-1].data = b"other bytes"  # the record keeps the digest of the forged content
+        entries[-1].record = lambda: dict(Entry.record(entries[-1]),
+                                          sha256=hashlib.sha256(b"forged content").hexdigest(),
+                                          size=len(b"other bytes"))
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
+    before = snapshot(place)
+    with pytest.raises(IntegrityError) as refused:
+        restore(place["backups"], backup_id, dest=place["dest"])
+    assert named.lstrip("/") in str(refused.value) or named in str(refused.value)
+    assert snapshot(place) == before
+    assert os.listdir(place["outside"]) == []
+
+
+def test_setuid_is_restored_with_preserve_special(place):
+    entries = base_entries() + [Entry("srv/app/suid", "file", b"#!/bin/sh\n", mode=0o4755)]
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
+    restore(place["backups"], backup_id, dest=place["dest"], preserve_special=True)
+    assert stat.S_IMODE(os.lstat(os.path.join(place["app"], "suid")).st_mode) == 0o4755
+
+
+def test_absolute_symlinks_are_kept_verbatim_and_never_followed(place):
+    """An absolute target is restored as-is (GNU tar and restic do the same); the restore does not follow it."""
+    entries = base_entries() + [Entry("srv/app/abs", "symlink", target=place["outside"])]
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
+    restore(place["backups"], backup_id, dest=place["dest"])
+    assert os.readlink(os.path.join(place["app"], "abs")) == place["outside"]
+    assert os.listdir(place["outside"]) == []
+
+
+def test_relative_symlinks_inside_the_tree_are_restored(place):
+    entries = base_entries() + [Entry("srv/app/sub", "dir", mode=0o755),
+                                Entry("srv/app/sub/up", "symlink", target="../keep.txt")]
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
+    restore(place["backups"], backup_id, dest=place["dest"])
+    with open(os.path.join(place["app"], "sub", "up"), encoding="utf-8") as handle:
+        assert handle.read() == "from backup\n"
+
+
+def test_a_live_symlink_above_the_restored_path_is_not_written_through(place):
+    """The host has srv as a link the archive knows as a directory: restoring below it would follow it."""
+    entries = [Entry("srv", "dir", mode=0o755)] + base_entries()
+    backup_id = craft_backup(place["backups"], "app", ["/srv"], entries)
+    os.rename(os.path.join(place["dest"], "srv"), os.path.join(place["root"], "real-srv"))
+    os.symlink(os.path.join(place["root"], "real-srv"), os.path.join(place["dest"], "srv"))
+    with pytest.raises(Exception, match="symbolic link"):
+        restore(place["backups"], backup_id, dest=place["dest"], include=["keep.txt"])
+
+
+def test_the_amendments_member_cannot_excuse_a_file_it_does_not_name(place):
+    forged = Entry("srv/app/forged.txt", "file", b"other bytes")
+    forged.record = lambda: dict(Entry.record(forged), sha256=hashlib.sha256(b"x").hexdigest())
+    amendments = json.dumps([{"path": "srv/app/keep.txt", "sha256": None}]).encode()
+    entries = base_entries() + [forged, Entry(_manifest.AMENDMENTS_NAME, "file", amendments, in_manifest=False)]
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
+    before = snapshot(place)
+    with pytest.raises(IntegrityError, match="srv/app/forged.txt"):
+        restore(place["backups"], backup_id, dest=place["dest"])
+    assert snapshot(place) == before

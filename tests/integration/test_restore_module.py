@@ -1,0 +1,16 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The restore module through real ansible-playbook runs: check, run, check again, run again, undo."""
+
+from __future__ import annotations
+
+from test_modules import run_target
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age
+
+
+def test_restore_target(tmp_path):
+    identity, recipient = _age.generate_identity()
+    output = run_target("restore", tmp_path, {"identity": identity, "recipient": recipient})
+    assert identity not in output
