@@ -112,28 +112,19 @@ sanity: collection
 lint: $(VENV_STAMP)
 	ansible-lint --profile production
 
+# tests/fleet/fleet.py check says why the fleet cannot start here (not root, no systemd-nspawn, ...): exit 77.
 molecule: $(VENV_STAMP)
 	@if ! ls molecule/*/molecule.yml >/dev/null 2>&1; then \
 		echo 'molecule: skipped, no scenario in molecule/'; \
-	elif [ "$$(id -u)" -ne 0 ]; then \
-		echo 'molecule: skipped, the scenarios start systemd-nspawn machines and need root'; \
-	elif ! command -v systemd-nspawn >/dev/null; then \
-		echo 'molecule: skipped, systemd-nspawn is not installed (Debian package systemd-container)'; \
 	else \
-		molecule test --all; \
+		rc=0; reason=$$($(BIN)/python tests/fleet/fleet.py check 2>&1) || rc=$$?; \
+		if [ $$rc -eq 77 ]; then echo "molecule: skipped, $${reason#fleet: unavailable: }"; \
+		elif [ $$rc -ne 0 ]; then echo "$$reason"; exit $$rc; \
+		else molecule test --all; fi; \
 	fi
 
-demo: $(VENV_STAMP)
-	rm -rf $(DIST)
-	ansible-galaxy collection build --output-path $(DIST) .
-	ansible-galaxy collection install --force -p $(COLLECTIONS) $(DIST)/lifeboat-backup-*.tar.gz
-	ansible-playbook -i demo/inventory.yml demo/demo.yml
-
-changelog: $(VENV_STAMP)
-	antsibull-changelog lint
-	antsibull-changelog release
-
 clean:
+	[ ! -f $(BUILD)/fleet/state.json ] || $(PYTHON) tests/fleet/fleet.py down
 	rm -rf $(BUILD) tests/output .pytest_cache .hypothesis lifeboat-backup-*.tar.gz
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 

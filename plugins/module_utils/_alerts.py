@@ -10,13 +10,14 @@ job from sending a message every few minutes.
 from __future__ import annotations
 
 import email.message
+import http.client
 import json
 import os
 import smtplib
 import socket
 import ssl
 import time
-import urllib.request
+import urllib.parse
 
 from ._atomic import write_atomic
 
@@ -49,13 +50,30 @@ def _remember(config, key, now):
     write_atomic(path, json.dumps(state, sort_keys=True).encode("utf-8"))
 
 
-def _post_json(url, document, headers=None, timeout=10):
-    data = json.dumps(document, sort_keys=True).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method="POST",
-                                     headers=dict({"Content-Type": "application/json"}, **(headers or {})))
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec - the operator's own endpoint
+def _post(url, body, headers=None, timeout=10):
+    """POST to the operator's own endpoint; http.client, so the engine needs nothing beyond the stdlib."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("%s is not an http(s) URL" % url)
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    try:
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        connection.request("POST", path, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
         response.read()
+        if response.status >= 400:
+            raise ValueError("%s answered HTTP %d" % (url, response.status))
         return response.status
+    finally:
+        connection.close()
+
+
+def _post_json(url, document, headers=None, timeout=10):
+    body = json.dumps(document, sort_keys=True).encode("utf-8")
+    return _post(url, body, dict({"Content-Type": "application/json"}, **(headers or {})), timeout)
 
 
 def _send_email(settings, subject, body):
@@ -99,7 +117,7 @@ def send_alert(config, event, now=None):
         try:
             _post_json(webhook["url"], event, webhook.get("headers"), webhook.get("timeout", 10))
             sent.append("webhook")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             failed["webhook"] = str(exc)
     settings = config.get("email") or {}
     if settings.get("host") and settings.get("recipients"):
@@ -119,9 +137,6 @@ def ping(url, state, body=None, timeout=10):
         return None
     target = url.rstrip("/") + PING_SUFFIXES[state]
     try:
-        request = urllib.request.Request(target, data=(body or "").encode("utf-8")[-10000:], method="POST")
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec - the operator's own endpoint
-            response.read()
-            return response.status
-    except OSError as exc:
+        return _post(target, (body or "").encode("utf-8")[-10000:], timeout=timeout)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         return str(exc)

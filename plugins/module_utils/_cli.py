@@ -16,11 +16,12 @@ import os
 import sys
 import time
 
-from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _prune, _restore, _verify
+from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _prune, _restore, _restore_db, _verify
 from ._errors import BackupError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HEALTH, EXIT_LOCKED = 0, 1, 2, 3, 4
 DEFAULT_CONFIG_DIR = "/etc/lifeboat"
+DEFAULT_LOCK_TIMEOUT = 600
 RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
                   "keep_within", "keep_tags", "min_keep")
 ARCHIVE_KEYS = ("exclude", "exclude_if_present", "respect_gitignore", "default_excludes", "on_unreadable")
@@ -76,14 +77,20 @@ def _backup_dir(settings, job=None):
     return (job or {}).get("backup_dir") or settings.get("backup_dir") or _catalog.DEFAULT_BACKUP_DIR
 
 
-def run_job(config_dir, name, progress):
-    """Every step of a job: dumps, archive, checksum verify, retention, metrics; pings around it."""
+def run_job(config_dir, name, progress, lock_timeout=None):
+    """Every step of a job: dumps, archive, checksum verify, retention, metrics; pings around it.
+
+    By default a run waits up to 10 minutes for another one holding the catalog lock (a pre-deploy
+    backup, a prune): a timer that fires meanwhile should back up late rather than alert.
+    """
     settings = load_settings(config_dir)
     job = load_job(config_dir, name)
+    if lock_timeout is None:
+        lock_timeout = job.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)
     backup_dir = _backup_dir(settings, job)
     common = dict(job=name, backup_dir=backup_dir, compression=job.get("compression", "zstd"),
                   compression_level=job.get("compression_level"), recipients=job.get("recipients") or [],
-                  tags=job.get("tags") or [], lock_timeout=job.get("lock_timeout", 600))
+                  tags=job.get("tags") or [], lock_timeout=lock_timeout)
     _alerts.ping(job.get("ping_url"), "start")
     made = []
     try:
@@ -151,14 +158,13 @@ def read_identities(source):
 
 def _print(args, document, lines):
     if args.json:
-        print(json.dumps(document, indent=2, sort_keys=True, default=str))
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
     else:
-        for line in lines:
-            print(line)
+        sys.stdout.write("".join(line + "\n" for line in lines))
 
 
 def cmd_run(args, progress):
-    result = run_job(args.config_dir, args.job, progress)
+    result = run_job(args.config_dir, args.job, progress, args.lock_timeout)
     _print(args, result, ["%s: %s" % (args.job, ", ".join(b["id"] for b in result["backups"]) or "nothing to do")])
     return EXIT_OK
 
@@ -198,7 +204,7 @@ def cmd_restore(args, _progress):
     request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id,
                                       identities=read_identities(args.identity_file), dest=args.to,
                                       safety_backup=not args.no_safety_backup)
-    result = _restore.run_restore(request)
+    result = _restore_db.restore_backup(request)
     _print(args, result, [result.get("msg", "restored %s" % args.id)])
     return EXIT_OK
 
@@ -247,7 +253,10 @@ def build_parser():
             sub.add_argument("--json", action="store_true", help="print JSON")
         return sub
 
-    command("run", cmd_run, "run every step of a job").add_argument("job")
+    run = command("run", cmd_run, "run every step of a job")
+    run.add_argument("job")
+    run.add_argument("--lock-timeout", type=float, help="seconds to wait for another run's lock (default %d)"
+                     % DEFAULT_LOCK_TIMEOUT)
     command("list", cmd_list, "list the backups, newest first").add_argument("--job")
     command("stats", cmd_stats, "statistics of the catalog")
     verify = command("verify", cmd_verify, "verify a backup (checksum, or --full with the identity)")
@@ -272,7 +281,7 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
-        return EXIT_USAGE if exc.code else EXIT_OK
+        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
     try:
         if args.command == "verify" and args.full and not args.identity_file:
             raise UsageError("verify --full decrypts the backup: give --identity-file FILE (or - for stdin)")

@@ -19,8 +19,8 @@ description:
   - Absolute member names, C(..) components, members below a symlink, relative symlinks pointing out of the
     restored tree, hard links to anything but a file of the archive, device nodes, fifos, setuid and setgid
     bits (unless O(preserve_special)) and members missing from the manifest are refused before anything is
-    written outside staging; the message names the member. Absolute symlink targets are restored verbatim
-    (as GNU tar and restic do): the restore never writes through a symlink.
+    written outside staging; the message names the member. Absolute symlink targets are restored verbatim,
+    as GNU tar and restic do; the restore never writes through a symlink.
   - "Databases: PostgreSQL custom dumps through C(pg_restore --clean --if-exists --single-transaction
     --no-owner), plain dumps into a recreated database through C(psql --single-transaction), MariaDB/MySQL through
     the C(mariadb) client, SQLite by renaming a checked copy over the live file."

@@ -6,14 +6,15 @@
 Each host is a systemd-nspawn container booted from an overlay of one shared Debian rootfs, with its
 own network namespace on a link-local bridge, reached over SSH as root. Run as root:
 
+    python3 tests/fleet/fleet.py check                   can this machine run a fleet? (exit 0 or 77)
     python3 tests/fleet/fleet.py rootfs                  build (or reuse) the cached rootfs
     python3 tests/fleet/fleet.py up HOST [HOST...]       boot hosts, wait until they answer ssh
     python3 tests/fleet/fleet.py inventory [-o FILE]     the Ansible inventory (YAML) of the fleet
     python3 tests/fleet/fleet.py status                  what is running; exit 1 when a host is down
     python3 tests/fleet/fleet.py down                    stop every host and remove all it created
 
-`up` exits 77 with a one-line reason when this machine cannot run a fleet (not root, a tool missing).
-Everything is kept in build/fleet/ (state.json records what exists, so `down` cleans up after a
+`check` and `up` exit 77 with a one-line reason when this machine cannot run a fleet (not root, a
+tool missing). Everything is kept in build/fleet/ (state.json records what exists, so `down` cleans up after a
 partial `up` too); everything created on the machine is named with the `lbfleet` prefix.
 """
 
@@ -263,10 +264,7 @@ def rootfs_paths():
 
 
 def build_rootfs(tarball):
-    try:
-        require_tools(BUILD_TOOLS)
-    except FleetUnavailable as error:
-        raise FleetUnavailable('%s, and %s is not cached' % (error, tarball.name)) from None
+    require_tools(BUILD_TOOLS)
     staging = tarball.with_name(tarball.name + '.build')
     remove_tree(staging)
     started = time.monotonic()
@@ -647,11 +645,28 @@ def command_rootfs(_args):
     return 0
 
 
-def command_up(args):
-    check_host_names(args.hosts)
+def check_machine():
+    """Everything `up` needs of this machine; FleetUnavailable names the first thing missing."""
     require_root()
     require_tools(REQUIRED_TOOLS)
-    hierarchies = cgroup_hierarchies()
+    tarball, directory = rootfs_paths()
+    if not (directory.is_dir() or tarball.is_file()):
+        try:
+            require_tools(BUILD_TOOLS)
+        except FleetUnavailable as error:
+            raise FleetUnavailable('%s, and %s is not cached' % (error, tarball.name)) from None
+    return cgroup_hierarchies()
+
+
+def command_check(_args):
+    check_machine()
+    log('this machine can run a fleet')
+    return 0
+
+
+def command_up(args):
+    check_host_names(args.hosts)
+    hierarchies = check_machine()
     with fleet_lock():
         state = read_state()
         state.setdefault('cgroup_hierarchies', [str(path) for path in hierarchies])
@@ -784,6 +799,7 @@ def command_launch(args):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog='fleet.py', description=__doc__.split('\n', 1)[0])
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    commands.add_parser('check', help='exit 77 with the reason when this machine cannot run a fleet')
     commands.add_parser('rootfs', help='build or reuse the cached rootfs, print its directory')
     up = commands.add_parser('up', help='boot hosts and wait until they answer ssh')
     up.add_argument('hosts', nargs='+', metavar='HOST')
@@ -798,6 +814,7 @@ def parse_args(argv):
 
 
 COMMANDS = {
+    'check': command_check,
     'rootfs': command_rootfs,
     'up': command_up,
     'down': command_down,

@@ -1,0 +1,135 @@
+"""The on-host command `lifeboat`, installed the way the agent role installs it, run as the timers run it."""
+
+import glob
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IDENTITY, RECIPIENT = _age.generate_identity()
+
+
+def install_command(prefix):
+    """Engine files as a package beside a small entry point: the layout of roles/agent."""
+    package = os.path.join(prefix, "lib", "lifeboat_engine")
+    os.makedirs(package)
+    for path in glob.glob(os.path.join(ROOT, "plugins", "module_utils", "_*.py")):
+        shutil.copy(path, package)
+    with open(os.path.join(package, "__init__.py"), "w", encoding="utf-8") as handle:
+        handle.write("")
+    entry = os.path.join(prefix, "bin", "lifeboat")
+    os.makedirs(os.path.dirname(entry))
+    shutil.copy(os.path.join(ROOT, "roles", "agent", "files", "lifeboat"), entry)
+    return entry
+
+
+@pytest.fixture
+def host(tmp_path):
+    """An installed command, a config dir with one job (a SQLite database and files), and its sources."""
+    entry = install_command(str(tmp_path / "prefix"))
+    app = tmp_path / "srv" / "app"
+    (app / "data").mkdir(parents=True)
+    (app / "index.html").write_text("<h1>app</h1>\n")
+    with sqlite3.connect(app / "data" / "app.db") as connection:
+        connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        connection.executemany("INSERT INTO notes (body) VALUES (?)", [("note %d" % n,) for n in range(100)])
+    config = tmp_path / "etc"
+    (config / "jobs.d").mkdir(parents=True)
+    settings = {"backup_dir": str(tmp_path / "backups"),
+                "monitoring": {"textfile_dir": str(tmp_path / "textfile")},
+                "health": {"max_age": "26h", "disk_usage_threshold": 100}}
+    (config / "lifeboat.json").write_text(json.dumps(settings))
+    job = {"name": "app", "paths": [str(app)], "exclude": ["**/data/*.db*"], "recipients": [RECIPIENT],
+           "databases": [{"engine": "sqlite", "name": str(app / "data" / "app.db")}],
+           "retention": {"keep_last": 2}}
+    (config / "jobs.d" / "app.json").write_text(json.dumps(job))
+    (tmp_path / "key.txt").write_text(IDENTITY + "\n")
+
+    def run(*args, stdin=None):
+        env = dict(os.environ, LIFEBOAT_CONFIG_DIR=str(config))
+        return subprocess.run([sys.executable, entry] + list(args), env=env, capture_output=True, text=True,
+                              input=stdin, check=False)
+
+    run.tmp = tmp_path
+    run.app = app
+    return run
+
+
+def test_run_makes_verified_backups_prunes_and_writes_metrics(host):
+    first = host("run", "app", "--json")
+    assert first.returncode == 0, first.stderr
+    made = json.loads(first.stdout)["backups"]
+    assert [os.path.basename(b["path"]).split(".", 1)[1] for b in made] == ["sqlite.zst.age", "tar.zst.age"]
+    assert "verify %s: checksum ok" % made[0]["id"] in first.stderr
+    for _attempt in range(2):
+        assert host("run", "app").returncode == 0
+    listed = json.loads(host("list", "--json").stdout)
+    assert len(listed) == 4, "keep_last 2 of each series: 2 dumps and 2 archives"
+    assert sorted(meta["kind"] for meta in listed) == ["database", "database", "files", "files"]
+    metrics = (host.tmp / "textfile" / "lifeboat_backup.prom").read_text()
+    assert 'lifeboat_backup_backups{job="app"} 4' in metrics
+    if shutil.which("promtool"):
+        subprocess.run(["promtool", "check", "metrics"], input=metrics, text=True, check=True,
+                       capture_output=True)
+
+
+def test_read_commands_and_exit_codes(host):
+    assert host("run", "app").returncode == 0
+    backups = json.loads(host("list", "--json").stdout)
+    archive = [meta for meta in backups if meta["kind"] == "files"][0]
+    stats = json.loads(host("stats", "--json").stdout)
+    assert stats["overall"]["count"] == 2
+    checked = host("verify", archive["id"])
+    assert checked.returncode == 0 and "passed checksum verification" in checked.stdout
+    full = host("verify", archive["id"], "--full", "--identity-file", "-", stdin=IDENTITY + "\n")
+    assert full.returncode == 0 and "passed full verification" in full.stdout
+    no_key = host("verify", archive["id"], "--full")
+    assert no_key.returncode == 2 and "--identity-file" in no_key.stderr
+    healthy = host("health", "--json")
+    assert healthy.returncode == 0 and json.loads(healthy.stdout)["ok"] is True
+    assert host("frobnicate").returncode == 2
+    assert host("run", "no-such-job").returncode == 2
+    with _catalog.CatalogLock(str(host.tmp / "backups")):
+        locked = host("run", "app", "--lock-timeout", "0")
+    assert locked.returncode == 4 and "locked by another run" in locked.stderr
+
+
+def test_health_problems_exit_3(host):
+    assert host("run", "app").returncode == 0
+    artifact = glob.glob(str(host.tmp / "backups" / "app" / "*.tar.zst.age"))[0]
+    with open(artifact, "r+b") as handle:
+        handle.seek(200)
+        handle.write(b"\0\0\0\0")
+    backup_id = os.path.basename(artifact).split(".")[0]
+    damaged = host("verify", backup_id)
+    assert damaged.returncode == 1 and "does not match its checksum" in damaged.stderr
+    report = host("health", "--no-alerts")
+    assert report.returncode == 3 and "failed" in report.stdout
+
+
+def test_a_failing_job_exits_1_and_leaves_no_artifact(host):
+    os.unlink(host.app / "data" / "app.db")
+    failed = host("run", "app")
+    assert failed.returncode == 1 and "app.db" in failed.stderr
+    assert _catalog.list_metadata(str(host.tmp / "backups")) == []
+
+
+def test_break_glass_restore_with_the_identity_on_stdin(host):
+    assert host("run", "app").returncode == 0
+    archive = [meta for meta in json.loads(host("list", "--json").stdout) if meta["kind"] == "files"][0]
+    target = host.tmp / "restored"
+    restored = host("restore", archive["id"], "--to", str(target), "--identity-file", "-", stdin=IDENTITY + "\n")
+    assert restored.returncode == 0, restored.stderr
+    assert (target / str(host.app / "index.html").lstrip("/")).read_text() == "<h1>app</h1>\n"
+    assert IDENTITY not in restored.stdout + restored.stderr
+    wrong = host("restore", archive["id"], "--to", str(host.tmp / "other"), "--identity-file", "-",
+                 stdin=_age.generate_identity()[0] + "\n")
+    assert wrong.returncode == 1 and "no identity matches" in wrong.stderr
+    assert not (host.tmp / "other").exists()
