@@ -41,6 +41,17 @@ def identity_spec():
     return dict(identity=dict(type="str", no_log=True))
 
 
+def connection_spec():
+    """How to reach a PostgreSQL or MariaDB/MySQL server; the password only ever travels in memory."""
+    return dict(
+        login_host=dict(type="str"),
+        login_port=dict(type="int"),
+        login_user=dict(type="str"),
+        login_password=dict(type="str", no_log=True),
+        login_unix_socket=dict(type="str"),
+    )
+
+
 def run_module(module, action):
     """Call action(); engine errors become fail_json with the stage that failed."""
     try:
