@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import grp
 import pwd
+import struct
 
 from ._errors import IntegrityError
 
@@ -21,15 +22,6 @@ ZERO_BLOCK = b"\0" * BLOCK
 REGULAR, HARDLINK, SYMLINK, DIRECTORY, PAX, PAX_GLOBAL = b"0", b"1", b"2", b"5", b"x", b"g"
 GNU_LONGNAME, GNU_LONGLINK = b"L", b"K"
 _MAX_OCTAL = {8: 0o7777777, 12: 0o77777777777}
-
-
-def _field(text, width):
-    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
-    return data[:width].ljust(width, b"\0")
-
-
-def _octal(value, width):
-    return b"%0*o\0" % (width - 1, value)
 
 
 def _fits_ustar_name(data, limit=100):
@@ -95,18 +87,20 @@ def build_header(name, typeflag, size=0, mode=0o644, uid=0, gid=0, mtime=0, link
     return blocks + _ustar(name_b, typeflag, size, mode, uid, gid, mtime, link_b, uname, gname)
 
 
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
+_ZERO_DEVICE = b"%07o" % 0
+
+
 def _ustar(name_b, typeflag, size, mode, uid, gid, mtime, link_b, uname, gname):
     def clamp(value, width):
         return min(max(value, 0), _MAX_OCTAL[width])
 
-    head = b"".join((
-        _field(name_b, 100), _octal(mode & 0o7777, 8), _octal(clamp(uid, 8), 8), _octal(clamp(gid, 8), 8),
-        _octal(clamp(size, 12), 12), _octal(clamp(mtime, 12), 12), b" " * 8, typeflag, _field(link_b, 100),
-        b"ustar\x0000", _field(uname, 32), _field(gname, 32), _octal(0, 8), _octal(0, 8), _field(b"", 155),
-    ))
-    head = head.ljust(BLOCK, b"\0")
-    checksum = b"%06o\0 " % sum(head)
-    return head[:148] + checksum + head[156:]
+    # struct pads each field with NULs: the octal fields keep their terminating NUL.
+    head = _USTAR.pack(name_b, b"%07o" % (mode & 0o7777), b"%07o" % clamp(uid, 8), b"%07o" % clamp(gid, 8),
+                       b"%011o" % clamp(size, 12), b"%011o" % clamp(mtime, 12), b" " * 8, typeflag, link_b,
+                       b"ustar\x0000", uname.encode("utf-8", "replace")[:32], gname.encode("utf-8", "replace")[:32],
+                       _ZERO_DEVICE, _ZERO_DEVICE, b"")
+    return head[:148] + b"%06o\0 " % sum(head) + head[156:]
 
 
 class TarWriter:
