@@ -125,31 +125,36 @@ def _stream_file(tar, entry, record, amendments, warnings):
         # Hash again only when the file changed since the manifest pass: the common case costs nothing.
         digest = None if _same_stat(entry.stat, opened) else hashlib.sha256()
         size = record["size"]
-        tar.add_header(entry.arcname, REGULAR, st=entry.stat, size=size)
-        buffer = bytearray(min(READ_SIZE, max(size, 1)))
-        view = memoryview(buffer)
-        left = size
-        while left:
-            count = handle.readinto(view[:min(left, len(buffer))])
-            if not count:
-                break
-            tar.write_data(view[:count])
+        header = tar.header(entry.arcname, REGULAR, st=entry.stat, size=size)
+        if size <= READ_SIZE:
+            data = handle.read(size)
+            data += bytes(size - len(data))  # the file shrank: pad so the archive stays well-formed
             if digest is not None:
-                digest.update(view[:count])
-            left -= count
-        if left:  # the file shrank: pad so the archive stays well-formed
-            padding = bytes(min(left, READ_SIZE))
-            while left:
-                piece = padding[:min(left, len(padding))]
-                tar.write_data(piece)
-                if digest is not None:
-                    digest.update(piece)
-                left -= len(piece)
-        tar.end_member(size)
+                digest.update(data)
+            tar.add_whole(header, data)
+        else:
+            tar.write_data(header)
+            _stream_large(tar, handle, size, digest)
         after = os.fstat(handle.fileno())
     if digest is not None or not _same_stat(opened, after):
         warnings.append("%s changed while it was read; its stored copy may be inconsistent" % entry.path)
         amendments.append({"path": entry.arcname, "sha256": digest.hexdigest() if digest is not None else None})
+
+
+def _stream_large(tar, handle, size, digest):
+    buffer = bytearray(READ_SIZE)
+    view = memoryview(buffer)
+    left = size
+    while left:
+        count = handle.readinto(view[:min(left, READ_SIZE)])
+        if not count:  # the file shrank: pad so the archive stays well-formed
+            count = min(left, READ_SIZE)
+            view[:count] = bytes(count)
+        tar.write_data(view[:count])
+        if digest is not None:
+            digest.update(view[:count])
+        left -= count
+    tar.end_member(size)
 
 
 def _write_tar(tar, entries, records, manifest):

@@ -4,8 +4,9 @@
 """The on-host command `lifeboat`: what the systemd timers run, and break-glass restores without a controller.
 
 Exit codes: 0 ok, 1 failed, 2 usage, 3 health problems, 4 locked by another run.
-Configuration: <config_dir>/lifeboat.json (catalog, monitoring, alerts) and <config_dir>/jobs.d/<job>.json,
-written by the lifeboat.backup.agent and lifeboat.backup.monitoring roles.
+Configuration: <config_dir>/lifeboat.json (the catalog: written by the lifeboat.backup.agent role),
+<config_dir>/monitoring.json (monitoring, health, alerts: written by the lifeboat.backup.monitoring role) and
+<config_dir>/jobs.d/<job>.json (one per job, written by the agent role).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -22,11 +24,18 @@ from ._errors import BackupError, UsageError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HEALTH, EXIT_LOCKED = 0, 1, 2, 3, 4
 DEFAULT_CONFIG_DIR = "/etc/lifeboat"
 DEFAULT_LOCK_TIMEOUT = 600
+DETAILS_LIMIT = 8000  # characters of details in an alert: the end of a log, not all of it
 RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
                   "keep_within", "keep_tags", "min_keep")
 ARCHIVE_KEYS = ("exclude", "exclude_if_present", "respect_gitignore", "default_excludes", "on_unreadable")
-DATABASE_KEYS = ("login_host", "login_port", "login_user", "login_password", "login_unix_socket", "pg_format",
-                 "jobs", "include_globals", "row_counts")
+# job file key -> DumpRequest argument; "format" is the agent role's name for pg_format
+DATABASE_KEYS = {"login_host": "login_host", "login_port": "login_port", "login_user": "login_user",
+                 "login_password": "login_password", "login_unix_socket": "login_unix_socket", "format": "pg_format",
+                 "pg_format": "pg_format", "jobs": "jobs", "include_globals": "include_globals",
+                 "row_counts": "row_counts"}
+# Read in this order, each file's top-level sections replacing those of the files before it: two roles
+# write the configuration without ever rewriting each other's file.
+SETTINGS_FILES = ("lifeboat.json", "monitoring.json")
 
 
 class Progress:
@@ -62,8 +71,12 @@ def load_json(path, what):
 
 
 def load_settings(config_dir):
-    path = os.path.join(config_dir, "lifeboat.json")
-    return load_json(path, "the configuration") if os.path.exists(path) else {}
+    settings = {}
+    for name in SETTINGS_FILES:
+        path = os.path.join(config_dir, name)
+        if os.path.exists(path):
+            settings.update(load_json(path, "the configuration"))
+    return settings
 
 
 def load_job(config_dir, name):
@@ -96,7 +109,8 @@ def run_job(config_dir, name, progress, lock_timeout=None):
     try:
         for database in job.get("databases") or []:
             started = progress.step("dump %s %s" % (database["engine"], database["name"]))
-            options = {key: database[key] for key in DATABASE_KEYS if database.get(key) is not None}
+            options = {argument: database[key] for key, argument in DATABASE_KEYS.items()
+                       if database.get(key) is not None}
             result = _dump.run_dump(_dump.DumpRequest(database["engine"], database["name"], **dict(common, **options)))
             made.append(result)
             progress.done("dump %s %s: %s, %d bytes" % (database["engine"], database["name"], result["id"],
@@ -223,6 +237,18 @@ def cmd_health(args, _progress):
     return EXIT_HEALTH if problems else EXIT_OK
 
 
+def journal_tail(unit, lines):
+    """The last lines of a unit's journal, or why they could not be read: the alert goes out either way."""
+    command = ["journalctl", "--unit", unit, "--lines", str(lines), "--no-pager", "--output", "short-iso"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "(the journal could not be read: %s)" % exc
+    if result.returncode != 0:
+        return "(journalctl exited %d: %s)" % (result.returncode, result.stderr.strip())
+    return result.stdout
+
+
 def cmd_alert(args, _progress):
     """Called by the OnFailure= unit: tell the operator a unit failed, with the end of its journal."""
     settings = load_settings(args.config_dir)
@@ -230,7 +256,9 @@ def cmd_alert(args, _progress):
     message = "%s failed on this host" % args.unit
     if args.details_file:
         with open(args.details_file, "r", encoding="utf-8", errors="replace") as handle:
-            message += "\n\n" + handle.read()[-4000:]
+            message += "\n\n" + handle.read()[-DETAILS_LIMIT:]
+    if args.journal_lines:
+        message += "\n\nThe end of its journal:\n" + journal_tail(args.unit, args.journal_lines)[-DETAILS_LIMIT:]
     outcome = _alerts.send_alert(settings.get("alerts") or {}, {"event": "failure", "job": job,
                                                                 "message": message, "unit": args.unit})
     _print(args, outcome, ["alert %s: sent via %s%s" % (
@@ -273,6 +301,8 @@ def build_parser():
     alert = command("alert", cmd_alert, "send a failure alert for a systemd unit (used by OnFailure=)")
     alert.add_argument("unit")
     alert.add_argument("--details-file", help="text to include, e.g. the end of the unit's journal")
+    alert.add_argument("--journal-lines", type=int, default=0, metavar="N",
+                       help="include the last N lines of the unit's journal (journalctl)")
     return parser
 
 

@@ -115,8 +115,8 @@ class TarWriter:
         self._sink.write(data)
         self.bytes_written += len(data)
 
-    def add_header(self, name, typeflag, st=None, size=0, linkname="", mode=0o600, mtime=0):
-        """Write a member header; with st, mode, owner and mtime come from that stat result."""
+    def header(self, name, typeflag, st=None, size=0, linkname="", mode=0o600, mtime=0):
+        """The header blocks of a member; with st, mode, owner and mtime come from that stat result."""
         if st is not None:
             mode, mtime = st.st_mode, int(st.st_mtime)
             uid, gid = st.st_uid, st.st_gid
@@ -124,7 +124,10 @@ class TarWriter:
         else:
             uid = gid = 0
             uname = gname = "root"
-        self._write(build_header(name, typeflag, size, mode, uid, gid, mtime, linkname, uname, gname))
+        return build_header(name, typeflag, size, mode, uid, gid, mtime, linkname, uname, gname)
+
+    def add_header(self, name, typeflag, st=None, size=0, linkname="", mode=0o600, mtime=0):
+        self._write(self.header(name, typeflag, st, size, linkname, mode, mtime))
 
     def write_data(self, data):
         self._write(data)
@@ -133,6 +136,10 @@ class TarWriter:
         pad = _padding(size)
         if pad:
             self._write(pad)
+
+    def add_whole(self, header, data):
+        """A small member in one write: header, data and padding (fewer calls into the compressor)."""
+        self._write(header + data + _padding(len(data)))
 
     def add_bytes(self, name, data, mode=0o600, mtime=0):
         self.add_header(name, REGULAR, size=len(data), mode=mode, mtime=mtime)

@@ -1,12 +1,14 @@
 """The on-host command `lifeboat`, installed the way the agent role installs it, run as the timers run it."""
 
 import glob
+import http.server
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -133,3 +135,63 @@ def test_break_glass_restore_with_the_identity_on_stdin(host):
                  stdin=_age.generate_identity()[0] + "\n")
     assert wrong.returncode == 1 and "no identity matches" in wrong.stderr
     assert not (host.tmp / "other").exists()
+
+
+def test_monitoring_settings_live_in_their_own_file(host):
+    config = host.tmp / "etc"
+    (config / "lifeboat.json").write_text(json.dumps({"backup_dir": str(host.tmp / "backups")}))
+    (config / "monitoring.json").write_text(json.dumps({"monitoring": {"textfile_dir": str(host.tmp / "metrics")},
+                                                        "health": {"max_age": "1h", "disk_usage_threshold": 100}}))
+    assert host("run", "app").returncode == 0
+    assert 'lifeboat_backup_backups{job="app"} 2' in (host.tmp / "metrics" / "lifeboat_backup.prom").read_text()
+    assert host("health", "--no-alerts").returncode == 0
+
+
+def test_database_format_is_the_job_files_name_for_pg_format(host):
+    job_file = host.tmp / "etc" / "jobs.d" / "app.json"
+    job = json.loads(job_file.read_text())
+    job["databases"][0]["format"] = "custom"
+    job_file.write_text(json.dumps(job))
+    refused = host("run", "app")
+    assert refused.returncode == 2 and "PostgreSQL only" in refused.stderr
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):  # noqa: N802  (the name http.server calls)
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    _Receiver.received = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d/hook" % server.server_address[1], _Receiver.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_alert_sends_the_failed_units_details_once_per_cooldown(host, webhook):
+    url, received = webhook
+    alerts = {"webhook": {"url": url}, "cooldown_minutes": 60, "state_file": str(host.tmp / "state" / "alerts.json")}
+    (host.tmp / "etc" / "monitoring.json").write_text(json.dumps({"alerts": alerts}))
+    (host.tmp / "details.txt").write_text("pg_dump: database \"gone\" does not exist\n")
+    args = ("alert", "lifeboat-backup@app.service", "--details-file", str(host.tmp / "details.txt"),
+            "--journal-lines", "5")
+    first = host(*args)
+    assert first.returncode == 0 and "sent via webhook" in first.stdout, first.stderr
+    assert len(received) == 1
+    assert received[0]["job"] == "app" and received[0]["unit"] == "lifeboat-backup@app.service"
+    assert 'database "gone" does not exist' in received[0]["message"]
+    assert "The end of its journal:" in received[0]["message"]
+    again = host(*args)
+    assert again.returncode == 0 and "suppressed by the cooldown" in again.stdout
+    assert len(received) == 1
