@@ -16,6 +16,7 @@ the next dump.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import os
@@ -172,14 +173,18 @@ def _tar_tree(root, writer):
 
 def _stream_dump(dumper, writer):
     """Copy the dump into the writer; return the description. Raises when the tool failed."""
-    with dumper.open() as source:
-        # Inside open(): an SQLite description is then the snapshot's, exactly what is stored.
-        description = dumper.inspect()
-        if source.tree is not None:
-            _tar_tree(source.tree, writer)
-        else:
-            _copy_stream(source.stream, writer)
-    return description
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        with dumper.open() as source:
+            # Inside open(): an SQLite description is then the snapshot's, exactly what is stored. Beside the
+            # copy, not before it: exact row counts of a big database take as long as a good part of the dump.
+            description = pool.submit(dumper.inspect)
+            if source.tree is not None:
+                _tar_tree(source.tree, writer)
+            else:
+                _copy_stream(source.stream, writer)
+            concurrent.futures.wait([description])
+        # Only after open() has checked the dump tool: when both fail, the dump's own error is the one to report.
+        return description.result()
 
 
 def _write_sidecars(path, metadata):
