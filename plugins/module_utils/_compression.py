@@ -24,6 +24,7 @@ LEVEL_RANGES = {"zstd": (1, 19), "gzip": (1, 9), "none": (0, 0)}
 SUFFIXES = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_READ_SIZE = 1 << 20  # compressed bytes decompressed at once
 
 
 def _require_zstandard():
@@ -117,35 +118,46 @@ class _CheckedReader:
 
 
 class _ZstdStrictReader:
-    """zstandard's stream_reader returns b'' at a truncated frame end; check the frame was complete."""
+    """Decompressed zstd, each read() returning at most one decompressor output: a short read, not a copy.
+
+    Readers loop until b'' anyway, and joining or slicing every output would copy each byte again. zstandard's
+    stream_reader returns b'' at a truncated frame end, hence decompressobj(), whose eof tells the frame ended.
+    """
 
     def __init__(self, source):
         self._dobj = zstandard.ZstdDecompressor().decompressobj()
         self._source = source
-        self._pending = b""
-        self._eof = False
+        self._data = b""
+        self._offset = 0
 
     def read(self, size=-1):
-        want = size if size and size > 0 else 1 << 20
-        while len(self._pending) < want and not self._eof:
-            chunk = self._source.read(1 << 20)
-            if not chunk:
-                self._eof = True
-                if not self._dobj.eof:
-                    raise EOFError("the stream ends before the end of its last zstd frame")
-                break
-            self._feed(chunk)
-        out, self._pending = self._pending[:want], self._pending[want:]
-        return out
+        while self._offset == len(self._data):
+            if not self._refill():
+                return b""
+        start = self._offset
+        if size is None or size < 0 or start + size >= len(self._data):
+            self._offset = len(self._data)
+            return self._data if start == 0 else self._data[start:]
+        self._offset = start + size
+        return self._data[start:self._offset]
 
-    def _feed(self, chunk):
+    def _refill(self):
+        """Decompress the next piece of the source; False at its end (after checking the last frame ended)."""
+        chunk = self._source.read(ZSTD_READ_SIZE)
+        if not chunk:
+            if not self._dobj.eof:
+                raise EOFError("the stream ends before the end of its last zstd frame")
+            return False
+        outputs = []
         while chunk:
             if self._dobj.eof:
                 # Concatenated frames are valid zstd: start a new frame decoder.
                 self._dobj = zstandard.ZstdDecompressor().decompressobj()
-            data = self._dobj.decompress(chunk)
-            self._pending = self._pending + data if self._pending else data
+            outputs.append(self._dobj.decompress(chunk))
             chunk = self._dobj.unused_data if self._dobj.eof else b""
+        self._data = outputs[0] if len(outputs) == 1 else b"".join(outputs)
+        self._offset = 0
+        return True
 
 
 def open_decompressor(algorithm, source):

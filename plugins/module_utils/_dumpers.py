@@ -90,7 +90,7 @@ def describe_exit(returncode):
     return "exited with status %d" % returncode
 
 
-class _StderrTail:
+class StderrTail:
     """Drains a pipe in a thread (a chatty tool must never block on a full pipe) and keeps its end."""
 
     def __init__(self, pipe):
@@ -126,7 +126,7 @@ class ToolProcess:
         except OSError as exc:
             raise MissingDependencyError("cannot run %s: %s" % (argv[0], exc), stage=stage) from exc
         self.stdout = self.process.stdout
-        self._stderr = _StderrTail(self.process.stderr)
+        self._stderr = StderrTail(self.process.stderr)
 
     def _failure(self, what):
         stderr = self._stderr.text()
@@ -228,7 +228,7 @@ def _pg_socket_dir(path):
     return path
 
 
-def _sql_literal(text):
+def sql_literal(text):
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -315,7 +315,7 @@ class PostgresDumper(Dumper):
 
     def _schema_version(self):
         """Version recorded by the first migration table found, public schema first."""
-        names = ", ".join(_sql_literal(name) for name, _query in MIGRATION_QUERIES)
+        names = ", ".join(sql_literal(name) for name, _query in MIGRATION_QUERIES)
         found = self.query_json(
             "SELECT json_object_agg(relname, quoted) FROM (SELECT DISTINCT ON (c.relname) c.relname, "
             "quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS quoted %s AND c.relname IN (%s) "
@@ -357,7 +357,7 @@ class PostgresDumper(Dumper):
             yield DumpSource(tree=tree)
 
 
-def _mysql_defaults_file(directory, password):
+def mysql_defaults_file(directory, password):
     """A 0600 option file holding the password, so that it never shows in argv."""
     path = os.path.join(directory, "client.cnf")
     escaped = password.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -413,7 +413,7 @@ class MysqlDumper(Dumper):
         with private_directory(self.tmp_parent) as private:
             defaults = []
             if self.password is not None:
-                defaults = ["--defaults-extra-file=" + _mysql_defaults_file(private, self.password)]
+                defaults = ["--defaults-extra-file=" + mysql_defaults_file(private, self.password)]
             yield ToolProcess([client] + defaults + self.connection + args, stage, secret=self.password)
 
     def query(self, sql, stage="connect"):

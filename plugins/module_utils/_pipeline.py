@@ -136,6 +136,15 @@ def open_payload(handle, compression, encrypted, identities=None, passphrase=Non
     return open_decompressor(compression, layer), raw
 
 
+def artifact_layers(path, metadata=None):
+    """(compression, encrypted) of an artifact: from its metadata, or from its file name without one."""
+    compression, encrypted = describe_artifact(path)
+    if metadata:
+        compression = metadata.get("compression", {}).get("algorithm", compression)
+        encrypted = metadata.get("encryption", {}).get("method", "none") != "none"
+    return compression, encrypted
+
+
 def describe_artifact(path):
     """(compression, encrypted) from an artifact's file name, for artifacts without metadata."""
     name = os.path.basename(path)

@@ -644,27 +644,21 @@ class Extractor:
             self.counts["hardlinks"] += 1
 
     def _write_file(self, tar, member, record, path):
-        fd = os.open(path, _CREATE_FLAGS, 0o600)
-        try:
-            digest = hashlib.sha256()
-            read = tar.read
-            chunk = read(WRITE_SIZE)
-            while chunk:
-                digest.update(chunk)
-                _write_all(fd, chunk)
-                chunk = read(WRITE_SIZE)
-            if self.owners:
-                os.fchown(fd, *self.owner_of(member, record))
-            os.fchmod(fd, record["mode"])
-            os.utime(fd, ns=(self.now_ns, record["mtime_ns"]))
-        finally:
-            os.close(fd)
-        name = record["path"]
-        self.written[name] = path
+        """Hand the member's data to the writing thread, in pieces of at most BATCH_BYTES held at once."""
+        owner = self.owner_of(member, record) if self.owners else None
+        pieces, held = [], 0
+        read = tar.read
+        chunk = read(BLOCK_SIZE)
+        while chunk:
+            pieces.append(chunk)
+            held += len(chunk)
+            chunk = read(BLOCK_SIZE)
+            if held >= BATCH_BYTES and chunk:
+                self.writer.add(path, record, owner, pieces, False)
+                pieces, held = [], 0
+        self.writer.add(path, record, owner, pieces, True)
+        self.written[record["path"]] = path
         self.counts["bytes"] += record["size"]
-        hexdigest = digest.hexdigest()
-        if hexdigest != record["sha256"]:
-            self.mismatched[name] = hexdigest
 
     def _apply_amendments(self, amendments):
         for amendment in amendments:

@@ -27,12 +27,13 @@ import time
 from . import _catalog, _restore
 from ._atomic import fsync_dir, storage_error
 from ._dump import DumpRequest, run_dump
-from ._dumpers import (_StderrTail, _mysql_defaults_file, _sql_literal, describe_exit, find_client, make_dumper,
+from ._dumpers import (StderrTail, mysql_defaults_file, sql_literal, describe_exit, find_client, make_dumper,
                        private_directory, scrub, ToolProcess)
 from ._errors import BackupError, IntegrityError, MissingDependencyError, UsageError
+from ._manifest import hash_file
 from ._pipeline import open_payload
 from ._tarstream import TarReader
-from ._verify import compare_checksum, expected_sha256, file_sha256
+from ._verify import compare_checksum, expected_sha256
 
 READ_SIZE = 1 << 20
 PG_MAINTENANCE_DB = "postgres"
@@ -50,7 +51,7 @@ class FeedProcess:
                 close_fds=True)
         except OSError as exc:
             raise MissingDependencyError("cannot run %s: %s" % (argv[0], exc), stage=stage) from exc
-        self._stderr = _StderrTail(self.process.stderr)
+        self._stderr = StderrTail(self.process.stderr)
 
     def feed(self, reader):
         """Copy the reader to the tool's stdin; a tool that stops reading early is reported by finish()."""
@@ -117,7 +118,7 @@ class PostgresTarget:
 
     def exists(self):
         return bool(self._dumper.query_json("SELECT count(*) FROM pg_database WHERE datname = %s"
-                                            % _sql_literal(self.database)))
+                                            % sql_literal(self.database)))
 
     def create(self):
         self._execute('CREATE DATABASE "%s"' % self.database.replace('"', '""'), "create database")
@@ -175,7 +176,7 @@ class MysqlTarget:
         with private_directory(None) as private:
             defaults = []
             if self._dumper.password is not None:
-                defaults = ["--defaults-extra-file=" + _mysql_defaults_file(private, self._dumper.password)]
+                defaults = ["--defaults-extra-file=" + mysql_defaults_file(private, self._dumper.password)]
             yield [client] + defaults + self._dumper.connection + args
 
     def exists(self):
@@ -334,7 +335,7 @@ class DatabaseRestore:
                         msg="would restore %s into %s database %s%s" % (self.metadata["id"], self.engine,
                                                                         self.target.database,
                                                                         "" if exists else " (created)"))
-        compare_checksum(self.artifact, expected_sha256(self.artifact, self.metadata), file_sha256(self.artifact))
+        compare_checksum(self.artifact, expected_sha256(self.artifact, self.metadata), hash_file(self.artifact))
         safety = self._safety_dump() if exists and self.request.safety_backup else None
         if safety is not None:
             result["safety_backup_id"] = safety["id"]

@@ -12,7 +12,7 @@ import os
 from . import _catalog, _selection
 from ._errors import CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
 from ._manifest import AMENDMENTS_NAME, MANIFEST_NAME, hash_file, parse_manifest
-from ._pipeline import describe_artifact, open_payload
+from ._pipeline import artifact_layers, open_payload
 from ._tarstream import TarReader
 
 LEVELS = ("checksum", "full", "source")
@@ -40,19 +40,6 @@ def locate(backup_dir=None, backup_id=None, path=None):
     return artifact, metadata
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
-        buffer = bytearray(1 << 20)
-        view = memoryview(buffer)
-        while True:
-            count = handle.readinto(buffer)
-            if not count:
-                break
-            digest.update(view[:count])
-    return digest.hexdigest()
-
-
 def expected_sha256(artifact, metadata):
     """The digest the .sha256 sidecar records for the artifact (and that the metadata agrees with)."""
     sidecar = _catalog.strip_artifact_suffix(artifact) + _catalog.CHECKSUM_SUFFIX
@@ -71,14 +58,6 @@ def compare_checksum(artifact, expected, actual):
         raise IntegrityError("artifact %s does not match its checksum (expected %s, found %s): the file is "
                              "corrupted or was changed" % (artifact, expected, actual), stage="checksum")
     return actual
-
-
-def _layers(artifact, metadata):
-    compression, encrypted = describe_artifact(artifact)
-    if metadata:
-        compression = metadata.get("compression", {}).get("algorithm", compression)
-        encrypted = metadata.get("encryption", {}).get("method", "none") != "none"
-    return compression, encrypted
 
 
 class _TreeCheck:
@@ -154,7 +133,7 @@ def _read_all(reader):
 
 def check_full(artifact, metadata, identities=None, passphrase=None):
     """Decrypt, decompress and read everything; compare each member (or the whole payload) with what was recorded."""
-    compression, encrypted = _layers(artifact, metadata)
+    compression, encrypted = artifact_layers(artifact, metadata)
     with open(artifact, "rb") as handle:
         payload, raw = open_payload(handle, compression, encrypted, identities, passphrase)
         if metadata is not None and metadata.get("kind") != "files":
@@ -184,7 +163,7 @@ def check_full(artifact, metadata, identities=None, passphrase=None):
 
 def read_manifest(artifact, metadata, identities=None, passphrase=None):
     """Only the first member is read: the rest of the artifact is not decrypted."""
-    compression, encrypted = _layers(artifact, metadata)
+    compression, encrypted = artifact_layers(artifact, metadata)
     with open(artifact, "rb") as handle:
         payload, _raw = open_payload(handle, compression, encrypted, identities, passphrase)
         tar = TarReader(payload)
@@ -242,7 +221,7 @@ def verify(backup_dir=None, backup_id=None, path=None, level="checksum", identit
             try:
                 result.update(check_full(artifact, metadata, identities, passphrase))
             except (IntegrityError, CryptoError) as exc:
-                intact = file_sha256(artifact) == expected
+                intact = hash_file(artifact) == expected
                 if isinstance(exc, WrongKeyError) and intact:
                     raise
                 # A damaged recipient stanza looks like a wrong key; the checksum tells the two apart.
@@ -250,7 +229,7 @@ def verify(backup_dir=None, backup_id=None, path=None, level="checksum", identit
                                      % (exc.msg, "matches" if intact else "does not match"), stage=exc.stage)
             result["sha256"] = compare_checksum(artifact, expected, result.pop("raw_sha256"))
         else:
-            result["sha256"] = compare_checksum(artifact, expected, file_sha256(artifact))
+            result["sha256"] = compare_checksum(artifact, expected, hash_file(artifact))
         if level == "source":
             result["differences"] = compare_source(artifact, metadata, identities, passphrase)
     except (IntegrityError, CryptoError) as exc:

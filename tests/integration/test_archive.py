@@ -15,6 +15,7 @@ import pytest
 from testlib import age_decrypt_cli, fingerprint, make_tree, require_binary, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils._manifest import hash_file
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     CryptoError, IntegrityError, LockedError, SourceError, StorageError)
 
@@ -321,9 +322,9 @@ def test_damage_found_by_full_verify_is_recorded(big_backup):
     with pytest.raises(IntegrityError, match="failed full verification.*chunk"):
         # skip the checksum level by refreshing the sidecar: only the payload's authentication can find this
         with open(sidecar, "w") as handle:
-            handle.write(_catalog.checksum_line(_verify.file_sha256(path), os.path.basename(path)))
+            handle.write(_catalog.checksum_line(hash_file(path), os.path.basename(path)))
         meta = json.load(open(meta_path))
-        meta["sha256"] = _verify.file_sha256(path)
+        meta["sha256"] = hash_file(path)
         json.dump(meta, open(meta_path, "w"))
         _verify.verify(path=path, level="full", identities=[IDENTITY])
     assert json.load(open(meta_path))["verification"]["state"] == "failed"
