@@ -51,7 +51,9 @@ STAGING_MARKER = ".lifeboat-staging-"
 OLD_MARKER = ".lifeboat-old-"
 BLOCK_SIZE = 4 << 20  # what the reading thread hands over at once
 QUEUED_BLOCKS = 4
-WRITE_SIZE = 1 << 20
+BATCH_FILES = 64  # files handed to the writing thread at once
+BATCH_BYTES = 4 << 20
+QUEUED_BATCHES = 4
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _KINDS = {"file": stat.S_ISREG, "dir": stat.S_ISDIR, "symlink": stat.S_ISLNK}
 _TYPEFLAGS = {REGULAR: "file", b"\0": "file", b"7": "file", HARDLINK: "hardlink", SYMLINK: "symlink", DIRECTORY: "dir",
@@ -197,6 +199,88 @@ class BlockStream:
     def close(self):
         self._stop.set()
         self._thread.join()
+
+
+class FileWriter:
+    """Creates, writes and hashes the archive's files in a thread of its own, overlapping with the parsing.
+
+    Work comes in batches (a queue operation per small file would cost more than its write). Each item is
+    a piece of one file, a list of buffers; the last piece of a file closes it. Digests that differ from the
+    manifest land in mismatched. An error of the writing side surfaces in the calling thread at sync().
+    """
+
+    def __init__(self, now_ns, mismatched):
+        self.now_ns = now_ns
+        self.mismatched = mismatched
+        self._queue = queue.Queue(QUEUED_BATCHES)
+        self._batch = []
+        self._held = 0
+        self._error = None
+        self._stopping = False
+        self._fd = None
+        self._digest = None
+        self._thread = threading.Thread(target=self._consume, daemon=True)
+        self._thread.start()
+
+    def add(self, path, record, owner, pieces, last):
+        """Queue pieces of the file at path (created on its first piece); last: the file is complete."""
+        self._batch.append((path, record, owner, pieces, last))
+        self._held += sum(len(piece) for piece in pieces)
+        if len(self._batch) >= BATCH_FILES or self._held >= BATCH_BYTES:
+            self._queue.put(self._batch)
+            self._batch, self._held = [], 0
+
+    def sync(self):
+        """Wait until everything added is on disk; raise the writing side's error if it had one."""
+        if self._batch:
+            self._queue.put(self._batch)
+            self._batch, self._held = [], 0
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self):
+        """End the thread; what is still queued (after an error elsewhere) is dropped."""
+        self._stopping = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def _consume(self):
+        try:
+            for batch in iter(self._queue.get, None):
+                try:
+                    if self._error is None and not self._stopping:
+                        for item in batch:
+                            self._write(*item)
+                except BaseException as exc:  # pylint: disable=broad-except
+                    self._error = exc
+                finally:
+                    self._queue.task_done()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+
+    def _write(self, path, record, owner, pieces, last):
+        if self._fd is None:
+            self._fd = os.open(path, _CREATE_FLAGS, 0o600)
+            self._digest = hashlib.sha256()
+        fd, update = self._fd, self._digest.update
+        for piece in pieces:
+            update(piece)
+            _write_all(fd, piece)
+        if not last:
+            return
+        self._fd = None
+        try:
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.fchmod(fd, record["mode"])
+            os.utime(fd, ns=(self.now_ns, record["mtime_ns"]))
+        finally:
+            os.close(fd)
+        hexdigest = self._digest.hexdigest()
+        if hexdigest != record["sha256"]:
+            self.mismatched[record["path"]] = hexdigest
 
 
 def check_archive_path(name):
@@ -561,6 +645,7 @@ class Extractor:
         self.directories = []
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0, "bytes": 0}
         self.now_ns = time.time_ns()
+        self.writer = None
 
     def staged_path(self, name):
         """Where an archive path is built: <staging>/<unit base>/<rest>, through the staged directory above it."""
@@ -581,11 +666,17 @@ class Extractor:
         if hashlib.sha256(data).hexdigest() != manifest_sha256:
             raise IntegrityError("the manifest changed since the restore was planned (the artifact was replaced?)",
                                  stage="manifest")
-        for member in tar:
-            if member.name == AMENDMENTS_NAME:
-                self._apply_amendments(json.loads(_read_member(tar)))
-                continue
-            self._member(tar, member)
+        self.writer = FileWriter(self.now_ns, self.mismatched)
+        try:
+            for member in tar:
+                if member.name == AMENDMENTS_NAME:
+                    self.writer.sync()  # the amendments judge the digests of the files before them
+                    self._apply_amendments(json.loads(_read_member(tar)))
+                    continue
+                self._member(tar, member)
+            self.writer.sync()
+        finally:
+            self.writer.close()
         self._finish()
 
     def _member(self, tar, member):
@@ -637,6 +728,7 @@ class Extractor:
             self.counts["symlinks"] += 1
         else:
             source = self.written.get(record["target"])
+            self.writer.sync()  # the file linked to is complete
             if source is None:
                 raise IntegrityError("member %s is a hard link to %s, which does not come before it in the "
                                      "archive" % (name, record["target"]), stage="member")

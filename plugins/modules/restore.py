@@ -28,8 +28,9 @@ description:
     fails is rolled back from it automatically. Its id is returned so a successful restore can be undone too.
   - A restore over a tree that already matches the backup changes nothing and reports no change.
 author:
-  - lifeboat.backup contributors
+  - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
+  - lifeboat.backup.attributes
   - lifeboat.backup.encryption.identity
   - lifeboat.backup.connection
 attributes:

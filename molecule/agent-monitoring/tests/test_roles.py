@@ -1,0 +1,167 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""lifeboat.backup.agent and lifeboat.backup.monitoring on a real systemd host.
+
+Run by `molecule verify -s agent-monitoring` (the tests run in file order: the last one converges again without
+the job `reports`, then restores it). The controller's receivers (receivers.py) record what the host sends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+
+import pytest
+
+SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT_DIR = os.path.dirname(os.path.dirname(SCENARIO_DIR))
+STATE_DIR = os.path.join(PROJECT_DIR, 'build', 'molecule', 'agent-monitoring')
+IDENTITY_FILE = os.path.join(STATE_DIR, 'identity.txt')
+TIMERS = ('lifeboat-backup@app.timer', 'lifeboat-backup@broken.timer', 'lifeboat-backup@reports.timer',
+          'lifeboat-health.timer')
+
+
+def records(name):
+    """What the receivers recorded so far: mail.jsonl or http.jsonl."""
+    with open(os.path.join(STATE_DIR, name), encoding='utf-8') as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def wait_for(name, predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [record for record in records(name) if predicate(record)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def ssh(host, command, stdin=None):
+    """Run command on host over ssh with stdin from the controller: what is piped never touches the host's disk."""
+    variables = host.backend.ansible_runner.get_variables(host.backend.host)
+    key = variables.get('ansible_private_key_file') or variables['ansible_ssh_private_key_file']
+    argv = ['ssh', '-i', key, '-p', str(variables.get('ansible_port', 22)), '-o', 'BatchMode=yes',
+            '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+            '%s@%s' % (variables.get('ansible_user', 'root'), variables['ansible_host']), command]
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=300, check=False)
+
+
+def backups(host, job):
+    listed = host.run('lifeboat list --json --job %s', job)
+    assert listed.rc == 0, listed.stderr
+    return json.loads(listed.stdout)
+
+
+def converge(**extra_vars):
+    inventory = os.environ.get('MOLECULE_INVENTORY_FILE')
+    assert inventory, 'run by molecule verify: MOLECULE_INVENTORY_FILE names the inventory'
+    command = ['ansible-playbook', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
+               '-e', json.dumps(extra_vars)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+
+@pytest.mark.parametrize('timer', TIMERS)
+def test_timers_are_enabled_and_scheduled(host, timer):
+    assert host.service(timer).is_enabled
+    assert host.service(timer).is_running
+    listed = host.run('systemctl list-timers --all --no-legend --plain %s', timer).stdout
+    assert timer in listed
+    assert host.run('systemctl show --value -p NextElapseUSecRealtime %s', timer).stdout.strip() not in ('', 'n/a')
+
+
+def test_presets_and_calendar_expressions_reach_the_timers(host):
+    assert 'OnCalendar=*-*-* 02:00:00' in host.file('/etc/systemd/system/lifeboat-backup@app.timer').content_string
+    assert 'OnCalendar=Mon *-*-* 05:00:00' in host.file(
+        '/etc/systemd/system/lifeboat-backup@broken.timer').content_string
+    assert 'OnCalendar=Sun *-*-* 03:00:00' in host.file(
+        '/etc/systemd/system/lifeboat-backup@reports.timer').content_string
+
+
+def test_configuration_is_private_and_split_between_the_roles(host):
+    for path in ('/etc/lifeboat/lifeboat.json', '/etc/lifeboat/monitoring.json', '/etc/lifeboat/jobs.d/app.json'):
+        config = host.file(path)
+        assert (config.user, config.group, config.mode) == ('root', 'root', 0o600), path
+    assert json.loads(host.file('/etc/lifeboat/lifeboat.json').content_string) == {
+        'backup_dir': '/var/backups/lifeboat'}
+    monitoring = json.loads(host.file('/etc/lifeboat/monitoring.json').content_string)
+    assert set(monitoring) == {'alerts', 'health', 'monitoring'}
+    job = json.loads(host.file('/etc/lifeboat/jobs.d/app.json').content_string)
+    assert job['retention'] == {'keep_daily': 7} and 'schedule' not in job
+    assert host.file('/var/backups/lifeboat').mode == 0o700
+
+
+def test_units_pass_systemd_analyze_verify(host):
+    units = ['/etc/systemd/system/%s' % name for name in (
+        'lifeboat-backup@.service', 'lifeboat-alert@.service', 'lifeboat-health.service') + TIMERS]
+    checked = host.run('systemd-analyze verify %s', ' '.join(units))
+    assert checked.rc == 0, checked.stderr
+
+
+def test_a_timer_run_makes_a_backup_that_verifies_fully_with_the_controllers_identity(host):
+    started = host.run('systemctl start lifeboat-backup@app.service')
+    assert started.rc == 0, host.run('journalctl -u lifeboat-backup@app.service -n 30 --no-pager').stdout
+    made = backups(host, 'app')
+    assert sorted(meta['kind'] for meta in made) == ['database', 'files']
+    with open(IDENTITY_FILE, encoding='utf-8') as handle:
+        identity = handle.read()
+    for meta in made:
+        checked = ssh(host, 'lifeboat verify %s --full --identity-file -' % shlex.quote(meta['id']), stdin=identity)
+        assert checked.returncode == 0, checked.stderr
+        assert 'passed full verification' in checked.stdout
+    assert identity.strip().splitlines()[-1] not in host.run('grep -r AGE-SECRET-KEY /etc /var /srv || true').stdout
+    pings = [record['path'] for record in records('http.jsonl') if record['path'].startswith('/ping/app')]
+    assert pings[-2:] == ['/ping/app/start', '/ping/app']
+
+
+def test_a_failing_job_alerts_by_email_and_webhook_with_its_journal(host):
+    failed = host.run('systemctl start lifeboat-backup@broken.service')
+    assert failed.rc != 0
+    hooks = wait_for('http.jsonl', lambda record: record['path'] == '/hook'
+                     and json.loads(record['body']).get('job') == 'broken')
+    assert hooks, records('http.jsonl')
+    event = json.loads(hooks[0]['body'])
+    assert event['event'] == 'failure' and event['unit'] == 'lifeboat-backup@broken.service'
+    assert '/srv/missing/app.db' in event['message'], 'the end of the journal names what failed'
+    assert hooks[0]['headers'].get('Authorization') == 'Bearer molecule-token'
+    mails = wait_for('mail.jsonl', lambda record: 'broken' in record['data'])
+    assert mails, records('mail.jsonl')
+    assert mails[0]['to'] == ['ops@example.test'] and mails[0]['from'] == 'lifeboat@lb-agent1.test'
+    assert '/srv/missing/app.db' in mails[0]['data']
+    assert '/ping/broken/fail' in [record['path'] for record in records('http.jsonl')]
+    assert backups(host, 'broken') == []
+
+
+def test_metrics_and_alert_rules_pass_promtool(host, tmp_path):
+    assert host.run('systemctl start lifeboat-health.service').rc == 0
+    metrics = host.file('/var/lib/prometheus/node-exporter/lifeboat_backup.prom')
+    assert metrics.mode == 0o644
+    text = metrics.content_string
+    assert 'lifeboat_backup_backups{job="app"} 2' in text
+    rules = tmp_path / 'lifeboat-backup.rules.yml'
+    rules.write_text(host.file('/etc/prometheus/rules/lifeboat-backup.rules.yml').content_string)
+    for argv, stdin in ((['promtool', 'check', 'metrics'], text), (['promtool', 'check', 'rules', str(rules)], None)):
+        checked = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    names = {line.split('alert:')[1].strip() for line in rules.read_text().splitlines() if 'alert:' in line}
+    assert {'BackupTooOld', 'BackupTooSmall', 'BackupDiskFull', 'BackupFailed'} <= names
+
+
+def test_removing_a_job_removes_its_timer_and_config_but_not_its_backups(host):
+    assert host.run('systemctl start lifeboat-backup@reports.service').rc == 0
+    kept = [meta['id'] for meta in backups(host, 'reports')]
+    assert len(kept) == 1
+    converge(retire_job=True)
+    try:
+        assert not host.file('/etc/systemd/system/lifeboat-backup@reports.timer').exists
+        assert not host.file('/etc/lifeboat/jobs.d/reports.json').exists
+        assert 'lifeboat-backup@reports.timer' not in host.run('systemctl list-timers --all --no-legend').stdout
+        assert [meta['id'] for meta in backups(host, 'reports')] == kept
+        assert host.service('lifeboat-backup@app.timer').is_enabled
+    finally:
+        converge()
+    assert host.service('lifeboat-backup@reports.timer').is_enabled
