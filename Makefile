@@ -123,6 +123,16 @@ molecule: $(VENV_STAMP)
 		else molecule test --all; fi; \
 	fi
 
+demo: $(VENV_STAMP)
+	rm -rf $(DIST)
+	ansible-galaxy collection build --output-path $(DIST) .
+	ansible-galaxy collection install --force -p $(COLLECTIONS) $(DIST)/lifeboat-backup-*.tar.gz
+	ansible-playbook -i demo/inventory.yml demo/demo.yml
+
+changelog: $(VENV_STAMP)
+	antsibull-changelog lint
+	antsibull-changelog release
+
 clean:
 	[ ! -f $(BUILD)/fleet/state.json ] || $(PYTHON) tests/fleet/fleet.py down
 	rm -rf $(BUILD) tests/output .pytest_cache .hypothesis lifeboat-backup-*.tar.gz

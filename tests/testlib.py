@@ -34,25 +34,28 @@ def make_tree(root):
     os.symlink("/etc/passwd", os.path.join(root, "absolute-link"))
     os.link(os.path.join(root, "text.txt"), os.path.join(root, "sub", "hardlink.txt"))
     os.utime(os.path.join(root, "text.txt"), (1_600_000_000, 1_600_000_000))
+    if os.geteuid() == 0:  # an owner that is not the one running the test, so keeping it is checked
+        os.lchown(script, 1234, 5678)
     return root
 
 
 def fingerprint(root):
-    """Content, mode, mtime (seconds) and link target of every entry under root, keyed by relative path."""
+    """Content, mode, mtime (seconds), owner and link target of every entry under root, by relative path."""
     found = {}
     for directory, dirs, files in os.walk(root):
         for name in dirs + files:
             path = os.path.join(directory, name)
             st = os.lstat(path)
             rel = os.path.relpath(path, root)
+            owner = (st.st_uid, st.st_gid)
             if stat.S_ISLNK(st.st_mode):
-                found[rel] = ("link", os.readlink(path))
+                found[rel] = ("link", os.readlink(path), owner)
             elif stat.S_ISDIR(st.st_mode):
-                found[rel] = ("dir", stat.S_IMODE(st.st_mode))
+                found[rel] = ("dir", stat.S_IMODE(st.st_mode), owner)
             else:
                 with open(path, "rb") as handle:
                     digest = hashlib.sha256(handle.read()).hexdigest()
-                found[rel] = ("file", stat.S_IMODE(st.st_mode), int(st.st_mtime), digest)
+                found[rel] = ("file", stat.S_IMODE(st.st_mode), int(st.st_mtime), digest, owner)
     return found
 
 

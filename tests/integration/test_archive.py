@@ -54,8 +54,10 @@ def test_restores_by_hand_with_age_and_tar(tmp_path, compression, tool):
 
 def test_metadata_and_modes(tmp_path):
     source = make_tree(tmp_path / "src")
-    result = _backup(source, tmp_path / "backups", tags=["pre-deploy"], deploy_id="v1", description="before v1")
+    result = _backup(source, tmp_path / "backups", tags=["pre-deploy"], deploy_id="v1", description="before v1",
+                     compression_level=7)
     meta = result["metadata"]
+    assert meta["compression"] == {"algorithm": "zstd", "level": 7}
     assert meta["id"] == result["id"] and meta["id"].startswith("app-")
     assert meta["kind"] == "files" and meta["sources"] == [str(source)]
     assert meta["encryption"] == {"method": "x25519", "recipients": [RECIPIENT]}
