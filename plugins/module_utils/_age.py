@@ -26,6 +26,7 @@ try:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -255,6 +256,12 @@ def _header_mac(file_key, header_up_to_dashes):
 
 def _payload_cipher(file_key, nonce):
     return ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+
+
+def stream_cipher(key, nonce):
+    """Plain ChaCha20 (no authentication) for data that never leaves this process's control, like a spool."""
+    _require_cryptography()
+    return Cipher(algorithms.ChaCha20(key, nonce), mode=None)
 
 
 def _aead_takes_buffers():

@@ -6,16 +6,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import time
 
 from . import _catalog, _selection
 from ._errors import SourceError, UsageError
-from ._manifest import (AMENDMENTS_NAME, MANIFEST_NAME, READ_SIZE, build_manifest, entry_record, hash_entries,
-                        open_nofollow)
-from ._pipeline import ArtifactWriter, artifact_suffix, encryption_method
+from ._compression import open_compressor
+from ._manifest import MANIFEST_NAME, READ_SIZE, build_manifest, entry_record, hash_entries, open_nofollow
+from ._pipeline import ArtifactWriter, Spool, artifact_suffix, encryption_method
 from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarWriter
 from ._version import VERSION
 
@@ -80,24 +79,20 @@ def _summary(selection):
             "excluded": selection.excluded, "special_files": dict(selection.skipped)}
 
 
-def _records(request, selection, warnings):
-    """Manifest records of the selection; files that vanished or became unreadable since the walk are dropped."""
+def _digest_now(request, selection):
+    """The manifest digest the tree would have now, from a hashing pass alone (nothing is compressed).
+
+    Lets skip_unchanged answer without writing; the backup itself, if one is made, hashes as it streams.
+    """
+    warnings = []
     digests, errors = hash_entries(selection.entries)
-    entries, records = [], []
+    records = []
     for entry in selection.entries:
         if entry.kind == "file" and entry.arcname in errors:
-            exc = errors[entry.arcname]
-            if isinstance(exc, FileNotFoundError):
-                warnings.append("%s vanished before it was read" % entry.path)
-                continue
-            if request.on_unreadable == "fail":
-                raise SourceError("cannot read %s: %s; fix the permissions, exclude it, or set on_unreadable: "
-                                  "warn" % (entry.path, exc.strerror or exc), stage="read")
-            warnings.append("skipped unreadable %s: %s" % (entry.path, exc.strerror or exc))
+            _unreadable(request, entry, errors[entry.arcname], warnings)
             continue
-        entries.append(entry)
         records.append(entry_record(entry, digests.get(entry.arcname)))
-    return entries, records
+    return build_manifest(records, request.paths)[1]
 
 
 def _newest_files_backup(backup_dir, job):
@@ -112,33 +107,39 @@ def _same_stat(before, after):
         (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino)
 
 
-def _stream_file(tar, entry, record, amendments, warnings):
-    """Write one regular file; its header promises the manifest's size, so shrink or growth is padded or cut."""
-    try:
-        handle = open_nofollow(entry.path)
-    except FileNotFoundError:
-        warnings.append("%s vanished before it was archived" % entry.path)
-        amendments.append({"path": entry.arcname, "removed": True})
+def _unreadable(request, entry, exc, warnings):
+    if isinstance(exc, FileNotFoundError):
+        warnings.append("%s vanished before it was read" % entry.path)
         return
-    with handle:
+    if request.on_unreadable == "fail":
+        raise SourceError("cannot read %s: %s; fix the permissions, exclude it, or set on_unreadable: warn"
+                          % (entry.path, exc.strerror or exc), stage="read")
+    warnings.append("skipped unreadable %s: %s" % (entry.path, exc.strerror or exc))
+
+
+def _stream_file(tar, entry, warnings):
+    """Write one regular file and return its SHA-256, of exactly the bytes stored.
+
+    Its header promises the size the walk saw, so a file that shrinks is padded and one that grows is cut;
+    either way, and for any change seen while reading, a warning says so.
+    """
+    digest = hashlib.sha256()
+    size = entry.stat.st_size
+    with open_nofollow(entry.path) as handle:
         opened = os.fstat(handle.fileno())
-        # Hash again only when the file changed since the manifest pass: the common case costs nothing.
-        digest = None if _same_stat(entry.stat, opened) else hashlib.sha256()
-        size = record["size"]
         header = tar.header(entry.arcname, REGULAR, st=entry.stat, size=size)
         if size <= READ_SIZE:
             data = handle.read(size)
-            data += bytes(size - len(data))  # the file shrank: pad so the archive stays well-formed
-            if digest is not None:
-                digest.update(data)
+            data += bytes(size - len(data))
+            digest.update(data)
             tar.add_whole(header, data)
         else:
             tar.write_data(header)
             _stream_large(tar, handle, size, digest)
         after = os.fstat(handle.fileno())
-    if digest is not None or not _same_stat(opened, after):
+    if not (_same_stat(entry.stat, opened) and _same_stat(opened, after)):
         warnings.append("%s changed while it was read; its stored copy may be inconsistent" % entry.path)
-        amendments.append({"path": entry.arcname, "sha256": digest.hexdigest() if digest is not None else None})
+    return digest.hexdigest()
 
 
 def _stream_large(tar, handle, size, digest):
@@ -151,28 +152,30 @@ def _stream_large(tar, handle, size, digest):
             count = min(left, READ_SIZE)
             view[:count] = bytes(count)
         tar.write_data(view[:count])
-        if digest is not None:
-            digest.update(view[:count])
+        digest.update(view[:count])
         left -= count
     tar.end_member(size)
 
 
-def _write_tar(tar, entries, records, manifest):
-    amendments, warnings = [], []
-    tar.add_bytes(MANIFEST_NAME, manifest, mtime=int(time.time()))
-    for entry, record in zip(entries, records):
+def _write_members(request, tar, entries):
+    """Every entry after the manifest; returns the manifest records and the warnings."""
+    records, warnings = [], []
+    for entry in entries:
         if entry.kind == "file":
-            _stream_file(tar, entry, record, amendments, warnings)
-        elif entry.kind == "dir":
+            try:
+                records.append(entry_record(entry, _stream_file(tar, entry, warnings)))
+            except OSError as exc:
+                _unreadable(request, entry, exc, warnings)
+            continue
+        if entry.kind == "dir":
             tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat)
         elif entry.kind == "symlink":
             tar.add_header(entry.arcname, SYMLINK, st=entry.stat, linkname=entry.link_target)
         elif entry.kind == "hardlink":
             tar.add_header(entry.arcname, HARDLINK, st=entry.stat, linkname=entry.link_target)
-    if amendments:
-        tar.add_bytes(AMENDMENTS_NAME, json.dumps(amendments, sort_keys=True).encode("utf-8"), mtime=int(time.time()))
+        records.append(entry_record(entry))
     tar.close()
-    return amendments, warnings
+    return records, warnings
 
 
 def _git_info(paths):
@@ -195,13 +198,11 @@ def run_archive(request, check_mode=False):
     if check_mode and not request.skip_unchanged:
         return dict(summary, changed=True, warnings=warnings, msg="would back up %d files (%d bytes)"
                     % (summary["files"], summary["input_size"]))
-    entries, records = _records(request, selection, warnings)
-    manifest, manifest_sha256 = build_manifest(records, request.paths)
     _catalog.ensure_dir(request.backup_dir)
     with _catalog.CatalogLock(request.backup_dir, timeout=request.lock_timeout):
         if request.skip_unchanged:
             newest = _newest_files_backup(request.backup_dir, request.job)
-            if newest is not None and newest.get("manifest_sha256") == manifest_sha256:
+            if newest is not None and newest.get("manifest_sha256") == _digest_now(request, selection):
                 return dict(summary, changed=False, warnings=warnings, id=newest["id"],
                             path=_catalog.artifact_path(newest), sha256=newest["sha256"], size=newest["size"],
                             metadata=_catalog.public(newest), skipped_unchanged=True,
@@ -209,18 +210,26 @@ def run_archive(request, check_mode=False):
         if check_mode:
             return dict(summary, changed=True, warnings=warnings, msg="would back up %d files (%d bytes)"
                         % (summary["files"], summary["input_size"]))
-        return _write_backup(request, entries, records, manifest, manifest_sha256, summary, warnings, started)
+        return _write_backup(request, selection.entries, summary, warnings, started)
 
 
-def _write_backup(request, entries, records, manifest, manifest_sha256, summary, warnings, started):
+def _write_backup(request, entries, summary, warnings, started):
+    """One read of every file: the members stream, compressed, into a spool while each file is hashed; then
+    the artifact gets the manifest (known only now) as its first member, followed by the spooled members."""
     now = _catalog.utc_now()
     directory = _catalog.ensure_dir(_catalog.job_dir(request.backup_dir, request.job))
     backup_id = _catalog.new_backup_id(request.backup_dir, request.job, now)
     name = backup_id + artifact_suffix("tar", request.compression, request.method != "none")
     with ArtifactWriter(os.path.join(directory, name), request.compression, request.compression_level,
                         request.recipients, request.passphrase) as writer:
-        tar = TarWriter(writer)
-        amendments, stream_warnings = _write_tar(tar, entries, records, manifest)
+        with Spool(writer.final_path, encrypted=request.method != "none") as spool:
+            members = open_compressor(request.compression, spool, writer.level)
+            records, stream_warnings = _write_members(request, TarWriter(members), entries)
+            members.close()
+            manifest, manifest_sha256 = build_manifest(records, request.paths)
+            TarWriter(writer).add_bytes(MANIFEST_NAME, manifest, mtime=int(time.time()))
+            writer.end_frame()
+            spool.replay(writer.write_compressed)
         written = writer.commit()
     warnings.extend(stream_warnings)
     metadata = {
@@ -230,9 +239,10 @@ def _write_backup(request, entries, records, manifest, manifest_sha256, summary,
         "sha256": written["sha256"], "size": written["size"], "input_size": summary["input_size"],
         "ratio": round(summary["input_size"] / written["size"], 3) if written["size"] else None,
         "files": summary["files"], "counts": summary["counts"], "excluded": summary["excluded"],
-        "special_files": summary["special_files"], "compression": {"algorithm": request.compression, "level": writer.level},
+        "special_files": summary["special_files"],
+        "compression": {"algorithm": request.compression, "level": writer.level},
         "encryption": {"method": request.method, "recipients": request.recipients},
-        "selection": selection_options(request), "manifest_sha256": manifest_sha256, "amended": len(amendments), "tags": request.tags,
+        "selection": selection_options(request), "manifest_sha256": manifest_sha256, "tags": request.tags,
         "description": request.description, "deploy_id": request.deploy_id, "git": _git_info(request.paths),
         "warnings": warnings, "verification": {"state": "unverified"}, "lifeboat_version": VERSION,
     }

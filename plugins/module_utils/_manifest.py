@@ -3,10 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The manifest: the archive's first member, one JSON line per entry with its SHA-256.
 
-Restore and full verify check every file against it while reading; skip_unchanged
-compares its digest with the newest backup's. A file that changes between the
-manifest pass and the archive pass is listed again in the amendments member at
-the end of the archive, with the digest of the bytes actually stored.
+The archive hashes each file while it streams it, so the digest is that of exactly the bytes stored;
+the members wait in a spool until the manifest is complete. Restore and full verify check every file
+against it while reading; skip_unchanged compares its digest with the newest backup's.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 
 from . import _age
-from ._atomic import AtomicFile
+from ._atomic import AtomicFile, storage_error, temp_prefix
 from ._compression import SUFFIXES, open_compressor, open_decompressor, resolve_level
 from ._errors import UsageError
 
@@ -81,10 +82,22 @@ class ArtifactWriter:
         self.input_size += len(data)
         self._compressor.write(data)
 
+    def end_frame(self):
+        """End the compressed frame written so far; write_compressed() then appends frames compressed elsewhere.
+
+        zstd and gzip streams may be concatenated frames: decompressors read them as one stream.
+        """
+        self._compressor.close()
+        self._compressor = None
+
+    def write_compressed(self, data):
+        (self._age or self._sink).write(data)
+
     def commit(self):
         """Finish every layer, make the file durable and visible; return its digests and sizes."""
         try:
-            self._compressor.close()
+            if self._compressor is not None:
+                self._compressor.close()
             if self._age is not None:
                 self._age.close()
         except BaseException:
@@ -105,6 +118,62 @@ class ArtifactWriter:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.abort()
+        return False
+
+
+class Spool:
+    """Compressed data parked beside the artifact until its place in the artifact is known.
+
+    When the artifact is encrypted, so is the spool: with ChaCha20 under a key that exists only in this
+    process's memory, so no plaintext reaches the disk. Its name is a temporary file's: a run killed
+    meanwhile leaves a leftover that the catalog reports and prune removes.
+    """
+
+    def __init__(self, final_path, encrypted):
+        self.final_path = final_path
+        try:
+            fd, self.path = tempfile.mkstemp(prefix=temp_prefix(final_path), dir=os.path.dirname(final_path))
+        except OSError as exc:
+            raise storage_error(exc, final_path) from exc
+        self._file = os.fdopen(fd, "w+b", buffering=1 << 20)
+        self._key = (os.urandom(32), os.urandom(16)) if encrypted else None
+        self._encryptor = _age.stream_cipher(*self._key).encryptor() if encrypted else None
+
+    def write(self, data):
+        try:
+            self._file.write(self._encryptor.update(data) if self._encryptor else data)
+        except OSError as exc:
+            raise storage_error(exc, self.final_path) from exc
+
+    def replay(self, write):
+        """Hand everything written back, in order, to write()."""
+        try:
+            self._file.flush()
+            self._file.seek(0)
+        except OSError as exc:
+            raise storage_error(exc, self.final_path) from exc
+        decryptor = _age.stream_cipher(*self._key).decryptor() if self._key else None
+        while True:
+            chunk = self._file.read(1 << 20)
+            if not chunk:
+                return
+            write(decryptor.update(chunk) if decryptor else chunk)
+
+    def close(self):
+        try:
+            self._file.close()
+        except OSError:
+            pass  # a full disk may refuse the last flush: the unlink below is what matters
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
         return False
 
 

@@ -224,6 +224,8 @@ class FileWriter:
 
     def add(self, path, record, owner, pieces, last):
         """Queue pieces of the file at path (created on its first piece); last: the file is complete."""
+        if self._error is not None:
+            raise self._error  # e.g. a full disk: stop reading the archive now
         self._batch.append((path, record, owner, pieces, last))
         self._held += sum(len(piece) for piece in pieces)
         if len(self._batch) >= BATCH_FILES or self._held >= BATCH_BYTES:

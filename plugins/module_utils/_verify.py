@@ -6,12 +6,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 
 from . import _catalog, _selection
 from ._errors import CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
-from ._manifest import AMENDMENTS_NAME, MANIFEST_NAME, hash_file, parse_manifest
+from ._manifest import MANIFEST_NAME, hash_file, parse_manifest
 from ._pipeline import artifact_layers, open_payload
 from ._tarstream import TarReader
 
@@ -77,9 +76,6 @@ class _TreeCheck:
             _header, records = parse_manifest(_read_all(reader))
             self.records = {record["path"]: record for record in records}
             return
-        if member.name == AMENDMENTS_NAME:
-            self._apply_amendments(json.loads(_read_all(reader)))
-            return
         self.members += 1
         name = member.name.rstrip("/") if member.kind == "dir" else member.name
         record = self.records.get(name)
@@ -99,15 +95,6 @@ class _TreeCheck:
                 self.bytes += len(chunk)
             if digest.hexdigest() != record["sha256"]:
                 self.mismatched[name] = digest.hexdigest()
-
-    def _apply_amendments(self, amendments):
-        for amendment in amendments:
-            path = amendment["path"]
-            if amendment.get("removed"):
-                self.records.pop(path, None)
-            elif amendment.get("sha256") is None or self.mismatched.get(path) == amendment["sha256"]:
-                # Changed while read: the stored bytes are what the amendment says (or were never hashed).
-                self.mismatched.pop(path, None)
 
     def finish(self):
         if self.records is None:

@@ -121,20 +121,53 @@ def test_check_mode_writes_nothing(tmp_path):
 
 def test_file_changed_while_read_is_reported_and_still_verifies(tmp_path, monkeypatch):
     source = make_tree(tmp_path / "src")
-    victim = source / "sub" / "random.bin"
-    real_hash_entries = _archive.hash_entries
+    victim = str(source / "sub" / "random.bin")
+    real_open = _archive.open_nofollow
 
-    def hash_then_change(entries):
-        digests = real_hash_entries(entries)
-        victim.write_text("written by the application meanwhile\n" * 10)
-        return digests
+    def open_then_change(path):
+        handle = real_open(path)
+        if path == victim:  # the application appends while the backup reads
+            with open(path, "ab") as writer:
+                writer.write(b"appended meanwhile\n" * 10)
+        return handle
 
-    monkeypatch.setattr(_archive, "hash_entries", hash_then_change)
+    monkeypatch.setattr(_archive, "open_nofollow", open_then_change)
     result = _backup(source, tmp_path / "backups")
     assert any("random.bin changed while it was read" in warning for warning in result["warnings"])
-    assert result["metadata"]["amended"] == 1
+    assert result["metadata"]["warnings"] == result["warnings"]
     full = _verify.verify(path=result["path"], level="full", identities=[IDENTITY])
     assert full["verified"]
+
+
+def test_one_read_per_file_and_no_plaintext_spool_left(tmp_path, monkeypatch):
+    """Each file is opened once; the spool the members wait in is encrypted and gone afterwards."""
+    source = make_tree(tmp_path / "src")
+    opened = []
+    real_open = _archive.open_nofollow
+    monkeypatch.setattr(_archive, "open_nofollow", lambda path: opened.append(path) or real_open(path))
+    spooled = []
+    real_write = _archive.Spool.write
+
+    def capture(self, data):
+        spooled.append(bytes(data))
+        return real_write(self, data)
+
+    monkeypatch.setattr(_archive.Spool, "write", capture)
+    real_close = _archive.Spool.close
+
+    def check_on_disk(self):
+        with open(self.path, "rb") as handle:
+            on_disk = handle.read()
+        assert on_disk and on_disk != b"".join(spooled)
+        assert b"hello world" not in on_disk
+        real_close(self)
+
+    monkeypatch.setattr(_archive.Spool, "close", check_on_disk)
+    result = _backup(source, tmp_path / "backups", compression="none")
+    assert len(opened) == len(set(opened)) == result["files"] == 6
+    assert b"hello world" in b"".join(spooled)
+    assert not [name for name in os.listdir(tmp_path / "backups" / "app") if ".tmp-" in name]
+    assert _verify.verify(path=result["path"], level="full", identities=[IDENTITY])["verified"]
 
 
 def test_missing_source_fails_before_anything_is_written(tmp_path):

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """lifeboat.backup.agent and lifeboat.backup.monitoring on a real systemd host.
 
-Run by `molecule verify -s agent-monitoring` (the tests run in file order: the last one converges again without
-the job `reports`, then restores it). The controller's receivers (receivers.py) record what the host sends.
+Run by `molecule verify -s agent-monitoring`. The tests run in file order and the last one converges again without
+the job `reports`: run `molecule converge -s agent-monitoring` before verifying the same hosts again. The
+controller's receivers (receivers.py) record what the host sends.
 """
 
 from __future__ import annotations
@@ -156,12 +157,8 @@ def test_removing_a_job_removes_its_timer_and_config_but_not_its_backups(host):
     kept = [meta['id'] for meta in backups(host, 'reports')]
     assert len(kept) == 1
     converge(retire_job=True)
-    try:
-        assert not host.file('/etc/systemd/system/lifeboat-backup@reports.timer').exists
-        assert not host.file('/etc/lifeboat/jobs.d/reports.json').exists
-        assert 'lifeboat-backup@reports.timer' not in host.run('systemctl list-timers --all --no-legend').stdout
-        assert [meta['id'] for meta in backups(host, 'reports')] == kept
-        assert host.service('lifeboat-backup@app.timer').is_enabled
-    finally:
-        converge()
-    assert host.service('lifeboat-backup@reports.timer').is_enabled
+    assert not host.file('/etc/systemd/system/lifeboat-backup@reports.timer').exists
+    assert not host.file('/etc/lifeboat/jobs.d/reports.json').exists
+    assert 'lifeboat-backup@reports.timer' not in host.run('systemctl list-timers --all --no-legend').stdout
+    assert [meta['id'] for meta in backups(host, 'reports')] == kept
+    assert host.service('lifeboat-backup@app.timer').is_enabled
