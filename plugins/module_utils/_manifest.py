@@ -16,7 +16,6 @@ import os
 import threading
 
 MANIFEST_NAME = ".lifeboat-manifest.json"
-AMENDMENTS_NAME = ".lifeboat-amendments.json"
 FORMAT = "lifeboat-manifest/1"
 READ_SIZE = 1 << 20
 

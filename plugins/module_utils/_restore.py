@@ -25,7 +25,6 @@ import errno
 import fcntl
 import grp
 import hashlib
-import json
 import os
 import pwd
 import queue
@@ -40,7 +39,7 @@ from ._age import recipient_from_identity
 from ._archive import ArchiveRequest, run_archive
 from ._atomic import fsync_dir, storage_error
 from ._errors import BackupError, IntegrityError, NotFoundError, UsageError
-from ._manifest import AMENDMENTS_NAME, MANIFEST_NAME, parse_manifest
+from ._manifest import MANIFEST_NAME, parse_manifest
 from ._pipeline import describe_artifact, open_payload
 from ._selection import _Globs
 from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
@@ -671,10 +670,6 @@ class Extractor:
         self.writer = FileWriter(self.now_ns, self.mismatched)
         try:
             for member in tar:
-                if member.name == AMENDMENTS_NAME:
-                    self.writer.sync()  # the amendments judge the digests of the files before them
-                    self._apply_amendments(json.loads(_read_member(tar)))
-                    continue
                 self._member(tar, member)
             self.writer.sync()
         finally:
@@ -754,21 +749,13 @@ class Extractor:
         self.written[record["path"]] = path
         self.counts["bytes"] += record["size"]
 
-    def _apply_amendments(self, amendments):
-        for amendment in amendments:
-            path = amendment.get("path")
-            if amendment.get("removed"):
-                self.records.get(path, {})["_removed"] = True
-            elif amendment.get("sha256") is None or self.mismatched.get(path) == amendment.get("sha256"):
-                self.mismatched.pop(path, None)  # changed while it was backed up: the amendment has its digest
-
     def _finish(self):
         if self.mismatched:
             name = sorted(self.mismatched)[0]
             raise IntegrityError("member %s does not match its SHA-256 in the manifest (%d member(s) differ); "
                                  "nothing was restored" % (name, len(self.mismatched)), stage="member")
         wanted = set(self.plan.selected) | set(self.plan.link_sources)
-        missing = sorted(name for name in wanted - self.seen if not self.records[name].get("_removed"))
+        missing = sorted(wanted - self.seen)
         if missing:
             raise IntegrityError("%d manifest entries are missing from the archive, first %s; nothing was restored"
                                  % (len(missing), missing[0]), stage="member")

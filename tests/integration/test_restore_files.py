@@ -240,27 +240,25 @@ def test_selection_by_latest_and_deploy_skips_safety_backups(tmp_path):
     assert _restore.select_backup(request)[1]["id"] == second["id"]
 
 
-def test_amendments_are_honoured(tmp_path):
-    """A file changed while it was backed up: the amendment's digest, not the manifest's, is checked."""
+def test_a_file_changed_while_backed_up_restores_as_stored(tmp_path, monkeypatch):
+    """The digest in the manifest is that of the bytes stored, so a busy file restores and verifies."""
     source = str(tmp_path / "src")
     os.makedirs(source)
     target = os.path.join(source, "growing.log")
     with open(target, "wb") as handle:
         handle.write(b"a" * 1000)
-    original = _archive._stream_file  # pylint: disable=protected-access
+    real_open = _archive.open_nofollow
 
-    def changing(tar, entry, record, amendments, warnings):
-        if entry.path == target:
-            with open(target, "r+b") as handle:
-                handle.write(b"b" * 1000)  # same size, new content, after the manifest pass
-        return original(tar, entry, record, amendments, warnings)
+    def open_then_change(path):
+        handle = real_open(path)
+        if path == target:
+            with open(target, "r+b") as writer:
+                writer.write(b"b" * 1000)  # same size, new content, while the backup reads it
+        return handle
 
-    _archive._stream_file = changing  # pylint: disable=protected-access
-    try:
-        made = backup([source], tmp_path / "backups")
-    finally:
-        _archive._stream_file = original  # pylint: disable=protected-access
-    assert made["metadata"]["amended"] == 1
+    monkeypatch.setattr(_archive, "open_nofollow", open_then_change)
+    made = backup([source], tmp_path / "backups")
+    assert any("growing.log changed while it was read" in warning for warning in made["warnings"])
     out = str(tmp_path / "out")
     restore(tmp_path / "backups", made["id"], dest=out)
     with open(out + target, "rb") as handle:

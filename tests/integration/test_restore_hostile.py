@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import stat
 import tarfile
@@ -217,15 +216,3 @@ def test_a_live_symlink_above_the_restored_path_is_not_written_through(place):
     os.symlink(os.path.join(place["root"], "real-srv"), os.path.join(place["dest"], "srv"))
     with pytest.raises(Exception, match="symbolic link"):
         restore(place["backups"], backup_id, dest=place["dest"], include=["keep.txt"])
-
-
-def test_the_amendments_member_cannot_excuse_a_file_it_does_not_name(place):
-    forged = Entry("srv/app/forged.txt", "file", b"other bytes")
-    forged.record = lambda: dict(Entry.record(forged), sha256=hashlib.sha256(b"x").hexdigest())
-    amendments = json.dumps([{"path": "srv/app/keep.txt", "sha256": None}]).encode()
-    entries = base_entries() + [forged, Entry(_manifest.AMENDMENTS_NAME, "file", amendments, in_manifest=False)]
-    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
-    before = snapshot(place)
-    with pytest.raises(IntegrityError, match="srv/app/forged.txt"):
-        restore(place["backups"], backup_id, dest=place["dest"])
-    assert snapshot(place) == before
