@@ -62,7 +62,8 @@ def converge(**extra_vars):
     assert inventory, 'run by molecule verify: MOLECULE_INVENTORY_FILE names the inventory'
     command = ['ansible-playbook', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
                '-e', json.dumps(extra_vars)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(STATE_DIR, 'collections'))
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
 
