@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import hashlib
 import os
 import socket
@@ -19,6 +21,7 @@ from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarWriter
 from ._version import VERSION
 
 ON_UNREADABLE = ("fail", "warn")
+_CHANGED = "%s changed while it was read; its stored copy may be inconsistent"
 
 
 class ArchiveRequest:
@@ -117,8 +120,72 @@ def _unreadable(request, entry, exc, warnings):
     warnings.append("skipped unreadable %s: %s" % (entry.path, exc.strerror or exc))
 
 
-def _stream_file(tar, entry, warnings):
-    """Write one regular file and return its SHA-256, of exactly the bytes stored.
+def _read_small(entry):
+    """Content of a file of at most READ_SIZE bytes, padded or cut to the size the walk saw, with its digest."""
+    size = entry.stat.st_size
+    with open_nofollow(entry.path) as handle:
+        opened = os.fstat(handle.fileno())
+        data = handle.read(size)
+        after = os.fstat(handle.fileno())
+    data += bytes(size - len(data))
+    changed = not (_same_stat(entry.stat, opened) and _same_stat(opened, after))
+    return data, hashlib.sha256(data).hexdigest(), changed
+
+
+def _read_batch(batch):
+    results = {}
+    for entry in batch:
+        try:
+            results[entry.path] = _read_small(entry) + (None,)
+        except OSError as exc:
+            results[entry.path] = (None, None, False, exc)
+    return results
+
+
+class _ReadAhead:
+    """Small files read and hashed by two threads a few batches ahead of the tar writer.
+
+    Reads and hashlib release the GIL, so this overlaps with the compressor being fed; batches keep the
+    cost of a future per file away, and the window bounds the memory held (WINDOW * BATCH * READ_SIZE).
+    """
+
+    BATCH = 16
+    WINDOW = 4
+
+    def __init__(self, entries):
+        small = [entry for entry in entries if entry.kind == "file" and entry.stat.st_size <= READ_SIZE]
+        self._batches = [small[start:start + self.BATCH] for start in range(0, len(small), self.BATCH)]
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        self._pending = collections.deque()
+        self._submitted = 0
+        self._ready = {}
+        for _batch in range(self.WINDOW):
+            self._submit()
+
+    def _submit(self):
+        if self._submitted < len(self._batches):
+            self._pending.append(self._pool.submit(_read_batch, self._batches[self._submitted]))
+            self._submitted += 1
+
+    def take(self, entry):
+        """(data, digest, changed, error) of a small file, in the order of the entries."""
+        while entry.path not in self._ready:
+            self._ready.update(self._pending.popleft().result())
+            self._submit()
+        return self._ready.pop(entry.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        return False
+
+
+def _stream_large(tar, entry, warnings):
+    """Write one file bigger than READ_SIZE, hashing it on the way; returns its SHA-256.
 
     Its header promises the size the walk saw, so a file that shrinks is padded and one that grows is cut;
     either way, and for any change seen while reading, a warning says so.
@@ -127,22 +194,15 @@ def _stream_file(tar, entry, warnings):
     size = entry.stat.st_size
     with open_nofollow(entry.path) as handle:
         opened = os.fstat(handle.fileno())
-        header = tar.header(entry.arcname, REGULAR, st=entry.stat, size=size)
-        if size <= READ_SIZE:
-            data = handle.read(size)
-            data += bytes(size - len(data))
-            digest.update(data)
-            tar.add_whole(header, data)
-        else:
-            tar.write_data(header)
-            _stream_large(tar, handle, size, digest)
+        tar.add_header(entry.arcname, REGULAR, st=entry.stat, size=size)
+        _copy_exactly(tar, handle, size, digest)
         after = os.fstat(handle.fileno())
     if not (_same_stat(entry.stat, opened) and _same_stat(opened, after)):
-        warnings.append("%s changed while it was read; its stored copy may be inconsistent" % entry.path)
+        warnings.append(_CHANGED % entry.path)
     return digest.hexdigest()
 
 
-def _stream_large(tar, handle, size, digest):
+def _copy_exactly(tar, handle, size, digest):
     buffer = bytearray(READ_SIZE)
     view = memoryview(buffer)
     left = size
@@ -160,22 +220,40 @@ def _stream_large(tar, handle, size, digest):
 def _write_members(request, tar, entries):
     """Every entry after the manifest; returns the manifest records and the warnings."""
     records, warnings = [], []
-    for entry in entries:
-        if entry.kind == "file":
-            try:
-                records.append(entry_record(entry, _stream_file(tar, entry, warnings)))
-            except OSError as exc:
-                _unreadable(request, entry, exc, warnings)
-            continue
-        if entry.kind == "dir":
-            tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat)
-        elif entry.kind == "symlink":
-            tar.add_header(entry.arcname, SYMLINK, st=entry.stat, linkname=entry.link_target)
-        elif entry.kind == "hardlink":
-            tar.add_header(entry.arcname, HARDLINK, st=entry.stat, linkname=entry.link_target)
-        records.append(entry_record(entry))
+    with _ReadAhead(entries) as ahead:
+        for entry in entries:
+            if entry.kind == "file":
+                digest = _write_file(request, tar, entry, ahead, warnings)
+                if digest is not None:
+                    records.append(entry_record(entry, digest))
+                continue
+            if entry.kind == "dir":
+                tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat)
+            elif entry.kind == "symlink":
+                tar.add_header(entry.arcname, SYMLINK, st=entry.stat, linkname=entry.link_target)
+            elif entry.kind == "hardlink":
+                tar.add_header(entry.arcname, HARDLINK, st=entry.stat, linkname=entry.link_target)
+            records.append(entry_record(entry))
     tar.close()
     return records, warnings
+
+
+def _write_file(request, tar, entry, ahead, warnings):
+    """One regular file as a member; its digest, or None when it could not be read (and may be skipped)."""
+    if entry.stat.st_size > READ_SIZE:
+        try:
+            return _stream_large(tar, entry, warnings)
+        except OSError as exc:
+            _unreadable(request, entry, exc, warnings)
+            return None
+    data, digest, changed, error = ahead.take(entry)
+    if error is not None:
+        _unreadable(request, entry, error, warnings)
+        return None
+    tar.add_whole(tar.header(entry.arcname, REGULAR, st=entry.stat, size=len(data)), data)
+    if changed:
+        warnings.append(_CHANGED % entry.path)
+    return digest
 
 
 def _git_info(paths):
