@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+import jinja2
 import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog
@@ -28,7 +29,11 @@ def install_command(prefix):
         handle.write("")
     entry = os.path.join(prefix, "bin", "lifeboat")
     os.makedirs(os.path.dirname(entry))
-    shutil.copy(os.path.join(ROOT, "roles", "agent", "files", "lifeboat"), entry)
+    with open(os.path.join(ROOT, "roles", "agent", "templates", "lifeboat.j2"), encoding="utf-8") as handle:
+        script = jinja2.Template(handle.read()).render(ansible_managed="installed by the tests")
+    assert script.startswith("#!/usr/bin/python3\n")
+    with open(entry, "w", encoding="utf-8") as handle:
+        handle.write(script)
     return entry
 
 
