@@ -113,7 +113,7 @@ lint: $(VENV_STAMP)
 	ansible-lint --profile production
 
 # tests/fleet/fleet.py check says why the fleet cannot start here (not root, no systemd-nspawn, ...): exit 77.
-molecule: $(VENV_STAMP)
+molecule: $(VENV_STAMP) collection
 	@if ! ls molecule/*/molecule.yml >/dev/null 2>&1; then \
 		echo 'molecule: skipped, no scenario in molecule/'; \
 	else \
