@@ -261,3 +261,16 @@ def test_sqlite_restore_to_a_new_file(sqlite_db, tmp_path):
     other = str(tmp_path / "copy.sqlite")
     result = restore(tmp_path / "b", made["id"], target_database=other)
     assert result["created"] and sqlite_rows(other) == sqlite_rows(sqlite_db)
+
+
+def test_sqlite_restore_keeps_the_live_files_owner_and_mode(sqlite_db, tmp_path):
+    """The application runs as its own user: the restored file must stay readable to it."""
+    made = dump("sqlite", sqlite_db, tmp_path / "b")
+    os.chmod(sqlite_db, 0o640)
+    if os.geteuid() == 0:
+        os.chown(sqlite_db, 1234, 5678)
+    restore(tmp_path / "b", made["id"])
+    st = os.stat(sqlite_db)
+    assert st.st_mode & 0o7777 == 0o640
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (1234, 5678)
