@@ -663,7 +663,7 @@ class Extractor:
         first = next(tar, None)
         if first is None or first.name != MANIFEST_NAME:
             raise IntegrityError("the archive does not start with a manifest", stage="manifest")
-        data = _read_member(tar)
+        data = tar.read_all()
         if hashlib.sha256(data).hexdigest() != manifest_sha256:
             raise IntegrityError("the manifest changed since the restore was planned (the artifact was replaced?)",
                                  stage="manifest")
@@ -769,15 +769,6 @@ class Extractor:
             os.utime(path, ns=(self.now_ns, record["mtime_ns"]), follow_symlinks=False)
 
 
-def _read_member(tar):
-    chunks = []
-    while True:
-        chunk = tar.read(1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 def read_manifest_bytes(artifact, metadata, identities, passphrase):
     """The manifest member's bytes; only the start of the artifact is decrypted."""
     compression, encrypted = layers(artifact, metadata)
@@ -787,7 +778,7 @@ def read_manifest_bytes(artifact, metadata, identities, passphrase):
         member = next(tar, None)
         if member is None or member.name != MANIFEST_NAME:
             raise IntegrityError("the archive does not start with a manifest", stage="manifest")
-        return _read_member(tar)
+        return tar.read_all()
 
 
 def _merge_extras(live, extractor):

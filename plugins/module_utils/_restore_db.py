@@ -195,15 +195,6 @@ class MysqlTarget:
     def drop(self):
         self._execute("DROP DATABASE IF EXISTS %s" % _mysql_ident(self.database), "drop database")
 
-    def _keep_owner_and_mode(self, fd):
-        """The new file replaces the live one: the application must still be able to open it."""
-        if not os.path.exists(self.database):
-            return
-        live = os.stat(self.database)
-        os.fchmod(fd, live.st_mode & 0o7777)
-        if os.geteuid() == 0:
-            os.fchown(fd, live.st_uid, live.st_gid)
-
     def load(self, reader, dump_format):
         del dump_format  # always SQL
         args = ["--batch", "--default-character-set=utf8mb4", "--binary-mode", "--database=" + self.database]

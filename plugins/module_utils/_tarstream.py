@@ -220,6 +220,15 @@ class TarReader:
         self.offset += len(chunk)
         return chunk
 
+    def read_all(self):
+        """The rest of the current member's data (for small members such as the manifest)."""
+        chunks = []
+        while True:
+            chunk = self.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
     def _skip_rest(self):
         while self._remaining:
             self.read(min(self._remaining, 1 << 20))

@@ -73,7 +73,7 @@ class _TreeCheck:
         if self.records is None:
             if member.name != MANIFEST_NAME:
                 raise IntegrityError("the first member is %s, not the manifest" % member.name, stage="manifest")
-            _header, records = parse_manifest(_read_all(reader))
+            _header, records = parse_manifest(reader.read_all())
             self.records = {record["path"]: record for record in records}
             return
         self.members += 1
@@ -107,15 +107,6 @@ class _TreeCheck:
         if missing:
             raise IntegrityError("%d manifest entries are missing from the archive, first %s"
                                  % (len(missing), missing[0]), stage="member")
-
-
-def _read_all(reader):
-    chunks = []
-    while True:
-        chunk = reader.read(1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 def check_full(artifact, metadata, identities=None, passphrase=None):
@@ -157,7 +148,7 @@ def read_manifest(artifact, metadata, identities=None, passphrase=None):
         member = next(tar, None)
         if member is None or member.name != MANIFEST_NAME:
             raise IntegrityError("the archive does not start with a manifest", stage="manifest")
-        return parse_manifest(_read_all(tar))
+        return parse_manifest(tar.read_all())
 
 
 def compare_source(artifact, metadata, identities=None, passphrase=None):
