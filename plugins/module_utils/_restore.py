@@ -40,10 +40,10 @@ from ._archive import ArchiveRequest, run_archive
 from ._atomic import fsync_dir, storage_error
 from ._errors import BackupError, IntegrityError, NotFoundError, UsageError
 from ._manifest import MANIFEST_NAME, parse_manifest
-from ._pipeline import describe_artifact, open_payload
+from ._pipeline import artifact_layers, open_payload
 from ._selection import _Globs
 from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
-from ._verify import expected_sha256, locate
+from ._verify import expected_sha256, locate, read_manifest_bytes
 
 SAFETY_TAG = "safety"
 STAGING_MARKER = ".lifeboat-staging-"
@@ -121,14 +121,6 @@ def safety_encryption(metadata, request):
     if not recipients and request.identities:
         recipients = [recipient_from_identity(identity) for identity in request.identities]
     return recipients, (None if recipients else request.passphrase)
-
-
-def layers(artifact, metadata):
-    compression, encrypted = describe_artifact(artifact)
-    if metadata:
-        compression = metadata.get("compression", {}).get("algorithm", compression)
-        encrypted = metadata.get("encryption", {}).get("method", "none") != "none"
-    return compression, encrypted
 
 
 class BlockStream:
@@ -769,18 +761,6 @@ class Extractor:
             os.utime(path, ns=(self.now_ns, record["mtime_ns"]), follow_symlinks=False)
 
 
-def read_manifest_bytes(artifact, metadata, identities, passphrase):
-    """The manifest member's bytes; only the start of the artifact is decrypted."""
-    compression, encrypted = layers(artifact, metadata)
-    with open(artifact, "rb") as handle:
-        payload, _raw = open_payload(handle, compression, encrypted, identities, passphrase)
-        tar = TarReader(payload)
-        member = next(tar, None)
-        if member is None or member.name != MANIFEST_NAME:
-            raise IntegrityError("the archive does not start with a manifest", stage="manifest")
-        return tar.read_all()
-
-
 def _merge_extras(live, extractor):
     """Without delete_extra, what exists only on the host joins the staged tree (hard links: nothing is copied)."""
     created_dirs = []
@@ -887,7 +867,7 @@ class FileRestore:
             self._make_parents(unit.parent)
             unit.make_staging()
         extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner)
-        compression, encrypted = layers(self.artifact, self.metadata)
+        compression, encrypted = artifact_layers(self.artifact, self.metadata)
         expected = expected_sha256(self.artifact, self.metadata) if self.metadata else None
         with open(self.artifact, "rb") as handle:
             payload, raw = open_payload(handle, compression, encrypted, self.request.identities,

@@ -31,7 +31,7 @@ from ._dumpers import (StderrTail, mysql_defaults_file, sql_literal, describe_ex
                        private_directory, scrub, ToolProcess)
 from ._errors import BackupError, IntegrityError, MissingDependencyError, UsageError
 from ._manifest import hash_file
-from ._pipeline import open_payload
+from ._pipeline import artifact_layers, open_payload
 from ._tarstream import TarReader
 from ._verify import compare_checksum, expected_sha256
 
@@ -371,7 +371,7 @@ class DatabaseRestore:
 
     def load(self, artifact, metadata):
         """Decrypt, decompress and feed the dump; its digest must be the recorded one."""
-        compression, encrypted = _restore.layers(artifact, metadata)
+        compression, encrypted = artifact_layers(artifact, metadata)
         with open(artifact, "rb") as handle:
             payload, _raw = open_payload(handle, compression, encrypted, self.request.identities,
                                          self.request.passphrase)

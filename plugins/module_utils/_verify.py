@@ -139,8 +139,8 @@ def check_full(artifact, metadata, identities=None, passphrase=None):
         return {"members": check.members, "bytes": check.bytes, "raw_sha256": raw.sha256.hexdigest()}
 
 
-def read_manifest(artifact, metadata, identities=None, passphrase=None):
-    """Only the first member is read: the rest of the artifact is not decrypted."""
+def read_manifest_bytes(artifact, metadata, identities=None, passphrase=None):
+    """The manifest member's bytes: only the start of the artifact is decrypted."""
     compression, encrypted = artifact_layers(artifact, metadata)
     with open(artifact, "rb") as handle:
         payload, _raw = open_payload(handle, compression, encrypted, identities, passphrase)
@@ -148,7 +148,12 @@ def read_manifest(artifact, metadata, identities=None, passphrase=None):
         member = next(tar, None)
         if member is None or member.name != MANIFEST_NAME:
             raise IntegrityError("the archive does not start with a manifest", stage="manifest")
-        return parse_manifest(tar.read_all())
+        return tar.read_all()
+
+
+def read_manifest(artifact, metadata, identities=None, passphrase=None):
+    """(header, records) of the manifest; the rest of the artifact is not decrypted."""
+    return parse_manifest(read_manifest_bytes(artifact, metadata, identities, passphrase))
 
 
 def compare_source(artifact, metadata, identities=None, passphrase=None):
