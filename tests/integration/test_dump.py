@@ -21,7 +21,8 @@ from testlib import age_decrypt_cli, require_binary
 from test_dumpers import (my_database, my_fresh, pg_database, pg_fresh)  # pylint: disable=unused-import
 from test_dumpers import (LOAD_SCHEMA, LOAD_TOTAL, MY_SAMPLE, MY_SAMPLE_COUNTS, PG_SAMPLE, PG_SAMPLE_COUNTS,
                           TransferWriter, _broken_sqlite, children_named, cmdlines_containing, my_fingerprint,
-                          pg_as_owner, pg_fingerprint, sqlite_rows, sqlite_sample, unique, wait_for_progress)
+                          pg_as_owner, pg_fingerprint, sqlite_bank_under_load, sqlite_rows, sqlite_sample, unique,
+                          wait_for_progress)
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog, _dump, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
@@ -301,44 +302,10 @@ def test_mariadb_consistent_under_load(mariadb_server, my_database, my_fresh, tm
 
 def test_sqlite_consistent_under_load_in_wal_mode(tmp_path):
     path = tmp_path / "bank.db"
-    with sqlite3.connect(path) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.executescript(LOAD_SCHEMA)
-        connection.executemany("INSERT INTO acc_a VALUES (?, 1000)", [(i,) for i in range(10)])
-        connection.executemany("INSERT INTO zz_acc_b VALUES (?, 1000)", [(i,) for i in range(7)])
-        connection.execute("CREATE TABLE filler (pad)")
-        connection.executemany("INSERT INTO filler VALUES (?)", [(os.urandom(512),)] * 20000)
-    connection.close()
-    stop = threading.Event()
-
-    def transfers():
-        own = sqlite3.connect(path, timeout=30, isolation_level=None)
-        number = 0
-        while not stop.is_set():
-            own.execute("BEGIN IMMEDIATE")
-            own.execute("UPDATE acc_a SET balance = balance - 3 WHERE id = ?", (number % 10,))
-            own.execute("UPDATE zz_acc_b SET balance = balance + 3 WHERE id = ?", (number % 7,))
-            own.execute("UPDATE progress SET n = n + 1")
-            own.execute("COMMIT")
-            number += 1
-        own.close()
-
-    def progress():
-        reader = sqlite3.connect(path)
-        try:
-            return reader.execute("SELECT n FROM progress").fetchone()[0]
-        finally:
-            reader.close()
-
-    writer = threading.Thread(target=transfers, daemon=True)
-    writer.start()
-    try:
+    with sqlite_bank_under_load(str(path)) as progress:
         before = wait_for_progress(progress, 0)
         results = [dump(path, tmp_path / "backups") for _attempt in range(3)]
         wait_for_progress(progress, before)
-    finally:
-        stop.set()
-        writer.join(60)
     for number, result in enumerate(results):
         copy = sqlite3.connect(write_file(tmp_path / ("copy%d.db" % number), payload(result, tmp_path)))
         total = copy.execute("SELECT (SELECT sum(balance) FROM acc_a) + (SELECT sum(balance) FROM zz_acc_b)")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -436,8 +437,12 @@ def test_mariadb_consistent_under_load(mariadb_server, my_database, my_fresh, tm
     assert int(restored) == LOAD_TOTAL
 
 
-def test_sqlite_consistent_under_load_in_wal_mode(tmp_path):
-    path = str(tmp_path / "bank.db")
+@contextlib.contextmanager
+def sqlite_bank_under_load(path):
+    """A WAL-mode SQLite bank whose writer moves money in transactions until the block ends.
+
+    Yields progress(), the number of transfers committed so far; the total of the balances is LOAD_TOTAL.
+    """
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(LOAD_SCHEMA)
@@ -470,6 +475,15 @@ def test_sqlite_consistent_under_load_in_wal_mode(tmp_path):
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
+        yield progress
+    finally:
+        stop.set()
+        thread.join(60)
+
+
+def test_sqlite_consistent_under_load_in_wal_mode(tmp_path):
+    path = str(tmp_path / "bank.db")
+    with sqlite_bank_under_load(path) as progress:
         wait_for_progress(progress, 0)
         for attempt in range(3):
             snapshot = tmp_path / ("snapshot%d.db" % attempt)
@@ -479,9 +493,6 @@ def test_sqlite_consistent_under_load_in_wal_mode(tmp_path):
             assert total.fetchone()[0] == LOAD_TOTAL
             assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
             copy.close()
-    finally:
-        stop.set()
-        thread.join(60)
     assert progress() > 0
 
 
