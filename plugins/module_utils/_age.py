@@ -26,7 +26,6 @@ try:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -258,12 +257,6 @@ def _payload_cipher(file_key, nonce):
     return ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
 
 
-def stream_cipher(key, nonce):
-    """Plain ChaCha20 (no authentication) for data that never leaves this process's control, like a spool."""
-    _require_cryptography()
-    return Cipher(algorithms.ChaCha20(key, nonce), mode=None)
-
-
 def _aead_takes_buffers():
     """Tell whether ChaCha20Poly1305 encrypts from any buffer; older releases (Debian 12 ships 38) need bytes."""
     try:
@@ -345,6 +338,8 @@ class AgeWriter:
         self._cipher = _payload_cipher(file_key, nonce)
         self._needs_bytes = not _aead_takes_buffers()
         self._counter = 0
+        self._reserved = 0
+        self._shared_chunk = self._shared = None
         self._pending = bytearray()
         self._closed = False
         sink.write(_header(file_key, stanzas) + nonce)
@@ -356,12 +351,49 @@ class AgeWriter:
         if exc_type is None:
             self.close()
 
-    def _seal(self, plaintext, last):
-        nonce = _CHUNK_NONCE.pack(self._counter, last)
-        self._counter += 1
+    def _encrypt(self, index, plaintext, last):
         if self._needs_bytes:
             plaintext = bytes(plaintext)
-        self._sink.write(self._cipher.encrypt(nonce, plaintext, None))
+        return self._cipher.encrypt(_CHUNK_NONCE.pack(index, last), plaintext, None)
+
+    def _seal(self, plaintext, last):
+        if self._counter == self._shared_chunk:
+            # This chunk starts with the last reserved bytes: seal_reserved() seals it with them.
+            self._shared = (bytes(plaintext[self._reserved % CHUNK_SIZE:]), last)
+            if not last:
+                self._sink.skip(ENCRYPTED_CHUNK_SIZE)
+        else:
+            self._sink.write(self._encrypt(self._counter, plaintext, last))
+        self._counter += 1
+
+    def reserve(self, size):
+        """Leave the payload's first size bytes to seal_reserved(); what is written meanwhile follows them.
+
+        Returns how many bytes of the file to leave free now, for the chunks that hold reserved bytes only.
+        A chunk holding both is left free (through the sink's skip()) once complete. With size a whole number
+        of chunks, the data written after it must not be empty: only an empty payload ends with an empty chunk.
+        """
+        if self._counter or self._pending:
+            raise ValueError("room can be reserved only before any data is written")
+        self._reserved = size
+        self._counter = size // CHUNK_SIZE
+        if size % CHUNK_SIZE:
+            self._shared_chunk = self._counter
+            self._pending = bytearray(size % CHUNK_SIZE)
+        return self._counter * ENCRYPTED_CHUNK_SIZE
+
+    def seal_reserved(self, plaintext):
+        """After close(): the ciphertext of the chunks holding the reserved bytes, given exactly those bytes."""
+        if len(plaintext) != self._reserved:
+            raise ValueError("the reserved room holds exactly %d bytes" % self._reserved)
+        whole = self._reserved // CHUNK_SIZE
+        with memoryview(plaintext) as view:
+            sealed = [self._encrypt(index, view[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE], False)
+                      for index in range(whole)]
+            if self._shared is not None:
+                data, last = self._shared
+                sealed.append(self._encrypt(whole, bytes(view[whole * CHUNK_SIZE:]) + data, last))
+        return b"".join(sealed)
 
     def write(self, data):
         """Encrypt data; return its length. A full chunk is held back until it is known not to be the last."""

@@ -8,19 +8,21 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import hashlib
+import io
 import os
 import socket
 import time
 
 from . import _catalog, _selection
 from ._errors import SourceError, UsageError
-from ._compression import open_compressor
+from ._compression import PADDING_MIN, compress_bytes, compressed_bound, padding, resolve_level
 from ._manifest import MANIFEST_NAME, READ_SIZE, build_manifest, entry_record, hash_entries, open_nofollow
-from ._pipeline import ArtifactWriter, Spool, artifact_suffix, encryption_method
-from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarWriter
+from ._pipeline import ArtifactWriter, artifact_suffix, encryption_method
+from ._tarstream import BLOCK, DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarWriter
 from ._version import VERSION
 
 ON_UNREADABLE = ("fail", "warn")
+ROOM_MARGIN = 64  # the manifest's room exceeds its estimated compressed size by this fraction (1/64)
 _CHANGED = "%s changed while it was read; its stored copy may be inconsistent"
 
 
@@ -291,24 +293,71 @@ def run_archive(request, check_mode=False):
         return _write_backup(request, selection.entries, summary, warnings, started)
 
 
+def _manifest_rooms(request, level, entries):
+    """Payload bytes to keep for the compressed manifest member: a close estimate, then a size that always fits.
+
+    The manifest's size is known before the walk (every digest has the same length; a file left out only
+    shortens it), not how well it compresses: the estimate compresses it with random digests, as incompressible
+    as real ones, and adds a margin. Should the real one not fit, the backup is made again with the largest
+    room, the uncompressed size plus the compressor's worst overhead.
+    """
+    records = [entry_record(entry, os.urandom(32).hex() if entry.kind == "file" else None) for entry in entries]
+    member = _manifest_member(build_manifest(records, request.paths)[0])
+    if request.compression == "none":
+        return [len(member)]
+    estimate = len(compress_bytes(request.compression, member, level))
+    return [room + PADDING_MIN[request.compression]
+            for room in (estimate + estimate // ROOM_MARGIN + BLOCK, compressed_bound(len(member)))]
+
+
+def _manifest_member(manifest, size=None):
+    """The manifest as a tar member; with size, its data is padded with blank lines (which readers skip)
+    so that the member takes exactly size bytes."""
+    if size is not None:
+        manifest += b"\n" * (size - BLOCK - len(manifest))
+    member = io.BytesIO()
+    TarWriter(member).add_bytes(MANIFEST_NAME, manifest, mtime=int(time.time()))
+    return member.getvalue()
+
+
+def _manifest_frame(request, level, manifest, room):
+    """The first room bytes of the payload: the manifest member, compressed, then padding that decompresses to
+    nothing; None if it does not fit. Uncompressed, the padding is blank lines inside the member: a plain tar
+    stream cannot skip bytes."""
+    if request.compression == "none":
+        return _manifest_member(manifest, room)
+    frame = compress_bytes(request.compression, _manifest_member(manifest), level)
+    if len(frame) + PADDING_MIN[request.compression] > room:
+        return None
+    return frame + padding(request.compression, room - len(frame))
+
+
 def _write_backup(request, entries, summary, warnings, started):
-    """One read of every file: the members stream, compressed, into a spool while each file is hashed; then
-    the artifact gets the manifest (known only now) as its first member, followed by the spooled members."""
+    level = resolve_level(request.compression, request.compression_level)
+    for room in _manifest_rooms(request, level, entries):
+        result = _write_artifact(request, entries, summary, warnings, started, room)
+        if result is not None:
+            return result
+    raise AssertionError("the largest room always holds the manifest")
+
+
+def _write_artifact(request, entries, summary, warnings, started, room):
+    """One read of every file: room is kept at the artifact's start for the manifest, known only at the end,
+    while the members stream after it, compressed, and each file is hashed on the way. None (and no file
+    left) if the manifest does not fit in the room."""
     now = _catalog.utc_now()
     directory = _catalog.ensure_dir(_catalog.job_dir(request.backup_dir, request.job))
     backup_id = _catalog.new_backup_id(request.backup_dir, request.job, now)
     name = backup_id + artifact_suffix("tar", request.compression, request.method != "none")
     with ArtifactWriter(os.path.join(directory, name), request.compression, request.compression_level,
-                        request.recipients, request.passphrase) as writer:
-        with Spool(writer.final_path, encrypted=request.method != "none") as spool:
-            members = open_compressor(request.compression, spool, writer.level)
-            records, stream_warnings = _write_members(request, TarWriter(members), entries)
-            members.close()
-            manifest, manifest_sha256 = build_manifest(records, request.paths)
-            TarWriter(writer).add_bytes(MANIFEST_NAME, manifest, mtime=int(time.time()))
-            writer.end_frame()
-            spool.replay(writer.write_compressed)
-        written = writer.commit()
+                        request.recipients, request.passphrase, reserve=room) as writer:
+        records, stream_warnings = _write_members(request, TarWriter(writer), entries)
+        manifest, manifest_sha256 = build_manifest(records, request.paths)
+        frame = _manifest_frame(request, writer.level, manifest, room)
+        if frame is None:
+            writer.abort()
+            return None
+        written = writer.commit(reserved=frame)
     warnings.extend(stream_warnings)
     metadata = {
         "format": _catalog.FORMAT_VERSION, "id": backup_id, "job": request.job, "kind": "files",

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 
@@ -61,6 +62,44 @@ class AtomicFile:
     def write(self, data):
         try:
             return self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.final_path) from exc
+
+    def skip(self, count):
+        """Leave count bytes unwritten here (a hole until write_at() fills them); writing goes on after them."""
+        try:
+            self._file.seek(count, os.SEEK_CUR)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.final_path) from exc
+
+    def write_at(self, offset, data):
+        """Write data at offset, whatever was written after it."""
+        try:
+            self._file.flush()
+            view = memoryview(data)
+            written = 0
+            while written < len(view):
+                written += os.pwrite(self._file.fileno(), view[written:], offset + written)
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.final_path) from exc
+
+    def sha256(self):
+        """(SHA-256, size) of everything written, read back from the file."""
+        digest = hashlib.sha256()
+        buffer = bytearray(1 << 20)
+        size = 0
+        try:
+            self._file.flush()
+            fd = self._file.fileno()
+            while True:
+                count = os.preadv(fd, [buffer], size)
+                if not count:
+                    return digest.hexdigest(), size
+                digest.update(memoryview(buffer)[:count])
+                size += count
         except OSError as exc:
             self.abort()
             raise storage_error(exc, self.final_path) from exc

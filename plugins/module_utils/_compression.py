@@ -10,6 +10,8 @@ the sink open, so the next layer decides when the file is complete.
 from __future__ import annotations
 
 import gzip
+import io
+import struct
 
 from ._errors import IntegrityError, MissingDependencyError, UsageError
 
@@ -92,6 +94,48 @@ def open_compressor(algorithm, sink, level=None, threads=-1):
     if algorithm == "gzip":
         return _GzipWriter(sink, level)
     return _Passthrough(sink)
+
+
+def compress_bytes(algorithm, data, level=None):
+    """data compressed as one complete frame (zstd) or member (gzip)."""
+    sink = io.BytesIO()
+    writer = open_compressor(algorithm, sink, level)
+    writer.write(data)
+    writer.close()
+    return sink.getvalue()
+
+
+def compressed_bound(size):
+    """At least the compressed size of any size bytes, by zstd or gzip: a few bytes a block, and headers."""
+    return size + size // 64 + 1024
+
+
+# Empty gzip member with an extra field: header with FEXTRA and its length, final empty deflate block, CRC, size.
+_GZIP_EMPTY_HEAD = GZIP_MAGIC + b"\x08\x04" + bytes(4) + b"\x00\xff"
+_GZIP_EMPTY_TAIL = b"\x03\x00" + bytes(8)
+_GZIP_EMPTY_SIZE = len(_GZIP_EMPTY_HEAD) + 2 + len(_GZIP_EMPTY_TAIL)
+_GZIP_MAX_EXTRA = 0xFFFF
+_ZSTD_SKIPPABLE = struct.Struct("<II")
+_ZSTD_SKIPPABLE_MAGIC = 0x184D2A50
+PADDING_MIN = {"zstd": _ZSTD_SKIPPABLE.size, "gzip": _GZIP_EMPTY_SIZE}
+
+
+def padding(algorithm, size):
+    """Exactly size bytes (at least PADDING_MIN[algorithm]) that decompress to nothing.
+
+    zstd: one skippable frame; gzip: empty members whose extra field fills the room. Decompressors (the
+    zstd and gzip commands, and this module's readers) pass over both.
+    """
+    if algorithm == "zstd":
+        return _ZSTD_SKIPPABLE.pack(_ZSTD_SKIPPABLE_MAGIC, size - _ZSTD_SKIPPABLE.size) + bytes(size - 8)
+    members = []
+    while size:
+        extra = min(size - _GZIP_EMPTY_SIZE, _GZIP_MAX_EXTRA)
+        if 0 < size - _GZIP_EMPTY_SIZE - extra < _GZIP_EMPTY_SIZE:
+            extra -= _GZIP_EMPTY_SIZE  # leave the last member room for its own header
+        members.append(_GZIP_EMPTY_HEAD + struct.pack("<H", extra) + bytes(extra) + _GZIP_EMPTY_TAIL)
+        size -= _GZIP_EMPTY_SIZE + extra
+    return b"".join(members)
 
 
 class _CheckedReader:

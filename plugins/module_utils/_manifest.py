@@ -4,7 +4,7 @@
 """The manifest: the archive's first member, one JSON line per entry with its SHA-256.
 
 The archive hashes each file while it streams it, so the digest is that of exactly the bytes stored;
-the members wait in a spool until the manifest is complete. Restore and full verify check every file
+the manifest is written last, into room kept for it at the artifact's start. Restore and full verify check every file
 against it while reading; skip_unchanged compares its digest with the newest backup's.
 """
 

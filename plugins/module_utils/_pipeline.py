@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 
 from . import _age
-from ._atomic import AtomicFile, storage_error, temp_prefix
+from ._atomic import AtomicFile
 from ._compression import SUFFIXES, open_compressor, open_decompressor, resolve_level
 from ._errors import UsageError
 
@@ -37,7 +36,10 @@ def artifact_suffix(base, compression, encrypted):
 
 
 class _HashingSink:
-    """Hashes and counts what reaches the disk: the digest that the .sha256 sidecar records."""
+    """Hashes and counts what reaches the disk: the digest that the .sha256 sidecar records.
+
+    Once part of the file is left to be written last (ArtifactWriter's reserve), it only counts.
+    """
 
     def __init__(self, target):
         self._target = target
@@ -45,16 +47,23 @@ class _HashingSink:
         self.size = 0
 
     def write(self, data):
-        self.sha256.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
         self.size += len(data)
         return self._target.write(data)
+
+    def skip(self, count):
+        self.size += count
+        self._target.skip(count)
 
 
 class ArtifactWriter:
     """One artifact being written; nothing exists under its final name before commit()."""
 
     def __init__(self, final_path, compression="zstd", level=None, recipients=None, passphrase=None,
-                 content_digest=False):
+                 content_digest=False, reserve=0):
+        """reserve: keep that many bytes at the start of the payload, before what write() compresses, for the
+        data given to commit() once the rest is written. The file's SHA-256 is then computed by reading it back."""
         self.method = encryption_method(recipients, passphrase)
         self.level = resolve_level(compression, level)
         self.compression = compression
@@ -65,6 +74,7 @@ class ArtifactWriter:
             self._age = None
             if self.method != "none":
                 self._age = _age.AgeWriter(self._sink, recipients=recipients or None, passphrase=passphrase or None)
+            self._reserved = self._reserve(reserve) if reserve else None
             self._compressor = open_compressor(compression, self._age or self._sink, self.level)
         except BaseException:
             self._file.abort()
@@ -82,29 +92,35 @@ class ArtifactWriter:
         self.input_size += len(data)
         self._compressor.write(data)
 
-    def end_frame(self):
-        """End the compressed frame written so far; write_compressed() then appends frames compressed elsewhere.
+    def _reserve(self, size):
+        """(offset, size) of the room: the file's SHA-256 can no longer be computed on the way."""
+        offset = self._sink.size
+        self._sink.sha256 = None
+        self._file.skip(self._age.reserve(size) if self._age else size)
+        return offset, size
 
-        zstd and gzip streams may be concatenated frames: decompressors read them as one stream.
+    def commit(self, reserved=None):
+        """Finish every layer, make the file durable and visible; return its digests and sizes.
+
+        reserved: the bytes that fill the room kept at the start (exactly its size), compressed data that
+        begins the stream.
         """
-        self._compressor.close()
-        self._compressor = None
-
-    def write_compressed(self, data):
-        (self._age or self._sink).write(data)
-
-    def commit(self):
-        """Finish every layer, make the file durable and visible; return its digests and sizes."""
+        if (reserved is None) != (self._reserved is None) or (reserved and len(reserved) != self._reserved[1]):
+            raise ValueError("commit(reserved) must fill exactly the room that reserve kept")
         try:
-            if self._compressor is not None:
-                self._compressor.close()
+            self._compressor.close()
             if self._age is not None:
                 self._age.close()
         except BaseException:
             self._file.abort()
             raise
+        if reserved is None:
+            sha256, size = self._sink.sha256.hexdigest(), self._sink.size
+        else:
+            self._file.write_at(self._reserved[0], self._age.seal_reserved(reserved) if self._age else reserved)
+            sha256, size = self._file.sha256()
         self._file.commit()
-        result = {"sha256": self._sink.sha256.hexdigest(), "size": self._sink.size, "input_size": self.input_size}
+        result = {"sha256": sha256, "size": size, "input_size": self.input_size}
         if self._content is not None:
             result["content_sha256"] = self._content.hexdigest()
         return result
@@ -118,81 +134,6 @@ class ArtifactWriter:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.abort()
-        return False
-
-
-class Spool:
-    """Compressed data parked beside the artifact until its place in the artifact is known.
-
-    When the artifact is encrypted, so is the spool: with ChaCha20 under a key that exists only in this
-    process's memory, so no plaintext reaches the disk. Its name is a temporary file's: a run killed
-    meanwhile leaves a leftover that the catalog reports and prune removes.
-    """
-
-    def __init__(self, final_path, encrypted):
-        self.final_path = final_path
-        try:
-            fd, self.path = tempfile.mkstemp(prefix=temp_prefix(final_path), dir=os.path.dirname(final_path))
-        except OSError as exc:
-            raise storage_error(exc, final_path) from exc
-        self._file = os.fdopen(fd, "w+b", buffering=1 << 20)
-        self._key = (os.urandom(32), os.urandom(16)) if encrypted else None
-        self._encryptor = _age.stream_cipher(*self._key).encryptor() if encrypted else None
-        self._out = bytearray(0)
-
-    def _output(self, size):
-        """A reused buffer for update_into: four times faster than update(), which allocates every time.
-
-        64 bytes of room beyond the data: older cryptography releases ask for a block's worth of slack.
-        """
-        if len(self._out) < size + 64:
-            self._out = bytearray(size + 64)
-        return memoryview(self._out)
-
-    def write(self, data):
-        try:
-            if self._encryptor is None:
-                self._file.write(data)
-            else:
-                out = self._output(len(data))
-                self._file.write(out[:self._encryptor.update_into(data, out)])
-        except OSError as exc:
-            raise storage_error(exc, self.final_path) from exc
-
-    def replay(self, write):
-        """Hand everything written back, in order, to write() (which must copy what it keeps)."""
-        try:
-            self._file.flush()
-            self._file.seek(0)
-        except OSError as exc:
-            raise storage_error(exc, self.final_path) from exc
-        decryptor = _age.stream_cipher(*self._key).decryptor() if self._key else None
-        chunk = bytearray(1 << 20)
-        while True:
-            count = self._file.readinto(chunk)
-            if not count:
-                return
-            if decryptor is None:
-                write(memoryview(chunk)[:count])
-            else:
-                out = self._output(count)
-                write(out[:decryptor.update_into(memoryview(chunk)[:count], out)])
-
-    def close(self):
-        try:
-            self._file.close()
-        except OSError:
-            pass  # a full disk may refuse the last flush: the unlink below is what matters
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
         return False
 
 

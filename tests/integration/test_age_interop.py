@@ -119,6 +119,35 @@ def test_age_decrypts_what_we_encrypt(tmp_path, keyfile, size):
     assert result.stdout == data
 
 
+class _OutOfOrderFile(io.BytesIO):
+    """A file where skip() leaves a gap to fill later, as the archive's artifact file does."""
+
+    def skip(self, count):
+        self.seek(count, io.SEEK_CUR)
+
+
+@pytest.mark.parametrize("reserved,after", [
+    (1, 1), (1, CHUNK - 1), (1, CHUNK), (CHUNK - 1, 1), (CHUNK - 1, 2), (CHUNK, 1), (CHUNK, CHUNK), (CHUNK + 1, 5),
+    (2 * CHUNK, 3 * CHUNK + 5), (2 * CHUNK + 7, 3 * CHUNK - 7), (3 * CHUNK - 1, CHUNK + 1)])
+def test_age_decrypts_a_payload_whose_start_was_sealed_last(tmp_path, keyfile, reserved, after):
+    """reserve() then seal_reserved(): the room may end inside a chunk, and the data after it may end there too."""
+    path, recipient = keyfile
+    head, tail = payload(reserved), payload(after)
+    sink = _OutOfOrderFile()
+    writer = _age.AgeWriter(sink, recipients=[recipient])
+    start = sink.tell()
+    sink.skip(writer.reserve(reserved))
+    writer.write(tail)
+    writer.close()
+    sink.seek(start)
+    sink.write(writer.seal_reserved(head))
+    encrypted = tmp_path / "ours.age"
+    encrypted.write_bytes(sink.getvalue())
+    result = subprocess.run(["age", "-d", "-i", str(path), str(encrypted)], capture_output=True, check=True)
+    assert result.stdout == head + tail
+    assert decrypt_with_us(encrypted, identities=_age.parse_identities(path.read_text())) == head + tail
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_we_decrypt_what_age_encrypts(tmp_path, keyfile, size):
     path, recipient = keyfile

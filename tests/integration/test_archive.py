@@ -139,35 +139,61 @@ def test_file_changed_while_read_is_reported_and_still_verifies(tmp_path, monkey
     assert full["verified"]
 
 
-def test_one_read_per_file_and_no_plaintext_spool_left(tmp_path, monkeypatch):
-    """Each file is opened once; the spool the members wait in is encrypted and gone afterwards."""
+def test_one_read_per_file_and_no_temporary_file_left(tmp_path, monkeypatch):
     source = make_tree(tmp_path / "src")
     opened = []
     real_open = _archive.open_nofollow
     monkeypatch.setattr(_archive, "open_nofollow", lambda path: opened.append(path) or real_open(path))
-    spooled = []
-    real_write = _archive.Spool.write
-
-    def capture(self, data):
-        spooled.append(bytes(data))
-        return real_write(self, data)
-
-    monkeypatch.setattr(_archive.Spool, "write", capture)
-    real_close = _archive.Spool.close
-
-    def check_on_disk(self):
-        with open(self.path, "rb") as handle:
-            on_disk = handle.read()
-        assert on_disk and on_disk != b"".join(spooled)
-        assert b"hello world" not in on_disk
-        real_close(self)
-
-    monkeypatch.setattr(_archive.Spool, "close", check_on_disk)
-    result = _backup(source, tmp_path / "backups", compression="none")
+    result = _backup(source, tmp_path / "backups")
     assert len(opened) == len(set(opened)) == result["files"] == 6
-    assert b"hello world" in b"".join(spooled)
     assert not [name for name in os.listdir(tmp_path / "backups" / "app") if ".tmp-" in name]
     assert _verify.verify(path=result["path"], level="full", identities=[IDENTITY])["verified"]
+
+
+def _many_files(root, count):
+    """A tree whose manifest spans many age chunks: names and contents that do not compress away."""
+    for index in range(count):
+        directory = root / ("d%02d" % (index % 50))
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / ("%s.txt" % os.urandom(12).hex())).write_bytes(os.urandom(index % 300))
+    return root
+
+
+@pytest.mark.parametrize("compression,tool", [("zstd", ["zstd", "-d"]), ("gzip", ["gzip", "-d"]), ("none", ["cat"])])
+@pytest.mark.parametrize("encrypted", [True, False])
+def test_manifest_spanning_many_chunks_reads_by_hand(tmp_path, compression, tool, encrypted):
+    """The manifest's room, filled last, sits before the members: the tools read the whole as one stream."""
+    require_binary("tar")
+    source = _many_files(tmp_path / "src", 3000)
+    result = _backup(source, tmp_path / "backups", compression=compression,
+                     recipients=[RECIPIENT] if encrypted else None)
+    payload = age_decrypt_cli(result["path"], IDENTITY, tmp_path) if encrypted else open(result["path"], "rb").read()
+    tar_stream = subprocess.run(tool, input=payload, capture_output=True, check=True).stdout
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(out)], input=tar_stream, check=True)
+    assert tree_digest(str(out) + str(source)) == tree_digest(source)
+    manifest = json.loads((out / ".lifeboat-manifest.json").read_text().splitlines()[0])
+    assert manifest["entries"] == 3000 + 51
+    check = subprocess.run(["sha256sum", "-c", result["id"] + ".sha256"], cwd=os.path.dirname(result["path"]),
+                           capture_output=True, text=True, check=True)
+    assert ": OK" in check.stdout
+    assert _verify.verify(path=result["path"], level="full", identities=[IDENTITY])["verified"]
+
+
+def test_manifest_larger_than_its_estimate_backs_up_again_with_room_enough(tmp_path, monkeypatch):
+    """Should the manifest compress worse than estimated, the backup is made again, and only once stored."""
+    source = _many_files(tmp_path / "src", 500)
+    real_rooms = _archive._manifest_rooms
+    monkeypatch.setattr(_archive, "_manifest_rooms", lambda *args: [64] + real_rooms(*args)[1:])
+    opened = []
+    real_open = _archive.open_nofollow
+    monkeypatch.setattr(_archive, "open_nofollow", lambda path: opened.append(path) or real_open(path))
+    result = _backup(source, tmp_path / "backups", recipients=None)
+    assert len(opened) == 2 * 500 and len(set(opened)) == 500
+    assert _catalog_files(tmp_path / "backups") == sorted(
+        "app/" + name for name in (os.path.basename(result["path"]), result["id"] + ".json", result["id"] + ".sha256"))
+    assert _verify.verify(path=result["path"], level="full")["verified"]
 
 
 def test_missing_source_fails_before_anything_is_written(tmp_path):
@@ -242,6 +268,22 @@ def test_full_disk_leaves_no_partial_file_and_older_backups_intact(tmp_path, sma
     assert "no space left" in str(error.value) and "partial file was removed" in str(error.value)
     assert _catalog_files(small_fs) == before
     assert _verify.verify(path=older["path"], level="full", identities=[IDENTITY])["verified"]
+
+
+def test_disk_full_at_the_end_with_the_manifest_room_still_a_hole(tmp_path, small_fs):
+    """The members fit, the whole artifact does not: the room kept for the manifest is filled last."""
+    source = _many_files(tmp_path / "src", 3000)
+    size = _backup(source, tmp_path / "dry-run", recipients=None)["size"]
+    older = _backup(tmp_path / "src" / "d00", small_fs, recipients=None)
+    before = _catalog_files(small_fs)
+    stat = os.statvfs(small_fs)
+    with open(small_fs / "ballast", "wb") as handle:
+        handle.write(bytes(stat.f_bavail * stat.f_frsize - (size - 40 * 1024)))
+    with pytest.raises(StorageError, match="no space left.*partial file was removed"):
+        _backup(source, small_fs, recipients=None)
+    os.unlink(small_fs / "ballast")
+    assert _catalog_files(small_fs) == before
+    assert _verify.verify(path=older["path"], level="full")["verified"]
 
 
 def test_sigkill_mid_backup_leaves_nothing_in_the_catalog(tmp_path):
