@@ -219,23 +219,22 @@ def _copy_exactly(tar, handle, size, digest):
     tar.end_member(size)
 
 
-def _write_members(request, tar, entries):
+def _write_members(request, tar, entries, ahead):
     """Every entry after the manifest; returns the manifest records and the warnings."""
     records, warnings = [], []
-    with _ReadAhead(entries) as ahead:
-        for entry in entries:
-            if entry.kind == "file":
-                digest = _write_file(request, tar, entry, ahead, warnings)
-                if digest is not None:
-                    records.append(entry_record(entry, digest))
-                continue
-            if entry.kind == "dir":
-                tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat)
-            elif entry.kind == "symlink":
-                tar.add_header(entry.arcname, SYMLINK, st=entry.stat, linkname=entry.link_target)
-            elif entry.kind == "hardlink":
-                tar.add_header(entry.arcname, HARDLINK, st=entry.stat, linkname=entry.link_target)
-            records.append(entry_record(entry))
+    for entry in entries:
+        if entry.kind == "file":
+            digest = _write_file(request, tar, entry, ahead, warnings)
+            if digest is not None:
+                records.append(entry_record(entry, digest))
+            continue
+        if entry.kind == "dir":
+            tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat)
+        elif entry.kind == "symlink":
+            tar.add_header(entry.arcname, SYMLINK, st=entry.stat, linkname=entry.link_target)
+        elif entry.kind == "hardlink":
+            tar.add_header(entry.arcname, HARDLINK, st=entry.stat, linkname=entry.link_target)
+        records.append(entry_record(entry))
     tar.close()
     return records, warnings
 
@@ -294,7 +293,7 @@ def run_archive(request, check_mode=False):
 
 
 def _manifest_rooms(request, level, entries):
-    """Payload bytes to keep for the compressed manifest member: a close estimate, then a size that always fits.
+    """Payload bytes to keep for the compressed manifest member: (a close estimate, a size that always fits).
 
     The manifest's size is known before the walk (every digest has the same length; a file left out only
     shortens it), not how well it compresses: the estimate compresses it with random digests, as incompressible
@@ -304,10 +303,10 @@ def _manifest_rooms(request, level, entries):
     records = [entry_record(entry, os.urandom(32).hex() if entry.kind == "file" else None) for entry in entries]
     member = _manifest_member(build_manifest(records, request.paths)[0])
     if request.compression == "none":
-        return [len(member)]
+        return len(member), len(member)
     estimate = len(compress_bytes(request.compression, member, level))
-    return [room + PADDING_MIN[request.compression]
-            for room in (estimate + estimate // ROOM_MARGIN + BLOCK, compressed_bound(len(member)))]
+    return tuple(room + PADDING_MIN[request.compression]
+                 for room in (estimate + estimate // ROOM_MARGIN + BLOCK, compressed_bound(len(member))))
 
 
 def _manifest_member(manifest, size=None):
@@ -334,14 +333,17 @@ def _manifest_frame(request, level, manifest, room):
 
 def _write_backup(request, entries, summary, warnings, started):
     level = resolve_level(request.compression, request.compression_level)
-    for room in _manifest_rooms(request, level, entries):
-        result = _write_artifact(request, entries, summary, warnings, started, room)
-        if result is not None:
-            return result
-    raise AssertionError("the largest room always holds the manifest")
+    with _ReadAhead(entries) as ahead:
+        # The read-ahead threads start reading while the manifest's room is estimated.
+        estimate, largest = _manifest_rooms(request, level, entries)
+        result = _write_artifact(request, entries, ahead, summary, warnings, started, estimate)
+    if result is None:
+        with _ReadAhead(entries) as ahead:
+            result = _write_artifact(request, entries, ahead, summary, warnings, started, largest)
+    return result
 
 
-def _write_artifact(request, entries, summary, warnings, started, room):
+def _write_artifact(request, entries, ahead, summary, warnings, started, room):
     """One read of every file: room is kept at the artifact's start for the manifest, known only at the end,
     while the members stream after it, compressed, and each file is hashed on the way. None (and no file
     left) if the manifest does not fit in the room."""
@@ -351,7 +353,7 @@ def _write_artifact(request, entries, summary, warnings, started, room):
     name = backup_id + artifact_suffix("tar", request.compression, request.method != "none")
     with ArtifactWriter(os.path.join(directory, name), request.compression, request.compression_level,
                         request.recipients, request.passphrase, reserve=room) as writer:
-        records, stream_warnings = _write_members(request, TarWriter(writer), entries)
+        records, stream_warnings = _write_members(request, TarWriter(writer), entries, ahead)
         manifest, manifest_sha256 = build_manifest(records, request.paths)
         frame = _manifest_frame(request, writer.level, manifest, room)
         if frame is None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import hashlib
 import os
@@ -86,23 +87,28 @@ class AtomicFile:
             self.abort()
             raise storage_error(exc, self.final_path) from exc
 
-    def sha256(self):
-        """(SHA-256, size) of everything written, read back from the file."""
+    def sync_and_sha256(self):
+        """Make everything written durable; return its (SHA-256, size), read back while fsync runs (both
+        wait on the kernel, not on each other, so the hash costs no time of its own)."""
         digest = hashlib.sha256()
         buffer = bytearray(1 << 20)
         size = 0
         try:
             self._file.flush()
             fd = self._file.fileno()
-            while True:
-                count = os.preadv(fd, [buffer], size)
-                if not count:
-                    return digest.hexdigest(), size
-                digest.update(memoryview(buffer)[:count])
-                size += count
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                synced = pool.submit(os.fsync, fd)
+                while True:
+                    count = os.preadv(fd, [buffer], size)
+                    if not count:
+                        break
+                    digest.update(memoryview(buffer)[:count])
+                    size += count
+                synced.result()
         except OSError as exc:
             self.abort()
             raise storage_error(exc, self.final_path) from exc
+        return digest.hexdigest(), size
 
     def commit(self):
         try:

@@ -18,6 +18,8 @@ import threading
 MANIFEST_NAME = ".lifeboat-manifest.json"
 FORMAT = "lifeboat-manifest/1"
 READ_SIZE = 1 << 20
+# One encoder for every line: json.dumps with options builds a new one per call.
+_RECORD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def hash_file(path):
@@ -84,7 +86,7 @@ def hash_entries(entries, workers=None):
 
 def build_manifest(records, sources):
     """Return (manifest bytes, digest of the entry lines): the digest says whether two trees are identical."""
-    lines = [json.dumps(record, sort_keys=True, separators=(",", ":")) for record in records]
+    lines = [_RECORD_ENCODER.encode(record) for record in records]
     body = "\n".join(lines).encode("utf-8", "surrogateescape")
     header = json.dumps({"format": FORMAT, "sources": sources, "entries": len(records)}, sort_keys=True)
     return header.encode("utf-8") + b"\n" + body + (b"\n" if lines else b""), hashlib.sha256(body).hexdigest()

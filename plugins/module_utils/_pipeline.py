@@ -118,7 +118,7 @@ class ArtifactWriter:
             sha256, size = self._sink.sha256.hexdigest(), self._sink.size
         else:
             self._file.write_at(self._reserved[0], self._age.seal_reserved(reserved) if self._age else reserved)
-            sha256, size = self._file.sha256()
+            sha256, size = self._file.sync_and_sha256()
         self._file.commit()
         result = {"sha256": sha256, "size": size, "input_size": self.input_size}
         if self._content is not None:

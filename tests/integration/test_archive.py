@@ -185,7 +185,7 @@ def test_manifest_larger_than_its_estimate_backs_up_again_with_room_enough(tmp_p
     """Should the manifest compress worse than estimated, the backup is made again, and only once stored."""
     source = _many_files(tmp_path / "src", 500)
     real_rooms = _archive._manifest_rooms
-    monkeypatch.setattr(_archive, "_manifest_rooms", lambda *args: [64] + real_rooms(*args)[1:])
+    monkeypatch.setattr(_archive, "_manifest_rooms", lambda *args: (64, real_rooms(*args)[1]))
     opened = []
     real_open = _archive.open_nofollow
     monkeypatch.setattr(_archive, "open_nofollow", lambda path: opened.append(path) or real_open(path))
