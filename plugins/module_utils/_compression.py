@@ -161,47 +161,97 @@ class _CheckedReader:
             raise
 
 
-class _ZstdStrictReader:
-    """Decompressed zstd, each read() returning at most one decompressor output: a short read, not a copy.
+class _ZstdFrameWalker:
+    """Passes a zstd stream through unchanged, following its frame and block headers on the way.
 
-    Readers loop until b'' anyway, and joining or slicing every output would copy each byte again. zstandard's
-    stream_reader returns b'' at a truncated frame end, hence decompressobj(), whose eof tells the frame ended.
+    zstandard's stream_reader ends quietly where a truncated frame stops; this walk tells whether the
+    stream ended between frames (complete()). Skippable frames (padding) are walked over like any frame.
     """
 
     def __init__(self, source):
-        self._dobj = zstandard.ZstdDecompressor().decompressobj()
         self._source = source
-        self._data = b""
-        self._offset = 0
+        self._skip = 0  # bytes of a block's content, or of a skippable frame, still to pass
+        self._head = b""  # the header being collected
+        self._want = 4
+        self._on_header = self._magic
+        self._checksum = False
+        self._frames = 0
 
     def read(self, size=-1):
-        while self._offset == len(self._data):
-            if not self._refill():
-                return b""
-        start = self._offset
-        if size is None or size < 0 or start + size >= len(self._data):
-            self._offset = len(self._data)
-            return self._data if start == 0 else self._data[start:]
-        self._offset = start + size
-        return self._data[start:self._offset]
+        data = self._source.read(size)
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                continue
+            take = min(self._want - len(self._head), end - pos)
+            self._head += data[pos:pos + take]
+            pos += take
+            if len(self._head) == self._want:
+                head, self._head = self._head, b""
+                self._on_header(head)
+        return data
 
-    def _refill(self):
-        """Decompress the next piece of the source; False at its end (after checking the last frame ended)."""
-        chunk = self._source.read(ZSTD_READ_SIZE)
-        if not chunk:
-            if not self._dobj.eof:
-                raise EOFError("the stream ends before the end of its last zstd frame")
-            return False
-        outputs = []
-        while chunk:
-            if self._dobj.eof:
-                # Concatenated frames are valid zstd: start a new frame decoder.
-                self._dobj = zstandard.ZstdDecompressor().decompressobj()
-            outputs.append(self._dobj.decompress(chunk))
-            chunk = self._dobj.unused_data if self._dobj.eof else b""
-        self._data = outputs[0] if len(outputs) == 1 else b"".join(outputs)
-        self._offset = 0
-        return True
+    def _expect(self, size, on_header):
+        self._want, self._on_header = size, on_header
+
+    def _magic(self, head):
+        self._frames += 1
+        magic = int.from_bytes(head, "little")
+        if magic & 0xFFFFFFF0 == _ZSTD_SKIPPABLE_MAGIC:  # the low 4 bits vary
+            self._expect(4, self._skippable_size)
+        elif head == ZSTD_MAGIC:
+            self._expect(1, self._descriptor)
+        else:  # the decompressor names the damage; the walk passes the rest and never calls it complete
+            self._skip = 1 << 62
+
+    def _skippable_size(self, head):
+        self._skip = int.from_bytes(head, "little")
+        self._expect(4, self._magic)
+
+    def _descriptor(self, head):
+        descriptor = head[0]
+        single_segment = descriptor >> 5 & 1
+        self._checksum = bool(descriptor >> 2 & 1)
+        rest = (1 - single_segment) + (0, 1, 2, 4)[descriptor & 3] + (single_segment, 2, 4, 8)[descriptor >> 6]
+        self._skip = rest  # window, dictionary id and content size: nothing the walk needs
+        self._expect(3, self._block)
+
+    def _block(self, head):
+        value = int.from_bytes(head, "little")
+        self._skip = 1 if value >> 1 & 3 == 1 else value >> 3  # an RLE block holds one byte
+        if not value & 1:
+            self._expect(3, self._block)
+            return
+        if self._checksum:
+            self._skip += 4
+        self._expect(4, self._magic)
+
+    def complete(self):
+        """Whether what was read so far ends between two frames, after at least one."""
+        return bool(self._frames) and not self._skip and not self._head and self._on_header == self._magic \
+            and self._want == 4
+
+
+class _ZstdStrictReader:
+    """Decompressed zstd from stream_reader (across frames), with a truncated last frame reported as EOFError.
+
+    stream_reader decompresses a block's worth into the caller's buffer at once; decompressobj() returned
+    outputs of several MiB that the readers then copied again when they took less.
+    """
+
+    def __init__(self, source):
+        self._frames = _ZstdFrameWalker(source)
+        self._reader = zstandard.ZstdDecompressor().stream_reader(self._frames, read_size=ZSTD_READ_SIZE,
+                                                                  read_across_frames=True)
+
+    def read(self, size=-1):
+        data = self._reader.read(size)
+        if not data and size != 0 and not self._frames.complete():
+            raise EOFError("the stream ends before the end of its last zstd frame")
+        return data
 
 
 def open_decompressor(algorithm, source):

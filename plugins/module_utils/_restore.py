@@ -27,11 +27,9 @@ import grp
 import hashlib
 import os
 import pwd
-import queue
 import shutil
 import stat
 import tempfile
-import threading
 import time
 
 from . import _catalog
@@ -40,7 +38,8 @@ from ._archive import ArchiveRequest, run_archive
 from ._atomic import fsync_dir, storage_error
 from ._errors import BackupError, IntegrityError, NotFoundError, UsageError
 from ._manifest import MANIFEST_NAME, parse_manifest
-from ._pipeline import artifact_layers, open_payload
+from ._payload_process import BLOCK_SIZE, PayloadProcess, write_all
+from ._pipeline import artifact_layers
 from ._selection import _Globs
 from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
 from ._verify import expected_sha256, locate, read_manifest_bytes
@@ -48,11 +47,6 @@ from ._verify import expected_sha256, locate, read_manifest_bytes
 SAFETY_TAG = "safety"
 STAGING_MARKER = ".lifeboat-staging-"
 OLD_MARKER = ".lifeboat-old-"
-BLOCK_SIZE = 4 << 20  # what the reading thread hands over at once
-QUEUED_BLOCKS = 4
-BATCH_FILES = 64  # files handed to the writing thread at once
-BATCH_BYTES = 4 << 20
-QUEUED_BATCHES = 4
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _KINDS = {"file": stat.S_ISREG, "dir": stat.S_ISDIR, "symlink": stat.S_ISLNK}
 _TYPEFLAGS = {REGULAR: "file", b"\0": "file", b"7": "file", HARDLINK: "hardlink", SYMLINK: "symlink", DIRECTORY: "dir",
@@ -121,159 +115,6 @@ def safety_encryption(metadata, request):
     if not recipients and request.identities:
         recipients = [recipient_from_identity(identity) for identity in request.identities]
     return recipients, (None if recipients else request.passphrase)
-
-
-class BlockStream:
-    """The payload read ahead in large blocks by a thread, handed to TarReader as zero-copy slices.
-
-    Decryption and decompression (which release the GIL for most of their work) then overlap with
-    hashing and writing. Errors of the reading side surface in the consuming thread.
-    """
-
-    def __init__(self, payload):
-        self._payload = payload
-        self._queue = queue.Queue(QUEUED_BLOCKS)
-        self._stop = threading.Event()
-        self._view = memoryview(b"")
-        self._pos = 0
-        self._ended = False
-        self._thread = threading.Thread(target=self._produce, daemon=True)
-        self._thread.start()
-
-    def _produce(self):
-        try:
-            while not self._stop.is_set():
-                block = self._payload.read(BLOCK_SIZE)
-                self._put(block)
-                if not block:
-                    return
-        except BaseException as exc:  # pylint: disable=broad-except
-            self._put(exc)
-
-    def _put(self, item):
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _next_block(self):
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            self._ended = True
-            raise item
-        if not item:
-            self._ended = True
-        return item
-
-    def read(self, size=-1):
-        if self._pos >= len(self._view):
-            if self._ended:
-                return b""
-            block = self._next_block()
-            if not block:
-                return b""
-            self._view = memoryview(block)
-            self._pos = 0
-        end = len(self._view) if size is None or size < 0 else self._pos + size
-        chunk = self._view[self._pos:end]
-        self._pos += len(chunk)
-        return chunk
-
-    def drain(self):
-        """Read to the end of the payload: the age and zstd layers check their own ends, the raw digest is whole."""
-        while not self._ended:
-            self._next_block()
-        self._thread.join()
-
-    def close(self):
-        self._stop.set()
-        self._thread.join()
-
-
-class FileWriter:
-    """Creates, writes and hashes the archive's files in a thread of its own, overlapping with the parsing.
-
-    Work comes in batches (a queue operation per small file would cost more than its write). Each item is
-    a piece of one file, a list of buffers; the last piece of a file closes it. Digests that differ from the
-    manifest land in mismatched. An error of the writing side surfaces in the calling thread at sync().
-    """
-
-    def __init__(self, now_ns, mismatched):
-        self.now_ns = now_ns
-        self.mismatched = mismatched
-        self._queue = queue.Queue(QUEUED_BATCHES)
-        self._batch = []
-        self._held = 0
-        self._error = None
-        self._stopping = False
-        self._fd = None
-        self._digest = None
-        self._thread = threading.Thread(target=self._consume, daemon=True)
-        self._thread.start()
-
-    def add(self, path, record, owner, pieces, last):
-        """Queue pieces of the file at path (created on its first piece); last: the file is complete."""
-        if self._error is not None:
-            raise self._error  # e.g. a full disk: stop reading the archive now
-        self._batch.append((path, record, owner, pieces, last))
-        self._held += sum(len(piece) for piece in pieces)
-        if len(self._batch) >= BATCH_FILES or self._held >= BATCH_BYTES:
-            self._queue.put(self._batch)
-            self._batch, self._held = [], 0
-
-    def sync(self):
-        """Wait until everything added is on disk; raise the writing side's error if it had one."""
-        if self._batch:
-            self._queue.put(self._batch)
-            self._batch, self._held = [], 0
-        self._queue.join()
-        if self._error is not None:
-            raise self._error
-
-    def close(self):
-        """End the thread; what is still queued (after an error elsewhere) is dropped."""
-        self._stopping = True
-        self._queue.put(None)
-        self._thread.join()
-
-    def _consume(self):
-        try:
-            for batch in iter(self._queue.get, None):
-                try:
-                    if self._error is None and not self._stopping:
-                        for item in batch:
-                            self._write(*item)
-                except BaseException as exc:  # pylint: disable=broad-except
-                    self._error = exc
-                finally:
-                    self._queue.task_done()
-        finally:
-            if self._fd is not None:
-                os.close(self._fd)
-
-    def _write(self, path, record, owner, pieces, last):
-        if self._fd is None:
-            self._fd = os.open(path, _CREATE_FLAGS, 0o600)
-            self._digest = hashlib.sha256()
-        fd, update = self._fd, self._digest.update
-        for piece in pieces:
-            update(piece)
-            _write_all(fd, piece)
-        if not last:
-            return
-        self._fd = None
-        try:
-            if owner is not None:
-                os.fchown(fd, *owner)
-            os.fchmod(fd, record["mode"])
-            os.utime(fd, ns=(self.now_ns, record["mtime_ns"]))
-        finally:
-            os.close(fd)
-        hexdigest = self._digest.hexdigest()
-        if hexdigest != record["sha256"]:
-            self.mismatched[record["path"]] = hexdigest
 
 
 def check_archive_path(name):
@@ -507,14 +348,6 @@ def _owner_resolver(numeric):
                                    lookup(groups, grp.getgrnam, member.gname, record["gid"]))
 
 
-def _write_all(fd, data):
-    written = os.write(fd, data)
-    if written != len(data):
-        view = memoryview(data)
-        while written < len(view):
-            written += os.write(fd, view[written:])
-
-
 class Unit:
     """One top-level restored path: its staging directory, and where the replaced tree is kept."""
 
@@ -638,7 +471,6 @@ class Extractor:
         self.directories = []
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0, "bytes": 0}
         self.now_ns = time.time_ns()
-        self.writer = None
 
     def staged_path(self, name):
         """Where an archive path is built: <staging>/<unit base>/<rest>, through the staged directory above it."""
@@ -659,13 +491,8 @@ class Extractor:
         if hashlib.sha256(data).hexdigest() != manifest_sha256:
             raise IntegrityError("the manifest changed since the restore was planned (the artifact was replaced?)",
                                  stage="manifest")
-        self.writer = FileWriter(self.now_ns, self.mismatched)
-        try:
-            for member in tar:
-                self._member(tar, member)
-            self.writer.sync()
-        finally:
-            self.writer.close()
+        for member in tar:
+            self._member(tar, member)
         self._finish()
 
     def _member(self, tar, member):
@@ -717,7 +544,6 @@ class Extractor:
             self.counts["symlinks"] += 1
         else:
             source = self.written.get(record["target"])
-            self.writer.sync()  # the file linked to is complete
             if source is None:
                 raise IntegrityError("member %s is a hard link to %s, which does not come before it in the "
                                      "archive" % (name, record["target"]), stage="member")
@@ -725,19 +551,24 @@ class Extractor:
             self.counts["hardlinks"] += 1
 
     def _write_file(self, tar, member, record, path):
-        """Hand the member's data to the writing thread, in pieces of at most BATCH_BYTES held at once."""
-        owner = self.owner_of(member, record) if self.owners else None
-        pieces, held = [], 0
-        read = tar.read
-        chunk = read(BLOCK_SIZE)
-        while chunk:
-            pieces.append(chunk)
-            held += len(chunk)
+        """Create the file, write and hash the member's data, and note it if its digest is not the manifest's."""
+        digest = hashlib.sha256()
+        update, read = digest.update, tar.read
+        fd = os.open(path, _CREATE_FLAGS, 0o600)
+        try:
             chunk = read(BLOCK_SIZE)
-            if held >= BATCH_BYTES and chunk:
-                self.writer.add(path, record, owner, pieces, False)
-                pieces, held = [], 0
-        self.writer.add(path, record, owner, pieces, True)
+            while chunk:
+                update(chunk)
+                write_all(fd, chunk)
+                chunk = read(BLOCK_SIZE)
+            if self.owners:
+                os.fchown(fd, *self.owner_of(member, record))
+            os.fchmod(fd, record["mode"])
+            os.utime(fd, ns=(self.now_ns, record["mtime_ns"]))
+        finally:
+            os.close(fd)
+        if digest.hexdigest() != record["sha256"]:
+            self.mismatched[record["path"]] = digest.hexdigest()
         self.written[record["path"]] = path
         self.counts["bytes"] += record["size"]
 
@@ -869,16 +700,12 @@ class FileRestore:
         extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner)
         compression, encrypted = artifact_layers(self.artifact, self.metadata)
         expected = expected_sha256(self.artifact, self.metadata) if self.metadata else None
-        with open(self.artifact, "rb") as handle:
-            payload, raw = open_payload(handle, compression, encrypted, self.request.identities,
-                                        self.request.passphrase)
-            stream = BlockStream(payload)
-            try:
-                extractor.run(TarReader(stream), self.manifest_sha256)
-                stream.drain()
-            finally:
-                stream.close()
-        if expected is not None and raw.sha256.hexdigest() != expected:
+        with open(self.artifact, "rb") as handle, \
+                PayloadProcess(handle, compression, encrypted, self.request.identities,
+                               self.request.passphrase) as payload:
+            extractor.run(TarReader(payload), self.manifest_sha256)
+            payload.drain()
+        if expected is not None and payload.raw_sha256 != expected:
             raise IntegrityError("artifact %s does not match its checksum: the file is corrupted or was changed; "
                                  "nothing was restored" % self.artifact, stage="checksum")
         if not self.request.delete_extra:
