@@ -68,6 +68,18 @@ options:
     description:
       - Restore the newest backup of O(job) made with this deploy id.
     type: str
+  kind:
+    description:
+      - With O(job), restore the job's files backup or its database dump.
+      - Needed when the job has both, or several databases (then with O(database)); the task fails and
+        names the backups it could mean rather than guess.
+    type: str
+    choices: [files, database]
+  database:
+    description:
+      - With O(job), restore the dump of this database (for SQLite, the path of its file).
+      - Implies O(kind=database).
+    type: str
   passphrase:
     description:
       - Passphrase of an artifact encrypted with one.
@@ -129,9 +141,10 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Roll the application back to the backup taken before the deploy
+- name: Roll the application's files back to the backup taken before the deploy
   lifeboat.backup.restore:
     job: app
+    kind: files
     deploy_id: "{{ previous_release }}"
     identity: "{{ lookup('ansible.builtin.file', 'keys/backup.key') }}"
   no_log: true
@@ -146,7 +159,8 @@ EXAMPLES = r"""
 
 - name: Put the database back to the latest dump
   lifeboat.backup.restore:
-    job: shop-db
+    job: shop
+    database: shop
     latest: true
     login_user: postgres
     identity: "{{ backup_identity }}"
@@ -232,6 +246,8 @@ def main():
         job=dict(type="str"),
         latest=dict(type="bool", default=False),
         deploy_id=dict(type="str"),
+        kind=dict(type="str", choices=["files", "database"]),
+        database=dict(type="str"),
         passphrase=dict(type="str", no_log=True),
         safety_backup=dict(type="bool", default=True),
         dest=dict(type="path"),
@@ -247,12 +263,12 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[("path", "id", "latest", "deploy_id"), ("identity", "passphrase")],
                            required_one_of=[("path", "id", "latest", "deploy_id")],
-                           required_by={"deploy_id": "job"})
+                           required_by={"deploy_id": "job", "kind": "job", "database": "job"})
     params = module.params
     try:
         request = RestoreRequest(
             path=params["path"], backup_dir=params["backup_dir"], backup_id=params["id"], job=params["job"],
-            latest=params["latest"], deploy_id=params["deploy_id"],
+            latest=params["latest"], deploy_id=params["deploy_id"], kind=params["kind"], database=params["database"],
             identities=parse_identities(params["identity"]) if params["identity"] else None,
             passphrase=params["passphrase"], safety_backup=params["safety_backup"], dest=params["dest"],
             include=params["include"], delete_extra=params["delete_extra"], numeric_owner=params["numeric_owner"],

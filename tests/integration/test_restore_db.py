@@ -15,9 +15,10 @@ import sqlite3
 
 import pytest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog, _dump, _pipeline, _restore
-from ansible_collections.lifeboat.backup.plugins.module_utils import _restore_db
-from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _dump, _pipeline
+from ansible_collections.lifeboat.backup.plugins.module_utils import _restore, _restore_db
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
+    BackupError, IntegrityError, NotFoundError, UsageError)
 
 IDENTITY, RECIPIENT = _age.generate_identity()
 _NAMES = itertools.count()
@@ -274,3 +275,28 @@ def test_sqlite_restore_keeps_the_live_files_owner_and_mode(sqlite_db, tmp_path)
     assert st.st_mode & 0o7777 == 0o640
     if os.geteuid() == 0:
         assert (st.st_uid, st.st_gid) == (1234, 5678)
+
+
+def test_a_job_with_files_and_a_dump_needs_to_be_told_which(sqlite_db, tmp_path):
+    """job + latest or deploy_id never guesses between a job's series: an operator says files or which database."""
+    made = dump("sqlite", sqlite_db, tmp_path / "b", deploy_id="v1")
+    files = _archive.run_archive(_archive.ArchiveRequest([sqlite_db], "db", backup_dir=str(tmp_path / "b"),
+                                                         recipients=[RECIPIENT], deploy_id="v1"))
+
+    def select(**options):
+        request = _restore.RestoreRequest(backup_dir=str(tmp_path / "b"), job="db", identities=[IDENTITY], **options)
+        return _restore.select_backup(request)[1]["id"]
+
+    for options in ({"latest": True}, {"deploy_id": "v1"}):
+        with pytest.raises(UsageError) as error:
+            select(**options)
+        message = str(error.value)
+        assert "database sqlite %s (%s)" % (sqlite_db, made["id"]) in message
+        assert "files (%s)" % files["id"] in message and "kind: files, or database: NAME" in message
+    assert select(latest=True, kind="files") == files["id"]
+    assert select(deploy_id="v1", kind="database") == made["id"]
+    assert select(latest=True, database=sqlite_db) == made["id"]
+    with pytest.raises(NotFoundError, match="job db has no backup of database other.db with deploy id v1 in "):
+        select(deploy_id="v1", database="other.db")
+    with pytest.raises(UsageError, match="kind is files or database"):
+        select(latest=True, kind="files", database=sqlite_db)
