@@ -10,23 +10,21 @@ import concurrent.futures
 import hashlib
 import io
 import os
-import socket
 import time
 
 from . import _catalog, _selection
 from ._errors import SourceError, UsageError
-from ._compression import PADDING_MIN, compress_bytes, compressed_bound, padding, resolve_level
+from ._compression import PADDING_MIN, compress_bytes, compressed_bound, padding
 from ._manifest import MANIFEST_NAME, READ_SIZE, build_manifest, entry_record, hash_entries, open_nofollow
-from ._pipeline import ArtifactWriter, artifact_suffix, encryption_method
+from ._output import NewBackup, OutputRequest
 from ._tarstream import BLOCK, DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarWriter
-from ._version import VERSION
 
 ON_UNREADABLE = ("fail", "warn")
 ROOM_MARGIN = 64  # the manifest's room exceeds its estimated compressed size by this fraction (1/64)
 _CHANGED = "%s changed while it was read; its stored copy may be inconsistent"
 
 
-class ArchiveRequest:
+class ArchiveRequest(OutputRequest):
     """Everything an archive run needs; the module and the on-host command both build one."""
 
     def __init__(self, paths, job, backup_dir=_catalog.DEFAULT_BACKUP_DIR, exclude=(), exclude_if_present=(),
@@ -37,24 +35,15 @@ class ArchiveRequest:
             raise UsageError("paths is empty: name at least one file or directory to back up")
         if on_unreadable not in ON_UNREADABLE:
             raise UsageError("on_unreadable must be one of %s" % ", ".join(ON_UNREADABLE))
+        super().__init__(job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
+                         deploy_id, lock_timeout)
         self.paths = [os.path.abspath(os.path.expanduser(path)) if os.path.isabs(path) else path for path in paths]
-        self.job = _catalog.check_job_name(job)
-        self.backup_dir = os.path.abspath(backup_dir)
         self.exclude = list(exclude or ())
         self.exclude_if_present = list(exclude_if_present or ())
         self.respect_gitignore = respect_gitignore
         self.default_excludes = default_excludes
-        self.compression = compression
-        self.compression_level = compression_level
-        self.recipients = list(recipients or [])
-        self.passphrase = passphrase
-        self.method = encryption_method(self.recipients, passphrase)
-        self.tags = list(tags or ())
-        self.description = description
-        self.deploy_id = deploy_id
         self.skip_unchanged = skip_unchanged
         self.on_unreadable = on_unreadable
-        self.lock_timeout = lock_timeout
 
 
 def selection_options(request):
@@ -292,7 +281,7 @@ def run_archive(request, check_mode=False):
         return _write_backup(request, selection.entries, summary, warnings, started)
 
 
-def _manifest_rooms(request, level, entries):
+def _manifest_rooms(request, entries):
     """Payload bytes to keep for the compressed manifest member: (a close estimate, a size that always fits).
 
     The manifest's size is known before the walk (every digest has the same length; a file left out only
@@ -304,7 +293,7 @@ def _manifest_rooms(request, level, entries):
     member = _manifest_member(build_manifest(records, request.paths)[0])
     if request.compression == "none":
         return len(member), len(member)
-    estimate = len(compress_bytes(request.compression, member, level))
+    estimate = len(compress_bytes(request.compression, member, request.compression_level))
     return tuple(room + PADDING_MIN[request.compression]
                  for room in (estimate + estimate // ROOM_MARGIN + BLOCK, compressed_bound(len(member))))
 
@@ -319,23 +308,22 @@ def _manifest_member(manifest, size=None):
     return member.getvalue()
 
 
-def _manifest_frame(request, level, manifest, room):
+def _manifest_frame(request, manifest, room):
     """The first room bytes of the payload: the manifest member, compressed, then padding that decompresses to
     nothing; None if it does not fit. Uncompressed, the padding is blank lines inside the member: a plain tar
     stream cannot skip bytes."""
     if request.compression == "none":
         return _manifest_member(manifest, room)
-    frame = compress_bytes(request.compression, _manifest_member(manifest), level)
+    frame = compress_bytes(request.compression, _manifest_member(manifest), request.compression_level)
     if len(frame) + PADDING_MIN[request.compression] > room:
         return None
     return frame + padding(request.compression, room - len(frame))
 
 
 def _write_backup(request, entries, summary, warnings, started):
-    level = resolve_level(request.compression, request.compression_level)
     with _ReadAhead(entries) as ahead:
         # The read-ahead threads start reading while the manifest's room is estimated.
-        estimate, largest = _manifest_rooms(request, level, entries)
+        estimate, largest = _manifest_rooms(request, entries)
         result = _write_artifact(request, entries, ahead, summary, warnings, started, estimate)
     if result is None:
         with _ReadAhead(entries) as ahead:
@@ -347,36 +335,23 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room):
     """One read of every file: room is kept at the artifact's start for the manifest, known only at the end,
     while the members stream after it, compressed, and each file is hashed on the way. None (and no file
     left) if the manifest does not fit in the room."""
-    now = _catalog.utc_now()
-    directory = _catalog.ensure_dir(_catalog.job_dir(request.backup_dir, request.job))
-    backup_id = _catalog.new_backup_id(request.backup_dir, request.job, now)
-    name = backup_id + artifact_suffix("tar", request.compression, request.method != "none")
-    with ArtifactWriter(os.path.join(directory, name), request.compression, request.compression_level,
-                        request.recipients, request.passphrase, reserve=room) as writer:
+    backup = NewBackup(request, "tar", reserve=room)
+    with backup.writer as writer:
         records, stream_warnings = _write_members(request, TarWriter(writer), entries, ahead)
         manifest, manifest_sha256 = build_manifest(records, request.paths)
-        frame = _manifest_frame(request, writer.level, manifest, room)
+        frame = _manifest_frame(request, manifest, room)
         if frame is None:
             writer.abort()
             return None
         written = writer.commit(reserved=frame)
     warnings.extend(stream_warnings)
-    metadata = {
-        "format": _catalog.FORMAT_VERSION, "id": backup_id, "job": request.job, "kind": "files",
-        "host": socket.gethostname(), "created_at": _catalog.iso_utc(now), "local_time": _catalog.local_iso(now),
-        "duration_s": round(time.monotonic() - started, 3), "sources": request.paths, "artifact": name,
-        "sha256": written["sha256"], "size": written["size"], "input_size": summary["input_size"],
-        "ratio": round(summary["input_size"] / written["size"], 3) if written["size"] else None,
+    metadata = backup.metadata("files", request.paths, written, summary["input_size"], warnings, started)
+    metadata.update({
         "files": summary["files"], "counts": summary["counts"], "excluded": summary["excluded"],
-        "special_files": summary["special_files"],
-        "compression": {"algorithm": request.compression, "level": writer.level},
-        "encryption": {"method": request.method, "recipients": request.recipients},
-        "selection": selection_options(request), "manifest_sha256": manifest_sha256, "tags": request.tags,
-        "description": request.description, "deploy_id": request.deploy_id, "git": _git_info(request.paths),
-        "warnings": warnings, "verification": {"state": "unverified"}, "lifeboat_version": VERSION,
-    }
+        "special_files": summary["special_files"], "selection": selection_options(request),
+        "manifest_sha256": manifest_sha256, "git": _git_info(request.paths),
+    })
     _catalog.write_sidecars(writer.final_path, metadata)
-    result = dict(summary, changed=True, warnings=warnings, id=backup_id, path=writer.final_path,
-                  sha256=written["sha256"], size=written["size"], metadata=metadata,
-                  msg="backed up %d files (%d bytes) into %s" % (summary["files"], summary["input_size"], name))
-    return result
+    return dict(summary, changed=True, warnings=warnings, id=backup.id, path=writer.final_path,
+                sha256=written["sha256"], size=written["size"], metadata=metadata,
+                msg="backed up %d files (%d bytes) into %s" % (summary["files"], summary["input_size"], backup.name))

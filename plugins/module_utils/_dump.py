@@ -21,17 +21,14 @@ import contextlib
 import fcntl
 import os
 import shutil
-import socket
 import stat
 import time
 
 from . import _catalog
-from ._compression import resolve_level
 from ._dumpers import make_dumper
 from ._errors import SourceError, StorageError, UsageError
-from ._pipeline import ArtifactWriter, artifact_suffix, encryption_method
+from ._output import NewBackup, OutputRequest
 from ._tarstream import DIRECTORY, REGULAR, TarWriter
-from ._version import VERSION
 
 ENGINES = ("postgresql", "mysql", "sqlite")
 SCRATCH_NAME = ".dump-tmp"
@@ -41,7 +38,7 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # the constant is in the fc
 FIXED_FORMATS = {"mysql": "plain", "sqlite": "file"}
 
 
-class DumpRequest:
+class DumpRequest(OutputRequest):
     """Everything a dump run needs; the module and the on-host command both build one."""
 
     def __init__(self, engine, database, job, backup_dir=_catalog.DEFAULT_BACKUP_DIR, compression="zstd",
@@ -55,19 +52,10 @@ class DumpRequest:
             raise UsageError("database is empty: name the database (for SQLite, the path of its file)")
         if engine != "postgresql" and (pg_format is not None or jobs != 1):
             raise UsageError("format and jobs apply to PostgreSQL only")
+        super().__init__(job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
+                         deploy_id, lock_timeout)
         self.engine = engine
         self.database = os.path.abspath(database) if engine == "sqlite" else database
-        self.job = _catalog.check_job_name(job)
-        self.backup_dir = os.path.abspath(backup_dir)
-        self.compression = compression
-        self.compression_level = resolve_level(compression, compression_level)
-        self.recipients = list(recipients or [])
-        self.passphrase = passphrase
-        self.method = encryption_method(self.recipients, passphrase)
-        self.tags = list(tags or ())
-        self.description = description
-        self.deploy_id = deploy_id
-        self.lock_timeout = lock_timeout
         self.connection = {"login_host": login_host, "login_port": login_port, "login_user": login_user,
                            "login_password": login_password, "login_unix_socket": login_unix_socket}
         self.pg_format = pg_format or "custom"
@@ -208,7 +196,7 @@ def _predict(request):
     dumper = request.dumper(None)
     dumper.check()
     description = dumper.inspect()
-    name = "<id>" + artifact_suffix(dumper.suffix, request.compression, request.method != "none")
+    name = request.artifact_name("<id>", dumper.suffix)
     return dict(description, changed=True, warnings=[],
                 msg="would dump %s into %s" % (_summary(request, description),
                                                os.path.join(request.backup_dir, request.job, name)))
@@ -228,35 +216,22 @@ def run_dump(request, check_mode=False):
 
 
 def _write_backup(request, dumper, started):
-    now = _catalog.utc_now()
-    directory = _catalog.ensure_dir(_catalog.job_dir(request.backup_dir, request.job))
-    backup_id = _catalog.new_backup_id(request.backup_dir, request.job, now)
-    name = backup_id + artifact_suffix(dumper.suffix, request.compression, request.method != "none")
-    with ArtifactWriter(os.path.join(directory, name), request.compression, request.compression_level,
-                        request.recipients, request.passphrase, content_digest=True) as writer:
+    backup = NewBackup(request, dumper.suffix, content_digest=True)
+    with backup.writer as writer:
         description = _stream_dump(dumper, writer)
         # Only now, with the dump tool known to have succeeded, does the artifact get its name.
         written = writer.commit()
-    metadata = {
-        "format": _catalog.FORMAT_VERSION, "id": backup_id, "job": request.job, "kind": "database",
-        "host": socket.gethostname(), "created_at": _catalog.iso_utc(now), "local_time": _catalog.local_iso(now),
-        "duration_s": round(time.monotonic() - started, 3), "sources": [request.database], "artifact": name,
-        "sha256": written["sha256"], "size": written["size"], "input_size": written["input_size"],
-        "ratio": round(written["input_size"] / written["size"], 3) if written["size"] else None,
-        "content_sha256": written["content_sha256"],
-        "compression": {"algorithm": request.compression, "level": writer.level},
-        "encryption": {"method": request.method, "recipients": request.recipients},
-        "engine": request.engine, "database": request.database, "server": request.server(),
-        "dump_format": request.dump_format, "include_globals": request.include_globals,
+    metadata = backup.metadata("database", [request.database], written, written["input_size"], [], started)
+    metadata.update({
+        "content_sha256": written["content_sha256"], "engine": request.engine, "database": request.database,
+        "server": request.server(), "dump_format": request.dump_format, "include_globals": request.include_globals,
         "server_version": description["server_version"], "tables": description["tables"],
         "total_rows": description["total_rows"], "row_counts": description["row_counts"],
         "schema_version": description["schema_version"],
-        "tags": request.tags, "description": request.description, "deploy_id": request.deploy_id,
-        "warnings": [], "verification": {"state": "unverified"}, "lifeboat_version": VERSION,
-    }
+    })
     _write_sidecars(writer.final_path, metadata)
-    return {"changed": True, "warnings": [], "id": backup_id, "path": writer.final_path,
+    return {"changed": True, "warnings": [], "id": backup.id, "path": writer.final_path,
             "sha256": written["sha256"], "size": written["size"], "server_version": description["server_version"],
             "tables": description["tables"], "total_rows": description["total_rows"],
             "row_counts": description["row_counts"], "schema_version": description["schema_version"],
-            "metadata": metadata, "msg": "dumped %s into %s" % (_summary(request, description), name)}
+            "metadata": metadata, "msg": "dumped %s into %s" % (_summary(request, description), backup.name)}

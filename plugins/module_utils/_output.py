@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What archives and dumps share: where a new backup goes, how it is sealed, and its common metadata."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from . import _catalog
+from ._compression import resolve_level
+from ._pipeline import ArtifactWriter, artifact_suffix, encryption_method
+from ._version import VERSION
+
+
+class OutputRequest:
+    """The output options of a backup run (the module's output and encryption option groups)."""
+
+    def __init__(self, job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
+                 deploy_id, lock_timeout):
+        self.job = _catalog.check_job_name(job)
+        self.backup_dir = os.path.abspath(backup_dir)
+        self.compression = compression
+        self.compression_level = resolve_level(compression, compression_level)
+        self.recipients = list(recipients or [])
+        self.passphrase = passphrase
+        self.method = encryption_method(self.recipients, passphrase)
+        self.tags = list(tags or ())
+        self.description = description
+        self.deploy_id = deploy_id
+        self.lock_timeout = lock_timeout
+
+    def artifact_name(self, backup_id, base):
+        """e.g. app-20261122T021500Z.tar.zst.age: the suffixes say how to open it by hand."""
+        return backup_id + artifact_suffix(base, self.compression, self.method != "none")
+
+
+class NewBackup:
+    """A backup being made under the catalog lock: its id, its time, and its artifact's writer."""
+
+    def __init__(self, request, base, **writer_options):
+        self.request = request
+        self.now = _catalog.utc_now()
+        directory = _catalog.ensure_dir(_catalog.job_dir(request.backup_dir, request.job))
+        self.id = _catalog.new_backup_id(request.backup_dir, request.job, self.now)
+        self.name = request.artifact_name(self.id, base)
+        self.writer = ArtifactWriter(os.path.join(directory, self.name), request.compression,
+                                     request.compression_level, request.recipients, request.passphrase,
+                                     **writer_options)
+
+    def metadata(self, kind, sources, written, input_size, warnings, started):
+        """The metadata keys every kind of backup has (started: the run's time.monotonic()); the caller adds
+        its own."""
+        request = self.request
+        return {
+            "format": _catalog.FORMAT_VERSION, "id": self.id, "job": request.job, "kind": kind,
+            "host": socket.gethostname(), "created_at": _catalog.iso_utc(self.now),
+            "local_time": _catalog.local_iso(self.now),
+            "duration_s": round(time.monotonic() - started, 3),
+            "sources": sources, "artifact": self.name, "sha256": written["sha256"], "size": written["size"],
+            "input_size": input_size, "ratio": round(input_size / written["size"], 3) if written["size"] else None,
+            "compression": {"algorithm": request.compression, "level": request.compression_level},
+            "encryption": {"method": request.method, "recipients": request.recipients},
+            "tags": request.tags, "description": request.description, "deploy_id": request.deploy_id,
+            "warnings": warnings, "verification": {"state": "unverified"}, "lifeboat_version": VERSION,
+        }
