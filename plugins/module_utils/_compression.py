@@ -127,7 +127,8 @@ def padding(algorithm, size):
     zstd and gzip commands, and this module's readers) pass over both.
     """
     if algorithm == "zstd":
-        return _ZSTD_SKIPPABLE.pack(_ZSTD_SKIPPABLE_MAGIC, size - _ZSTD_SKIPPABLE.size) + bytes(size - 8)
+        content = size - _ZSTD_SKIPPABLE.size
+        return _ZSTD_SKIPPABLE.pack(_ZSTD_SKIPPABLE_MAGIC, content) + bytes(content)
     members = []
     while size:
         extra = min(size - _GZIP_EMPTY_SIZE, _GZIP_MAX_EXTRA)
