@@ -14,12 +14,15 @@ import hashlib
 import json
 import os
 import threading
+from json.encoder import encode_basestring_ascii
 
 MANIFEST_NAME = ".lifeboat-manifest.json"
 FORMAT = "lifeboat-manifest/1"
 READ_SIZE = 1 << 20
 # One encoder for every line: json.dumps with options builds a new one per call.
 _RECORD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+# A file's line, exactly as _RECORD_ENCODER writes it (sorted keys), in a quarter of the time: most lines are files.
+_FILE_LINE = '{"gid":%d,"mode":%d,"mtime_ns":%d,"path":%s,"sha256":"%s","size":%d,"type":"file","uid":%d}'
 
 
 def hash_file(path):
@@ -84,9 +87,16 @@ def hash_entries(entries, workers=None):
     return digests, errors
 
 
+def _encode_record(record):
+    if record["type"] == "file" and len(record) == 8 and isinstance(record["sha256"], str):
+        return _FILE_LINE % (record["gid"], record["mode"], record["mtime_ns"], encode_basestring_ascii(record["path"]),
+                             record["sha256"], record["size"], record["uid"])
+    return _RECORD_ENCODER.encode(record)
+
+
 def build_manifest(records, sources):
     """Return (manifest bytes, digest of the entry lines): the digest says whether two trees are identical."""
-    lines = [_RECORD_ENCODER.encode(record) for record in records]
+    lines = [_encode_record(record) for record in records]
     body = "\n".join(lines).encode("utf-8", "surrogateescape")
     header = json.dumps({"format": FORMAT, "sources": sources, "entries": len(records)}, sort_keys=True)
     return header.encode("utf-8") + b"\n" + body + (b"\n" if lines else b""), hashlib.sha256(body).hexdigest()
