@@ -370,6 +370,7 @@ def big_backup(tmp_path):
 @pytest.mark.parametrize("where,message", [
     ("stanza", "no identity matches any recipient of this file (the file does not match its recorded checksum)"),
     ("mac", "header is corrupted (MAC mismatch)"),
+    ("first", "chunk 1 of the payload failed authentication"),  # the manifest's room, sealed last
     ("middle", "chunk 4 of the payload failed authentication"),
     ("last", "chunk 7 of the payload failed authentication"),
 ])
@@ -378,8 +379,9 @@ def test_flipped_byte_is_found_by_full_verify(big_backup, where, message):
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         head = handle.read(400)
-    offset = {"stanza": head.index(b"X25519 ") + 10, "mac": head.index(b"\n--- ") + 8, "middle": size // 2,
-              "last": size - 10}[where]
+    payload = head.index(b"\n", head.index(b"\n--- ") + 1) + 1 + 16  # after the MAC line and the nonce
+    offset = {"stanza": head.index(b"X25519 ") + 10, "mac": head.index(b"\n--- ") + 8, "first": payload + 100,
+              "middle": size // 2, "last": size - 10}[where]
     _damage(path, offset)
     with pytest.raises((CryptoError, IntegrityError)) as error:
         _verify.verify(path=path, level="full", identities=[IDENTITY])
