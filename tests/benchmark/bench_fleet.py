@@ -13,7 +13,11 @@ rounds:
     is the rollback's orchestration overhead (target <= 1.2).
 Prints every run, the medians and the ratios; the fleet is torn down at the end, also on failure.
 
-    python3 tests/benchmark/bench_fleet.py --size-mib 200 --rounds 3
+The hosts are containers on this machine's CPUs. With --host-cpu N each host is capped at N CPUs (a cgroup CPU
+quota) in every run, so that a host has the same CPU whether it runs alone or beside the others, as separate
+machines would; without it, three hosts share the CPUs that one host had to itself.
+
+    python3 tests/benchmark/bench_fleet.py --size-mib 400 --rounds 3 --host-cpu 0.5
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ FLEET = os.path.join(ROOT, 'tests', 'fleet', 'fleet.py')
 WORK = os.path.join(ROOT, 'build', 'bench-fleet')
 HOSTS = ('lb-bench1', 'lb-bench2', 'lb-bench3')
 BIN = os.path.dirname(sys.executable)
+CPU_CGROUP = '/sys/fs/cgroup/cpu/lbfleet-bench'
 
 # Run on each host with the size in MiB: source-like files under /srv/bench and an SQLite database beside them.
 SEED_SCRIPT = r'''
@@ -209,17 +214,59 @@ def bench(rounds, size_mib):
           % (statistics.median(rollback) / statistics.median(restore), min(rollback) / min(restore)))
 
 
+def host_processes(name):
+    """Every process of a fleet host, from its cgroup in the hierarchies fleet.py made for it."""
+    with open(os.path.join(ROOT, 'build', 'fleet', 'state.json'), encoding='utf-8') as handle:
+        state = json.load(handle)
+    pids = set()
+    for hierarchy in state['cgroup_hierarchies']:
+        for directory, _subdirs, files in os.walk(os.path.join(hierarchy, 'lbfleet', name)):
+            if 'cgroup.procs' in files:
+                with open(os.path.join(directory, 'cgroup.procs'), encoding='ascii') as procs:
+                    pids.update(procs.read().split())
+    return pids
+
+
+def cap_cpu(share):
+    """Give each host the same CPU share whether it runs alone or beside the others, as separate machines
+    would have: a cgroup (v1 cpu controller) per host with a CFS quota; what the host starts later inherits it."""
+    if not os.path.isdir(os.path.dirname(CPU_CGROUP)):
+        raise SystemExit('--host-cpu needs the cgroup v1 cpu controller at %s' % os.path.dirname(CPU_CGROUP))
+    for name in HOSTS:
+        group = os.path.join(CPU_CGROUP, name)
+        os.makedirs(group, exist_ok=True)
+        with open(os.path.join(group, 'cpu.cfs_quota_us'), 'w', encoding='ascii') as quota:
+            quota.write(str(int(share * 100000)))
+        for pid in host_processes(name):
+            try:
+                with open(os.path.join(group, 'cgroup.procs'), 'w', encoding='ascii') as procs:
+                    procs.write(pid)
+            except ProcessLookupError:
+                pass  # ended meanwhile
+
+
+def uncap_cpu():
+    for group in [os.path.join(CPU_CGROUP, name) for name in HOSTS] + [CPU_CGROUP]:
+        if os.path.isdir(group):
+            os.rmdir(group)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--size-mib', type=float, default=200, help='data per host')
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--host-cpu', type=float, help='cap each host at this many CPUs (e.g. 0.5), in both runs')
     args = parser.parse_args()
     fleet('up', *HOSTS)
     try:
+        if args.host_cpu:
+            cap_cpu(args.host_cpu)
         prepare()
         bench(args.rounds, args.size_mib)
     finally:
         fleet('down')
+        if args.host_cpu:
+            uncap_cpu()
 
 
 if __name__ == '__main__':
