@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import errno
-import hashlib
 import os
 import tempfile
 
 from ._errors import StorageError
+from ._manifest import hash_file
 
 TEMP_MARKER = ".tmp-"
 
@@ -60,8 +61,17 @@ class AtomicFile:
         self._file = os.fdopen(fd, "wb", buffering=buffering)
         self._done = False
 
-    def write(self, data):
+    @contextlib.contextmanager
+    def _cleaning_up(self):
+        """An OSError removes the temporary file and becomes a StorageError an operator can act on."""
         try:
+            yield
+        except OSError as exc:
+            self.abort()
+            raise storage_error(exc, self.final_path) from exc
+
+    def write(self, data):
+        try:  # the hot path: a plain try, not the context manager's call per write
             return self._file.write(data)
         except OSError as exc:
             self.abort()
@@ -69,57 +79,37 @@ class AtomicFile:
 
     def skip(self, count):
         """Leave count bytes unwritten here (a hole until write_at() fills them); writing goes on after them."""
-        try:
+        with self._cleaning_up():
             self._file.seek(count, os.SEEK_CUR)
-        except OSError as exc:
-            self.abort()
-            raise storage_error(exc, self.final_path) from exc
 
     def write_at(self, offset, data):
         """Write data at offset, whatever was written after it."""
-        try:
+        with self._cleaning_up():
             self._file.flush()
             view = memoryview(data)
             written = 0
             while written < len(view):
                 written += os.pwrite(self._file.fileno(), view[written:], offset + written)
-        except OSError as exc:
-            self.abort()
-            raise storage_error(exc, self.final_path) from exc
 
     def sync_and_sha256(self):
         """Make everything written durable; return its (SHA-256, size), read back while fsync runs (both
         wait on the kernel, not on each other, so the hash costs no time of its own)."""
-        digest = hashlib.sha256()
-        buffer = bytearray(1 << 20)
-        size = 0
-        try:
+        with self._cleaning_up():
             self._file.flush()
             fd = self._file.fileno()
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
                 synced = pool.submit(os.fsync, fd)
-                while True:
-                    count = os.preadv(fd, [buffer], size)
-                    if not count:
-                        break
-                    digest.update(memoryview(buffer)[:count])
-                    size += count
+                digest = hash_file(self.temp_path)
                 synced.result()
-        except OSError as exc:
-            self.abort()
-            raise storage_error(exc, self.final_path) from exc
-        return digest.hexdigest(), size
+            return digest, os.fstat(fd).st_size
 
     def commit(self):
-        try:
+        with self._cleaning_up():
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
             os.rename(self.temp_path, self.final_path)
             fsync_dir(self.directory)
-        except OSError as exc:
-            self.abort()
-            raise storage_error(exc, self.final_path) from exc
         self._done = True
 
     def abort(self):

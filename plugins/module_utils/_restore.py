@@ -107,7 +107,7 @@ def select_backup(request):
     deploy = " with deploy id %s" % request.deploy_id if request.deploy_id else ""
     if not newest:
         raise NotFoundError("job %s has no backup%s%s in %s"
-                            % (request.job, _series_wanted(request), deploy, request.backup_dir))
+                            % (request.job, _series_phrase(request), deploy, request.backup_dir))
     if len(newest) > 1:
         found = ", ".join("%s (%s)" % (series, newest[series]["id"]) for series in sorted(newest))
         raise UsageError("job %s has backups%s of %s: say which with kind: files, or database: NAME"
@@ -123,7 +123,7 @@ def _wanted_series(request, metadata):
     return not request.database or metadata.get("database") in (request.database, os.path.abspath(request.database))
 
 
-def _series_wanted(request):
+def _series_phrase(request):
     if request.database:
         return " of database %s" % request.database
     return " of its %s" % ("files" if request.kind == "files" else "databases") if request.kind else ""
