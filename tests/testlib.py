@@ -1,10 +1,14 @@
-"""Helpers shared by the tests: trees to back up, their fingerprints, the age CLI."""
+"""Helpers shared by the tests: trees to back up, their fingerprints, the age CLI, a small tmpfs, an HTTP
+receiver."""
 
+import contextlib
 import hashlib
+import http.server
 import os
 import shutil
 import stat
 import subprocess
+import threading
 
 import pytest
 
@@ -75,3 +79,41 @@ def age_decrypt_cli(path, identity, tmp_path):
     key.write_text(identity + "\n")
     key.chmod(0o600)
     return subprocess.run(["age", "-d", "-i", str(key), str(path)], check=True, capture_output=True).stdout
+
+
+@contextlib.contextmanager
+def http_receiver():
+    """A real HTTP server on loopback that answers every POST with 200: yields (its base URL, the list of
+    (path, body) it received, in order)."""
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the http.server API)
+            received.append((self.path, self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            """Quiet."""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield "http://127.0.0.1:%d" % server.server_address[1], received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mountpoint, size):
+    """A tmpfs of the given size (as mount takes it: "2m") at mountpoint, made if need be: a real small disk.
+    Skips the test where mounting needs root that the tests do not have."""
+    os.makedirs(mountpoint, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", str(mountpoint)],
+                                           capture_output=True, check=False).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from testlib import age_decrypt_cli, fingerprint, make_tree, require_binary, tree_digest
+from testlib import age_decrypt_cli, fingerprint, make_tree, mounted_tmpfs, require_binary, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._manifest import hash_file
@@ -245,13 +245,8 @@ def test_unreadable_file_fails_unless_warn():
 @pytest.fixture
 def small_fs(tmp_path):
     """A 2 MiB tmpfs: a real full disk."""
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)],
-                                           capture_output=True, check=False).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    yield mountpoint
-    subprocess.run(["umount", str(mountpoint)], check=True)
+    with mounted_tmpfs(tmp_path / "small", "2m") as mountpoint:
+        yield mountpoint
 
 
 def test_full_disk_leaves_no_partial_file_and_older_backups_intact(tmp_path, small_fs):

@@ -1,17 +1,17 @@
 """The on-host command `lifeboat`, installed the way the agent role installs it, run as the timers run it."""
 
 import glob
-import http.server
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 
 import jinja2
 import pytest
+
+from testlib import http_receiver
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog
 
@@ -161,27 +161,10 @@ def test_database_format_is_the_job_files_name_for_pg_format(host):
     assert refused.returncode == 2 and "PostgreSQL only" in refused.stderr
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    received = []
-
-    def do_POST(self):  # noqa: N802  (the name http.server calls)
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def webhook():
-    _Receiver.received = []
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:%d/hook" % server.server_address[1], _Receiver.received
-    server.shutdown()
-    server.server_close()
+    with http_receiver() as (url, received):
+        yield url + "/hook", received
 
 
 def test_alert_sends_the_failed_units_details_once_per_cooldown(host, webhook):
@@ -194,9 +177,10 @@ def test_alert_sends_the_failed_units_details_once_per_cooldown(host, webhook):
     first = host(*args)
     assert first.returncode == 0 and "sent via webhook" in first.stdout, first.stderr
     assert len(received) == 1
-    assert received[0]["job"] == "app" and received[0]["unit"] == "lifeboat-backup@app.service"
-    assert 'database "gone" does not exist' in received[0]["message"]
-    assert "The end of its journal:" in received[0]["message"]
+    payload = json.loads(received[0][1])
+    assert payload["job"] == "app" and payload["unit"] == "lifeboat-backup@app.service"
+    assert 'database "gone" does not exist' in payload["message"]
+    assert "The end of its journal:" in payload["message"]
     again = host(*args)
     assert again.returncode == 0 and "suppressed by the cooldown" in again.stdout
     assert len(received) == 1

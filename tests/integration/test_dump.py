@@ -80,16 +80,31 @@ def write_file(path, data):
     return path
 
 
-class AfterOutput(threading.Thread):
+class _Watcher(threading.Thread):
+    """A thread that watches the processes while a dump runs, for the length of a with-block."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.join(30)
+
+
+class AfterOutput(_Watcher):
     """Once the named child tool has written `size` bytes of output, does something to it (once)."""
 
     def __init__(self, tool, action, size=KILL_AFTER_BYTES):
-        super().__init__(daemon=True)
+        super().__init__()
         self.tool = tool
         self.action = action
         self.size = size
         self.done = threading.Event()
-        self.stop = threading.Event()
 
     def _written(self, pid):
         with open("/proc/%d/io" % pid, encoding="ascii") as handle:
@@ -106,14 +121,6 @@ class AfterOutput(threading.Thread):
             except OSError:
                 continue  # the tool exited between the two looks
             time.sleep(0.001)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.join(30)
 
 
 @pytest.fixture(scope="module")
@@ -478,29 +485,20 @@ def test_check_mode_predicts_and_writes_nothing(postgres_server, pg_database, tm
 
 # --- secrets -------------------------------------------------------------------------------------
 
-class CmdlineSampler(threading.Thread):
+class CmdlineSampler(_Watcher):
     """Reads every process's command line over and over while a dump runs."""
 
     def __init__(self, secret, tool):
-        super().__init__(daemon=True)
+        super().__init__()
         self.secret = secret
         self.tool = tool
         self.hits = set()
         self.tool_seen = False
-        self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
             self.hits.update(cmdlines_containing(self.secret))
             self.tool_seen = self.tool_seen or bool(children_named(self.tool))
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.join(30)
 
 
 @pytest.mark.parametrize("engine, tool", [("postgresql", "pg_dump"), ("mysql", "mariadb-dump")])

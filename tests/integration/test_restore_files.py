@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from testlib import make_tree
+from testlib import make_tree, mounted_tmpfs
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _pipeline, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     CryptoError, IntegrityError, StorageError, UsageError)
@@ -407,15 +407,8 @@ def test_a_swap_killed_between_its_renames_is_put_back_by_the_next_run(tree):
 
 @pytest.fixture(name="small_tmpfs")
 def small_tmpfs_fixture(tmp_path):
-    if not AS_ROOT:
-        pytest.skip("mounting a tmpfs needs root")
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)], check=False,
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    yield str(mount_point)
-    subprocess.run(["umount", str(mount_point)], check=True)
+    with mounted_tmpfs(tmp_path / "small", "8m") as mount_point:
+        yield str(mount_point)
 
 
 def test_a_full_filesystem_changes_nothing(small_tmpfs, tmp_path):

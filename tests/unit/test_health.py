@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from testlib import tree_digest
+from testlib import mounted_tmpfs, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _health
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
@@ -283,17 +283,10 @@ def test_disk_over_threshold_is_a_warning(tmp_path):
 @pytest.fixture
 def full_fs(tmp_path):
     """A 1 MiB tmpfs filled to 97 %: a real, nearly full filesystem."""
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
-                                           capture_output=True, check=False).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "1m") as mountpoint:
         with open(mountpoint / "filler", "wb") as handle:
             handle.write(b"\0" * (1024 * 1024 * 97 // 100))
         yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
 
 
 def test_disk_over_95_percent_is_critical(full_fs):

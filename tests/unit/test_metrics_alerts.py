@@ -1,14 +1,14 @@
 """Textfile metrics and alert delivery, against a real HTTP receiver and a real SMTP server."""
 
-import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
-import threading
 
 import pytest
+
+from testlib import http_receiver
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _alerts, _metrics
 
@@ -39,27 +39,10 @@ def test_metrics_describe_the_newest_good_backup_per_job(tmp_path):
         assert check.returncode == 0, check.stdout + check.stderr
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    received = []
-
-    def do_POST(self):  # noqa: N802 (the http.server API)
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.received.append((self.path, body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        """Quiet."""
-
-
 @pytest.fixture
 def receiver():
-    _Receiver.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:%d" % server.server_address[1], _Receiver.received
-    server.shutdown()
+    with http_receiver() as found:
+        yield found
 
 
 @pytest.fixture
