@@ -150,8 +150,14 @@ class _CheckedReader:
         return True
 
     def read(self, size=-1):
+        return self._checked(self._reader.read, size)
+
+    def readinto(self, view):
+        return self._checked(self._reader.readinto, view)
+
+    def _checked(self, method, argument):
         try:
-            return self._reader.read(size)
+            return method(argument)
         except (OSError, EOFError, ValueError) as exc:
             raise IntegrityError("the %s stream is corrupted or truncated: %s" % (self._algorithm, exc),
                                  stage="decompress") from exc
@@ -250,9 +256,19 @@ class _ZstdStrictReader:
 
     def read(self, size=-1):
         data = self._reader.read(size)
-        if not data and size != 0 and not self._frames.complete():
-            raise EOFError("the stream ends before the end of its last zstd frame")
+        if not data and size != 0:
+            self._check_end()
         return data
+
+    def readinto(self, view):
+        filled = self._reader.readinto(view)
+        if not filled and len(view):
+            self._check_end()
+        return filled
+
+    def _check_end(self):
+        if not self._frames.complete():
+            raise EOFError("the stream ends before the end of its last zstd frame")
 
 
 def open_decompressor(algorithm, source):

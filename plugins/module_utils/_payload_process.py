@@ -1,31 +1,49 @@
 # -*- coding: utf-8 -*-
 # Copyright: lifeboat.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""An artifact's payload decrypted and decompressed in a child process, read back through a pipe.
+"""An artifact's payload decrypted and decompressed in a child process, hashed in another, in shared memory.
 
-Threads of one process take turns on the GIL, so age and zstd in a thread do not overlap with the
-restore's own Python work; a forked child has a GIL of its own and runs on the other CPU. The child
-reads the whole artifact (every layer checks its own end), writes the payload into a pipe, then
-reports on a second pipe either the SHA-256 of the raw artifact or the error that stopped it, which
-the parent raises again, with its type and message, where the payload ends.
+Threads of one process take turns on the GIL, and even hashing threads, which let go of it, lose
+more to handing it back and forth for 20,000 small files than they gain. So the restore works like
+`age | zstd | tar`, in three processes, each with a GIL of its own:
 
-The child never outlives the parent: when the parent dies or stops reading, the child's next write
-into the pipe fails (EPIPE) and it exits.
+- the decoder decrypts and decompresses straight into a ring of slots in memory the three share;
+- the restore (the parent) reads each slot in place, writes the files, and notes which part of the
+  slot belongs to which file;
+- the hasher hashes those parts, then gives the slot back to the decoder.
+
+No byte of the payload goes through a pipe, which would copy it twice more; the pipes carry slot
+numbers, the parts to hash, and at the end the decoder's report (the raw artifact's SHA-256, or the
+error that stopped it, raised again in the parent with its type and message where the payload ends)
+and the hasher's digests.
+
+No child outlives the parent: when the parent dies or stops, the hasher sees the end of its pipe and
+exits, and the decoder, writing into a closed pipe or waiting on one, exits too.
 """
 
 from __future__ import annotations
 
-import fcntl
+import array
+import hashlib
+import mmap
 import os
 import pickle
 import signal
+import struct
 
 from ._errors import BackupError
 from ._pipeline import open_payload
 
-BLOCK_SIZE = 1 << 20  # what one read or write on the pipe moves at most
-PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size: a larger pipe needs privileges
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # the fcntl module names it from Python 3.10 on
+BLOCK_SIZE = 1 << 20  # what the restore reads and writes at once
+SLOT_SIZE = 1 << 18  # one hand-over: large enough that the per-slot round trip is noise
+SLOTS = 32  # the decoder fills some while the parent reads one and the hasher hashes another
+_FULL = struct.Struct("<II")  # a filled slot: its number and how many bytes it holds
+_READ = struct.Struct("<II")  # a slot the parent has read: its number and how many parts to hash in it
+_PART = struct.Struct("<III")  # a part to hash: the key of its digest, its start and end in the slot
+_END = 0xFFFFFFFF  # in place of a slot number: the parent wants the digests
+_HASHER, _DECODER = 0, 1  # the children, in the order they are started
+_ROLES = ("hashing the restored files", "decrypting and decompressing the artifact")
+EMPTY_SHA256 = hashlib.sha256().hexdigest()
 
 
 def write_all(fd, data):
@@ -37,19 +55,84 @@ def write_all(fd, data):
             written += os.write(fd, view[written:])
 
 
-def _pump(handle, layers, data_fd):
-    """The child's work: the payload into data_fd; returns the raw artifact's SHA-256."""
+def _read_to_end(fd):
+    chunks = []
+    chunk = os.read(fd, BLOCK_SIZE)
+    while chunk:
+        chunks.append(chunk)
+        chunk = os.read(fd, BLOCK_SIZE)
+    return b"".join(chunks)
+
+
+def _slot_views(ring):
+    return [memoryview(ring)[number * SLOT_SIZE:(number + 1) * SLOT_SIZE] for number in range(SLOTS)]
+
+
+def _filler(payload):
+    """fill(view) -> bytes put into view, fewer only at the payload's end."""
+    readinto = getattr(payload, "readinto", None)
+    if readinto is None:  # the uncompressed layers hand out bytes: one copy into the slot
+        def readinto(view):
+            data = payload.read(len(view))
+            view[:len(data)] = data
+            return len(data)
+
+    def fill(view):
+        filled = readinto(view)
+        while filled and filled < len(view):
+            more = readinto(view[filled:])
+            if not more:
+                break
+            filled += more
+        return filled
+    return fill
+
+
+def _decode(handle, layers, ring, full_fd, free_fd):
+    """The decoder's work: the payload into the ring's slots; returns the raw artifact's SHA-256."""
     payload, raw = open_payload(handle, *layers)
-    read = payload.read
-    block = read(BLOCK_SIZE)
-    while block:
-        write_all(data_fd, block)
-        block = read(BLOCK_SIZE)
-    return raw.sha256.hexdigest()
+    fill = _filler(payload)
+    slots = _slot_views(ring)
+    free = list(range(SLOTS))
+    while True:
+        if not free:
+            returned = os.read(free_fd, SLOTS)
+            if not returned:  # told to the parent, if it still reads
+                raise BackupError("the process hashing the restored files ended early", stage="read")
+            free.extend(returned)
+        number = free.pop()
+        size = fill(slots[number])
+        if not size:
+            return raw.sha256.hexdigest()
+        write_all(full_fd, _FULL.pack(number, size))
+
+
+def _hash(ring, parts_fd, free_fd):
+    """The hasher's work: digests of the parts the parent names, each slot given back once hashed."""
+    slots = _slot_views(ring)
+    digests = {}
+    with open(parts_fd, "rb", closefd=False) as parts:
+        while True:
+            head = parts.read(_READ.size)
+            if len(head) < _READ.size:
+                raise BrokenPipeError  # the parent has gone
+            number, count = _READ.unpack(head)
+            if number == _END:
+                return {key: digest.hexdigest() for key, digest in digests.items()}
+            view = slots[number]
+            for key, start, end in _PART.iter_unpack(parts.read(count * _PART.size)):
+                digest = digests.get(key)
+                if digest is None:
+                    digest = digests[key] = hashlib.sha256()
+                digest.update(view[start:end])
+            try:
+                os.write(free_fd, bytes((number,)))
+            except BrokenPipeError:
+                pass  # the decoder has filled its last slot and gone
 
 
 def _report(exc):
-    """The child's error as the parent will raise it: itself when it survives pickling."""
+    """A child's error as the parent will raise it: itself when it survives pickling."""
     try:
         return pickle.dumps(exc)
     except Exception:  # pylint: disable=broad-except
@@ -57,96 +140,153 @@ def _report(exc):
                                         stage="read"))
 
 
-def _child(handle, layers, data_fd, status_fd):
-    """Runs in the forked child; never returns (os._exit: the parent's cleanup is the parent's)."""
+def _child(work, report_fd, done_fd=None):
+    """Runs in a forked child; never returns (os._exit: the parent's cleanup is the parent's).
+
+    work() is pickled into report_fd, or the error it raised; done_fd is closed first, so that the
+    parent sees the end of the data before it reads the report.
+    """
     code = 1
     try:
         try:
-            status = pickle.dumps(_pump(handle, layers, data_fd))
+            report = pickle.dumps(work())
         except BrokenPipeError:
             return  # the parent stopped reading: it needs nothing more
         except BaseException as exc:  # pylint: disable=broad-except
-            status = _report(exc)
-        os.close(data_fd)  # the parent sees the payload's end before it reads the status
-        write_all(status_fd, status)
+            report = _report(exc)
+        if done_fd is not None:
+            os.close(done_fd)
+        write_all(report_fd, report)
         code = 0
     finally:
         os._exit(code)  # pylint: disable=protected-access
 
 
-class PayloadProcess:
-    """The payload of an open artifact file, produced by a child process; read() hands out zero-copy slices.
+def _fork(keep, every):
+    """Fork; in the child, close every pipe end but those in keep. Returns the pid (0 in the child)."""
+    pid = os.fork()
+    if pid == 0:
+        for fd in every:
+            if fd not in keep:
+                os.close(fd)
+    return pid
 
-    read() raises the child's error at the point where the payload stops; after the end (b''), raw_sha256
-    holds the SHA-256 of the whole artifact. close() ends the child if it still runs.
+
+class PayloadProcess:
+    """The payload of an open artifact file, produced by a decoder process and hashed by a hasher process.
+
+    read() hands out slices of the shared ring, valid until the next read(). It raises the decoder's
+    error at the point where the payload stops; after the end (b''), raw_sha256 holds the SHA-256 of
+    the whole artifact. hash_last(key) adds what the last read() returned to the digest named key (an
+    int), digests() returns them all once the payload is read. close() ends the children if they run.
     """
 
     def __init__(self, handle, compression, encrypted, identities=None, passphrase=None):
         self.raw_sha256 = None
+        self._ring = mmap.mmap(-1, SLOTS * SLOT_SIZE)  # anonymous and MAP_SHARED: shared with the children
+        self._slots = _slot_views(self._ring)
+        self._slot = None
         self._view = memoryview(b"")
-        self._pos = 0
-        data_fd, data_w = os.pipe()
+        self._start = self._pos = 0
+        self._parts = array.array("I")
+        full_r, full_w = os.pipe()
+        free_r, free_w = os.pipe()
+        parts_r, parts_w = os.pipe()
+        digests_r, digests_w = os.pipe()
+        status_r, status_w = os.pipe()
+        every = (full_r, full_w, free_r, free_w, parts_r, parts_w, digests_r, digests_w, status_r, status_w)
+        self._full_fd, self._parts_fd, self._digests_fd, self._status_fd = full_r, parts_w, digests_r, status_r
+        self._pids = [None, None]
         try:
-            fcntl.fcntl(data_w, _F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass  # a smaller pipe only means more round trips
-        status_fd, status_w = os.pipe()
-        self._pid = os.fork()
-        if self._pid == 0:
-            os.close(data_fd)
-            os.close(status_fd)
-            _child(handle, (compression, encrypted, identities, passphrase), data_w, status_w)
-        os.close(data_w)
-        os.close(status_w)
-        self._data_fd, self._status_fd = data_fd, status_fd
+            self._pids[_HASHER] = _fork((parts_r, free_w, digests_w), every)
+            if self._pids[_HASHER] == 0:
+                _child(lambda: _hash(self._ring, parts_r, free_w), digests_w)
+            self._pids[_DECODER] = _fork((full_w, free_r, status_w), every)
+            if self._pids[_DECODER] == 0:
+                layers = (compression, encrypted, identities, passphrase)
+                _child(lambda: _decode(handle, layers, self._ring, full_w, free_r), status_w, full_w)
+        except BaseException:
+            self.close()  # a fork failed: the hasher, if it started, is not left waiting
+            raise
+        finally:
+            for fd in (full_w, free_r, free_w, parts_r, digests_w, status_w):
+                os.close(fd)
 
     def read(self, size=-1):
-        """Up to size bytes of the payload (a memoryview, valid for good); b'' at its end."""
-        if self._pos >= len(self._view):
-            if self._data_fd is None:
-                return b""
-            block = os.read(self._data_fd, BLOCK_SIZE)
-            if not block:
-                self._finish()
-                return b""
-            self._view, self._pos = memoryview(block), 0
-        start = self._pos
-        self._pos = len(self._view) if size is None or size < 0 else min(start + size, len(self._view))
-        return self._view[start:self._pos]
+        """Up to size bytes of the payload (a memoryview, valid until the next read); b'' at its end."""
+        if self._pos >= len(self._view) and not self._next_slot():
+            return b""
+        self._start = self._pos
+        self._pos = len(self._view) if size is None or size < 0 else min(self._start + size, len(self._view))
+        return self._view[self._start:self._pos]
+
+    def hash_last(self, key):
+        """Add what the last read() returned to the digest named key."""
+        self._parts.extend((key, self._start, self._pos))
+
+    def _next_slot(self):
+        """Pass the read slot on to the hasher and take the next full one; False at the payload's end."""
+        if self._slot is not None:
+            self._to_hasher(_READ.pack(self._slot, len(self._parts) // 3) + self._parts.tobytes())
+            del self._parts[:]
+            self._slot = None
+        if self._full_fd is None:
+            return False
+        token = os.read(self._full_fd, _FULL.size)
+        if not token:
+            self._finish()
+            return False
+        self._slot, size = _FULL.unpack(token)
+        self._view, self._start, self._pos = self._slots[self._slot][:size], 0, 0
+        return True
 
     def drain(self):
         """Read to the end of the payload: the layers check their ends, the raw digest covers the whole file."""
-        while self.read(BLOCK_SIZE):
+        while self.read(SLOT_SIZE):
             pass
 
     def _finish(self):
-        """At the payload's end: the child's report, raised when it is an error."""
-        os.close(self._data_fd)
-        self._data_fd = None
-        chunks = []
-        chunk = os.read(self._status_fd, BLOCK_SIZE)
-        while chunk:
-            chunks.append(chunk)
-            chunk = os.read(self._status_fd, BLOCK_SIZE)
-        _pid, status = os.waitpid(self._pid, 0)
-        self._pid = None
-        if not chunks:
-            raise BackupError("the process decrypting and decompressing the artifact ended without a result "
-                              "(exit code %d)" % os.waitstatus_to_exitcode(status), stage="read")
-        report = pickle.loads(b"".join(chunks))
+        """At the payload's end: the decoder's report, raised when it is an error."""
+        os.close(self._full_fd)
+        self._full_fd = None
+        self.raw_sha256 = self._report(self._status_fd, _DECODER)
+
+    def digests(self):
+        """{key: SHA-256 hex digest} of everything hash_last() named, once the payload has been read."""
+        self._to_hasher(_READ.pack(_END, 0))
+        return self._report(self._digests_fd, _HASHER)
+
+    def _to_hasher(self, message):
+        try:
+            write_all(self._parts_fd, message)
+        except BrokenPipeError:
+            self._report(self._digests_fd, _HASHER)  # raises: the hasher ended without a result
+
+    def _report(self, fd, which):
+        """A child's report, once it has exited: its result, or its error raised here."""
+        report = _read_to_end(fd)
+        _pid, status = os.waitpid(self._pids[which], 0)
+        self._pids[which] = None
+        if not report:
+            code = os.waitstatus_to_exitcode(status)
+            raise BackupError("the process %s ended without a result (%s)"
+                              % (_ROLES[which], "killed by signal %d" % -code if code < 0 else "exit code %d" % code),
+                              stage="read")
+        report = pickle.loads(report)
         if isinstance(report, BaseException):
             raise report
-        self.raw_sha256 = report
+        return report
 
     def close(self):
-        for fd in (self._data_fd, self._status_fd):
+        for fd in (self._full_fd, self._parts_fd, self._digests_fd, self._status_fd):
             if fd is not None:
                 os.close(fd)
-        self._data_fd = self._status_fd = None
-        if self._pid is not None:
-            os.kill(self._pid, signal.SIGKILL)  # stopped early: what it would still produce is not wanted
-            os.waitpid(self._pid, 0)
-            self._pid = None
+        self._full_fd = self._parts_fd = self._digests_fd = self._status_fd = None
+        for which, pid in enumerate(self._pids):
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)  # stopped early: what it would still produce is not wanted
+                os.waitpid(pid, 0)
+                self._pids[which] = None
 
     def __enter__(self):
         return self

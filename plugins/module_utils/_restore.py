@@ -38,7 +38,7 @@ from ._archive import ArchiveRequest, run_archive
 from ._atomic import fsync_dir, storage_error
 from ._errors import BackupError, IntegrityError, NotFoundError, UsageError
 from ._manifest import MANIFEST_NAME, parse_manifest
-from ._payload_process import BLOCK_SIZE, PayloadProcess, write_all
+from ._payload_process import BLOCK_SIZE, EMPTY_SHA256, PayloadProcess, write_all
 from ._pipeline import artifact_layers
 from ._selection import _Globs
 from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
@@ -494,7 +494,8 @@ class Extractor:
         self.staged_dirs = {}
         self.seen = set()
         self.written = {}
-        self.mismatched = {}
+        self.hashed = []  # the records of the files written, in the order of the hasher's keys
+        self.hash_last = None
         self.directories = []
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0, "bytes": 0}
         self.now_ns = time.time_ns()
@@ -510,7 +511,9 @@ class Extractor:
             unit = _parent(unit)
         return self.units[unit].staged + name[len(unit):]
 
-    def run(self, tar, manifest_sha256):
+    def run(self, payload, manifest_sha256):
+        """Extract the payload of a PayloadProcess, whose hasher checks every file's content."""
+        tar = TarReader(payload)
         first = next(tar, None)
         if first is None or first.name != MANIFEST_NAME:
             raise IntegrityError("the archive does not start with a manifest", stage="manifest")
@@ -518,9 +521,11 @@ class Extractor:
         if hashlib.sha256(data).hexdigest() != manifest_sha256:
             raise IntegrityError("the manifest changed since the restore was planned (the artifact was replaced?)",
                                  stage="manifest")
+        self.hash_last = payload.hash_last
         for member in tar:
             self._member(tar, member)
-        self._finish()
+        payload.drain()
+        self._finish(payload.digests())
 
     def _member(self, tar, member):
         kind = _TYPEFLAGS.get(member.typeflag, "other")
@@ -578,14 +583,14 @@ class Extractor:
             self.counts["hardlinks"] += 1
 
     def _write_file(self, tar, member, record, path):
-        """Create the file, write and hash the member's data, and note it if its digest is not the manifest's."""
-        digest = hashlib.sha256()
-        update, read = digest.update, tar.read
+        """Create the file and write the member's data, which the hasher hashes under the file's number."""
+        key, read, hash_last = len(self.hashed), tar.read, self.hash_last
+        self.hashed.append(record)
         fd = os.open(path, _CREATE_FLAGS, 0o600)
         try:
             chunk = read(BLOCK_SIZE)
             while chunk:
-                update(chunk)
+                hash_last(key)
                 write_all(fd, chunk)
                 chunk = read(BLOCK_SIZE)
             if self.owners:
@@ -594,16 +599,15 @@ class Extractor:
             os.utime(fd, ns=(self.now_ns, record["mtime_ns"]))
         finally:
             os.close(fd)
-        if digest.hexdigest() != record["sha256"]:
-            self.mismatched[record["path"]] = digest.hexdigest()
         self.written[record["path"]] = path
         self.counts["bytes"] += record["size"]
 
-    def _finish(self):
-        if self.mismatched:
-            name = sorted(self.mismatched)[0]
+    def _finish(self, digests):
+        mismatched = sorted(record["path"] for key, record in enumerate(self.hashed)
+                            if digests.get(key, EMPTY_SHA256) != record["sha256"])
+        if mismatched:
             raise IntegrityError("member %s does not match its SHA-256 in the manifest (%d member(s) differ); "
-                                 "nothing was restored" % (name, len(self.mismatched)), stage="member")
+                                 "nothing was restored" % (mismatched[0], len(mismatched)), stage="member")
         wanted = set(self.plan.selected) | set(self.plan.link_sources)
         missing = sorted(wanted - self.seen)
         if missing:
@@ -730,8 +734,7 @@ class FileRestore:
         with open(self.artifact, "rb") as handle, \
                 PayloadProcess(handle, compression, encrypted, self.request.identities,
                                self.request.passphrase) as payload:
-            extractor.run(TarReader(payload), self.manifest_sha256)
-            payload.drain()
+            extractor.run(payload, self.manifest_sha256)
         if expected is not None and payload.raw_sha256 != expected:
             raise IntegrityError("artifact %s does not match its checksum: the file is corrupted or was changed; "
                                  "nothing was restored" % self.artifact, stage="checksum")

@@ -152,13 +152,52 @@ class TarWriter:
 
 
 class Member:
-    """One member as read from a stream: its header fields; data follows in the stream."""
+    """One member as read from a stream: name, type and size at once, the other header fields when asked for.
 
-    __slots__ = ("name", "typeflag", "size", "mode", "uid", "gid", "mtime", "linkname", "uname", "gname")
+    A restore takes modes and times from the manifest, so most members never need them parsed.
+    """
 
-    def __init__(self, **fields):
-        for key, value in fields.items():
-            setattr(self, key, value)
+    __slots__ = ("name", "typeflag", "size", "_block", "_overrides", "_offset")
+
+    def __init__(self, name, typeflag, size, block, overrides, offset):
+        self.name, self.typeflag, self.size = name, typeflag, size
+        self._block, self._overrides, self._offset = block, overrides, offset
+
+    def _number(self, start, end, what, override):
+        value = self._overrides.get(override)
+        return _parse_octal(self._block[start:end], what, self._offset) if value is None else value
+
+    def _text(self, start, end):
+        return self._block[start:end].split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    @property
+    def mode(self):
+        return _parse_octal(self._block[100:108], "mode", self._offset)
+
+    @property
+    def uid(self):
+        return int(self._number(108, 116, "uid", "uid"))
+
+    @property
+    def gid(self):
+        return int(self._number(116, 124, "gid", "gid"))
+
+    @property
+    def mtime(self):
+        return int(float(self._number(136, 148, "mtime", "mtime")))
+
+    @property
+    def linkname(self):
+        link = self._overrides.get("linkpath", self._block[157:257].split(b"\0", 1)[0])
+        return link.decode("utf-8", "surrogateescape")
+
+    @property
+    def uname(self):
+        return self._text(265, 297)
+
+    @property
+    def gname(self):
+        return self._text(297, 329)
 
     @property
     def kind(self):
@@ -203,10 +242,10 @@ class TarReader:
             if not chunk:
                 raise IntegrityError("the tar stream ends in the middle of a member (truncated archive)",
                                      stage="untar")
-            chunks.append(chunk)
+            chunks.append(bytes(chunk))  # a source may reuse its buffer on the next read
             size -= len(chunk)
             self.offset += len(chunk)
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def read(self, size=1 << 20):
         """Read up to size bytes of the current member's data; b'' at its end."""
@@ -227,7 +266,7 @@ class TarReader:
             chunk = self.read(1 << 20)
             if not chunk:
                 return b"".join(chunks)
-            chunks.append(chunk)
+            chunks.append(bytes(chunk))
 
     def _skip_rest(self):
         while self._remaining:
@@ -247,7 +286,7 @@ class TarReader:
             block = self._read_exact(BLOCK)
             if block == ZERO_BLOCK:
                 raise StopIteration
-            if _parse_octal(block[148:156], "checksum", start) != sum(block[:148]) + 256 + sum(block[156:]):
+            if _parse_octal(block[148:156], "checksum", start) != sum(block) - sum(block[148:156]) + 256:
                 raise IntegrityError("tar header at byte %d has a bad checksum (corrupted archive)" % start,
                                      stage="untar")
             typeflag = block[156:157]
@@ -265,24 +304,13 @@ class TarReader:
 
     def _member(self, block, typeflag, size, overrides, start):
         name = block[0:100].split(b"\0", 1)[0]
-        prefix = block[345:500].split(b"\0", 1)[0] if block[257:263] == b"ustar\x00" else b""
-        if prefix:
-            name = prefix + b"/" + name
+        if block[257:263] == b"ustar\x00" and block[345]:
+            name = block[345:500].split(b"\0", 1)[0] + b"/" + name
         name = overrides.get("path", name)
         if "size" in overrides:
             size = int(overrides["size"])
         if typeflag in (HARDLINK, SYMLINK, DIRECTORY):
             size = 0
-        member = Member(
-            name=name.decode("utf-8", "surrogateescape"), typeflag=typeflag, size=size,
-            mode=_parse_octal(block[100:108], "mode", start),
-            uid=int(overrides.get("uid", _parse_octal(block[108:116], "uid", start))),
-            gid=int(overrides.get("gid", _parse_octal(block[116:124], "gid", start))),
-            mtime=int(float(overrides.get("mtime", _parse_octal(block[136:148], "mtime", start)))),
-            linkname=overrides.get("linkpath", block[157:257].split(b"\0", 1)[0]).decode("utf-8", "surrogateescape"),
-            uname=block[265:297].split(b"\0", 1)[0].decode("utf-8", "replace"),
-            gname=block[297:329].split(b"\0", 1)[0].decode("utf-8", "replace"),
-        )
         self._remaining = size
-        self._pad = len(_padding(size))
-        return member
+        self._pad = -size % BLOCK
+        return Member(name.decode("utf-8", "surrogateescape"), typeflag, size, block, overrides, start)

@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _pipeline
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError
-from ansible_collections.lifeboat.backup.plugins.module_utils._payload_process import BLOCK_SIZE, PayloadProcess
+from ansible_collections.lifeboat.backup.plugins.module_utils._payload_process import BLOCK_SIZE, SLOT_SIZE, PayloadProcess
 
 IDENTITY, RECIPIENT = _age.generate_identity()
 PAYLOAD = b"".join(b"line %d of a file\n" % number for number in range(300_000)) + os.urandom(3 << 20)
@@ -64,6 +64,40 @@ def test_the_payload_and_the_raw_digest_are_what_the_file_holds(tmp_path, compre
         assert raw_sha256 == hashlib.sha256(handle.read()).hexdigest()
 
 
+@pytest.mark.parametrize("size", [100, 5000, BLOCK_SIZE])
+def test_the_hasher_digests_each_part_under_its_key(tmp_path, size):
+    path = _artifact(tmp_path, "zstd", True)
+    expected = {key: hashlib.sha256() for key in range(3)}
+    with open(path, "rb") as handle, PayloadProcess(handle, "zstd", True, [IDENTITY]) as payload:
+        number = 0
+        chunk = payload.read(size)
+        while chunk:
+            if number % 4 != 3:  # every fourth part is left out of all digests
+                payload.hash_last(number % 3)
+                expected[number % 3].update(chunk)
+            number += 1
+            chunk = payload.read(size)
+        digests = payload.digests()
+    assert len(PAYLOAD) > 3 * SLOT_SIZE  # the parts span many slots
+    assert digests == {key: digest.hexdigest() for key, digest in expected.items()}
+
+
+def test_a_killed_hasher_stops_the_read_with_a_clear_error(tmp_path):
+    path = _artifact(tmp_path, "none", True, payload=os.urandom(64 << 20))
+    before = set(_children(os.getpid()))  # the session's database servers, for one
+    with open(path, "rb") as handle, PayloadProcess(handle, "none", True, [IDENTITY]) as payload:
+        hasher = payload._pids[0]  # pylint: disable=protected-access
+        assert payload.read(10)
+        os.kill(hasher, signal.SIGKILL)
+        with pytest.raises(BackupError) as failure:
+            while payload.read(BLOCK_SIZE):
+                pass
+            payload.digests()
+        started = set(_children(os.getpid())) - before
+    assert "hashing the restored files" in str(failure.value) and failure.value.stage == "read"
+    assert started and all(_has_ended(pid) for pid in started)
+
+
 def _spoil_tail(path, cut=0, flip=None):
     with open(path, "r+b") as handle:
         if cut:
@@ -113,7 +147,7 @@ def test_closing_early_ends_the_child(tmp_path):
         assert payload.read(10)
         started = set(_children(os.getpid())) - before
         payload.close()
-    assert len(started) == 1
+    assert len(started) == 2  # the decoder and the hasher
     assert not os.path.exists("/proc/%d" % started.pop())  # ended and reaped: not even a zombie is left
 
 
