@@ -35,8 +35,8 @@ from ._errors import BackupError
 from ._pipeline import open_payload
 
 BLOCK_SIZE = 1 << 20  # what the restore reads and writes at once
-SLOT_SIZE = 1 << 18  # one hand-over: large enough that the per-slot round trip is noise
-SLOTS = 32  # the decoder fills some while the parent reads one and the hasher hashes another
+SLOT_SIZE = 1 << 20  # one hand-over: large enough that the per-slot round trip is noise
+SLOTS = 32  # room for each process to run ahead of the next while the other CPU is busy
 _FULL = struct.Struct("<II")  # a filled slot: its number and how many bytes it holds
 _READ = struct.Struct("<II")  # a slot the parent has read: its number and how many parts to hash in it
 _PART = struct.Struct("<III")  # a part to hash: the key of its digest, its start and end in the slot

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from hypothesis import given, strategies as st
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _manifest
@@ -33,3 +35,19 @@ def test_other_lines_and_a_file_without_digest_go_through_the_encoder(path, targ
     unread = {"path": path, "type": "file", "mode": 0o644, "uid": 0, "gid": 0, "mtime_ns": 1, "size": 0,
               "sha256": None}
     assert _manifest._encode_record(unread) == _reference(unread)
+
+
+@given(paths=st.lists(PATHS, max_size=20))
+def test_a_built_manifest_parses_back_to_its_records_blank_lines_and_all(paths):
+    records = [{"path": path, "type": "file", "mode": 0o644, "uid": 0, "gid": 0, "mtime_ns": 1, "size": 0,
+                "sha256": "00" * 32} for path in paths]
+    manifest, _digest = _manifest.build_manifest(records, ["/src"])
+    header, parsed = _manifest.parse_manifest(manifest.replace(b"\n", b"\n\n"))  # blank lines: padding
+    assert (header["entries"], parsed) == (len(records), records)
+
+
+def test_a_line_holding_two_entries_is_refused():
+    manifest, _digest = _manifest.build_manifest([{"path": "a", "type": "dir", "mode": 0o755, "uid": 0, "gid": 0,
+                                                   "mtime_ns": 1}], ["/src"])
+    with pytest.raises(ValueError, match="more than one entry"):
+        _manifest.parse_manifest(manifest.rstrip(b"\n") + b',{"path":"b"}\n')
