@@ -12,7 +12,8 @@ import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _pipeline
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError
-from ansible_collections.lifeboat.backup.plugins.module_utils._payload_process import BLOCK_SIZE, SLOT_SIZE, PayloadProcess
+from ansible_collections.lifeboat.backup.plugins.module_utils._payload_process import (
+    BLOCK_SIZE, SLOT_SIZE, PayloadProcess)
 
 IDENTITY, RECIPIENT = _age.generate_identity()
 PAYLOAD = b"".join(b"line %d of a file\n" % number for number in range(300_000)) + os.urandom(3 << 20)
