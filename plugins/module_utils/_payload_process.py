@@ -108,9 +108,14 @@ def _decode(handle, layers, ring, full_fd, free_fd):
 
 
 def _hash(ring, parts_fd, free_fd):
-    """The hasher's work: digests of the parts the parent names, each slot given back once hashed."""
+    """The hasher's work: digests of the parts the parent names, each slot given back once hashed.
+
+    Keys come in turn, so a digest is finished as soon as the next key appears: only one is open at a
+    time, and what is kept per file is its hex digest.
+    """
     slots = _slot_views(ring)
     digests = {}
+    key, digest = -1, None
     with open(parts_fd, "rb", closefd=False) as parts:
         while True:
             head = parts.read(_READ.size)
@@ -118,12 +123,17 @@ def _hash(ring, parts_fd, free_fd):
                 raise BrokenPipeError  # the parent has gone
             number, count = _READ.unpack(head)
             if number == _END:
-                return {key: digest.hexdigest() for key, digest in digests.items()}
+                if digest is not None:
+                    digests[key] = digest.hexdigest()
+                return digests
             view = slots[number]
-            for key, start, end in _PART.iter_unpack(parts.read(count * _PART.size)):
-                digest = digests.get(key)
-                if digest is None:
-                    digest = digests[key] = hashlib.sha256()
+            for part_key, start, end in _PART.iter_unpack(parts.read(count * _PART.size)):
+                if part_key != key:
+                    if part_key < key:
+                        raise ValueError("hash keys must come in turn: %d after %d" % (part_key, key))
+                    if digest is not None:
+                        digests[key] = digest.hexdigest()
+                    key, digest = part_key, hashlib.sha256()
                 digest.update(view[start:end])
             try:
                 os.write(free_fd, bytes((number,)))
@@ -178,7 +188,8 @@ class PayloadProcess:
     read() hands out slices of the shared ring, valid until the next read(). It raises the decoder's
     error at the point where the payload stops; after the end (b''), raw_sha256 holds the SHA-256 of
     the whole artifact. hash_last(key) adds what the last read() returned to the digest named key (an
-    int), digests() returns them all once the payload is read. close() ends the children if they run.
+    int; keys come in turn, never back to an earlier one), digests() returns them all once the payload
+    is read. close() ends the children if they run.
     """
 
     def __init__(self, handle, compression, encrypted, identities=None, passphrase=None):
@@ -259,8 +270,10 @@ class PayloadProcess:
     def _to_hasher(self, message):
         try:
             write_all(self._parts_fd, message)
+            return
         except BrokenPipeError:
-            self._report(self._digests_fd, _HASHER)  # raises: the hasher ended without a result
+            pass
+        self._report(self._digests_fd, _HASHER)  # the hasher has ended: its error is raised here
 
     def _report(self, fd, which):
         """A child's report, once it has exited: its result, or its error raised here."""

@@ -68,19 +68,31 @@ def test_the_payload_and_the_raw_digest_are_what_the_file_holds(tmp_path, compre
 @pytest.mark.parametrize("size", [100, 5000, BLOCK_SIZE])
 def test_the_hasher_digests_each_part_under_its_key(tmp_path, size):
     path = _artifact(tmp_path, "zstd", True)
-    expected = {key: hashlib.sha256() for key in range(3)}
+    expected = {}
     with open(path, "rb") as handle, PayloadProcess(handle, "zstd", True, [IDENTITY]) as payload:
         number = 0
         chunk = payload.read(size)
         while chunk:
-            if number % 4 != 3:  # every fourth part is left out of all digests
-                payload.hash_last(number % 3)
-                expected[number % 3].update(chunk)
+            key = number // 7 * 2  # seven parts under each key, every other key never named
+            if number % 5 != 4:  # every fifth part is left out of all digests
+                payload.hash_last(key)
+                expected.setdefault(key, hashlib.sha256()).update(chunk)
             number += 1
             chunk = payload.read(size)
         digests = payload.digests()
     assert len(PAYLOAD) > 3 * SLOT_SIZE  # the parts span many slots
     assert digests == {key: digest.hexdigest() for key, digest in expected.items()}
+
+
+def test_a_key_named_again_after_a_later_one_is_refused(tmp_path):
+    path = _artifact(tmp_path, "zstd", True)
+    with open(path, "rb") as handle, PayloadProcess(handle, "zstd", True, [IDENTITY]) as payload:
+        for key in (1, 2, 1):
+            payload.read(100)
+            payload.hash_last(key)
+        with pytest.raises(ValueError, match="hash keys must come in turn: 1 after 2"):
+            payload.drain()  # the hasher's error comes with the next slot handed over, or with the digests
+            payload.digests()
 
 
 def test_a_killed_hasher_stops_the_read_with_a_clear_error(tmp_path):
