@@ -19,7 +19,7 @@ import pytest
 from testlib import make_tree, mounted_tmpfs
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _pipeline, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
-    CryptoError, IntegrityError, StorageError, UsageError)
+    BackupError, CryptoError, IntegrityError, StorageError, UsageError)
 
 IDENTITY, RECIPIENT = _age.generate_identity()
 AS_ROOT = os.geteuid() == 0
@@ -348,6 +348,32 @@ def test_a_file_that_does_not_match_the_manifest_changes_nothing(tree):
     _catalog.write_sidecars(made["path"], dict(made["metadata"], sha256=written["sha256"], size=written["size"]))
     with pytest.raises(IntegrityError, match="does not match its SHA-256"):
         restore(backups, made["id"], safety_backup=False)
+    assert full_fingerprint(source) == spoiled
+    assert listing(os.path.dirname(source)) == ["src"]
+
+
+@pytest.mark.parametrize("which,message", [
+    (0, "the process hashing the restored files ended"),
+    (1, "the process decrypting and decompressing the artifact ended without a result (killed by signal 9)")])
+def test_a_killed_hasher_or_decoder_changes_nothing(tmp_path, monkeypatch, which, message):
+    source = rich_tree(str(tmp_path / "data" / "src"))
+    with open(os.path.join(source, "zz-large.bin"), "wb") as handle:  # more than the ring: the decoder still runs
+        handle.write(os.urandom(48 << 20))
+    made = backup([source], tmp_path / "backups")
+    spoil(source)
+    spoiled = full_fingerprint(source)
+    write_file = _restore.Extractor._write_file
+
+    def kill_then_write(extractor, *args):
+        pid = extractor.hash_last.__self__._pids[which]  # pylint: disable=protected-access
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        return write_file(extractor, *args)
+
+    monkeypatch.setattr(_restore.Extractor, "_write_file", kill_then_write)
+    with pytest.raises(BackupError) as failure:
+        restore(tmp_path / "backups", made["id"], safety_backup=False)
+    assert message in str(failure.value)
     assert full_fingerprint(source) == spoiled
     assert listing(os.path.dirname(source)) == ["src"]
 
