@@ -1,5 +1,5 @@
 """Helpers shared by the tests: trees to back up, their fingerprints, the age CLI, a small tmpfs, an HTTP
-receiver."""
+receiver, a thread that runs beside a with-block."""
 
 import contextlib
 import hashlib
@@ -117,3 +117,21 @@ def mounted_tmpfs(mountpoint, size):
         yield mountpoint
     finally:
         subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+class BackgroundThread(threading.Thread):
+    """A thread that runs for the length of a with-block: run() ends soon after stop is set on leaving it."""
+
+    JOIN_TIMEOUT = 30
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.join(self.JOIN_TIMEOUT)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from testlib import age_decrypt_cli, require_binary
+from testlib import BackgroundThread, age_decrypt_cli, require_binary
 # Fixtures of the dumper tests, shared rather than redefined.
 from test_dumpers import (my_database, my_fresh, pg_database, pg_fresh)  # pylint: disable=unused-import
 from test_dumpers import (LOAD_SCHEMA, LOAD_TOTAL, MY_SAMPLE, MY_SAMPLE_COUNTS, PG_SAMPLE, PG_SAMPLE_COUNTS,
@@ -80,23 +80,7 @@ def write_file(path, data):
     return path
 
 
-class _Watcher(threading.Thread):
-    """A thread that watches the processes while a dump runs, for the length of a with-block."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.stop = threading.Event()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.join(30)
-
-
-class AfterOutput(_Watcher):
+class AfterOutput(BackgroundThread):
     """Once the named child tool has written `size` bytes of output, does something to it (once)."""
 
     def __init__(self, tool, action, size=KILL_AFTER_BYTES):
@@ -485,7 +469,7 @@ def test_check_mode_predicts_and_writes_nothing(postgres_server, pg_database, tm
 
 # --- secrets -------------------------------------------------------------------------------------
 
-class CmdlineSampler(_Watcher):
+class CmdlineSampler(BackgroundThread):
     """Reads every process's command line over and over while a dump runs."""
 
     def __init__(self, secret, tool):

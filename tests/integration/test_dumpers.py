@@ -22,6 +22,7 @@ import time
 import pytest
 
 import dbservers
+from testlib import BackgroundThread
 from ansible_collections.lifeboat.backup.plugins.module_utils import _dumpers
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, MissingDependencyError, SourceError, UsageError)
@@ -349,16 +350,16 @@ def test_sqlite_round_trip(tmp_path):
 
 # --- consistency under load ----------------------------------------------------------------------
 
-class TransferWriter(threading.Thread):
+class TransferWriter(BackgroundThread):
     """Moves money between two tables in transactions through a client's stdin until stopped."""
 
     MAX_TRANSFERS = 200000
+    JOIN_TIMEOUT = 60
 
     def __init__(self, argv, begin="BEGIN"):
-        super().__init__(daemon=True)
+        super().__init__()
         self.argv = argv
         self.begin = begin
-        self.stop = threading.Event()
 
     def run(self):
         with subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as client:
@@ -371,14 +372,6 @@ class TransferWriter(threading.Thread):
                                     "UPDATE progress SET n = n + 1; COMMIT;\n"
                                     % (self.begin, amount, number % 10, amount, number % 7)).encode())
             client.stdin.close()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.join(60)
 
 
 LOAD_SCHEMA = ("CREATE TABLE acc_a (id INT PRIMARY KEY, balance INT);"
