@@ -37,12 +37,12 @@ from ._age import recipient_from_identity
 from ._archive import ArchiveRequest, run_archive
 from ._atomic import fsync_dir, storage_error
 from ._errors import BackupError, IntegrityError, NotFoundError, UsageError
-from ._manifest import MANIFEST_NAME, parse_manifest
+from ._manifest import parse_manifest
 from ._payload_process import BLOCK_SIZE, EMPTY_SHA256, PayloadProcess, write_all
 from ._pipeline import artifact_layers
 from ._selection import _Globs
 from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
-from ._verify import expected_sha256, locate, read_manifest_bytes
+from ._verify import expected_sha256, locate, manifest_member, read_manifest_bytes
 
 SAFETY_TAG = "safety"
 STAGING_MARKER = ".lifeboat-staging-"
@@ -514,11 +514,7 @@ class Extractor:
     def run(self, payload, manifest_sha256):
         """Extract the payload of a PayloadProcess, whose hasher checks every file's content."""
         tar = TarReader(payload)
-        first = next(tar, None)
-        if first is None or first.name != MANIFEST_NAME:
-            raise IntegrityError("the archive does not start with a manifest", stage="manifest")
-        data = tar.read_all()
-        if hashlib.sha256(data).hexdigest() != manifest_sha256:
+        if hashlib.sha256(manifest_member(tar)).hexdigest() != manifest_sha256:
             raise IntegrityError("the manifest changed since the restore was planned (the artifact was replaced?)",
                                  stage="manifest")
         self.hash_last = payload.hash_last

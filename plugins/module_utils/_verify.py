@@ -139,16 +139,20 @@ def check_full(artifact, metadata, identities=None, passphrase=None):
         return {"members": check.members, "bytes": check.bytes, "raw_sha256": raw.sha256.hexdigest()}
 
 
+def manifest_member(tar):
+    """The bytes of the manifest, which must be the first member of the TarReader tar."""
+    member = next(tar, None)
+    if member is None or member.name != MANIFEST_NAME:
+        raise IntegrityError("the archive does not start with a manifest", stage="manifest")
+    return tar.read_all()
+
+
 def read_manifest_bytes(artifact, metadata, identities=None, passphrase=None):
     """The manifest member's bytes: only the start of the artifact is decrypted."""
     compression, encrypted = artifact_layers(artifact, metadata)
     with open(artifact, "rb") as handle:
         payload, _raw = open_payload(handle, compression, encrypted, identities, passphrase)
-        tar = TarReader(payload)
-        member = next(tar, None)
-        if member is None or member.name != MANIFEST_NAME:
-            raise IntegrityError("the archive does not start with a manifest", stage="manifest")
-        return tar.read_all()
+        return manifest_member(TarReader(payload))
 
 
 def read_manifest(artifact, metadata, identities=None, passphrase=None):
