@@ -98,7 +98,7 @@ def _decode(handle, layers, ring, full_fd, free_fd):
         if not free:
             returned = os.read(free_fd, SLOTS)
             if not returned:  # told to the parent, if it still reads
-                raise BackupError("the process hashing the restored files ended early", stage="read")
+                raise BackupError("the process %s ended early" % _ROLES[_HASHER], stage="read")
             free.extend(returned)
         number = free.pop()
         size = fill(slots[number])
@@ -141,7 +141,7 @@ def _hash(ring, parts_fd, free_fd):
                 pass  # the decoder has filled its last slot and gone
 
 
-def _report(exc):
+def _pickled_error(exc):
     """A child's error as the parent will raise it: itself when it survives pickling."""
     try:
         return pickle.dumps(exc)
@@ -163,7 +163,7 @@ def _child(work, report_fd, done_fd=None):
         except BrokenPipeError:
             return  # the parent stopped reading: it needs nothing more
         except BaseException as exc:  # pylint: disable=broad-except
-            report = _report(exc)
+            report = _pickled_error(exc)
         if done_fd is not None:
             os.close(done_fd)
         write_all(report_fd, report)

@@ -163,9 +163,10 @@ class Member:
         self.name, self.typeflag, self.size = name, typeflag, size
         self._block, self._overrides, self._offset = block, overrides, offset
 
-    def _number(self, start, end, what, override):
-        value = self._overrides.get(override)
-        return _parse_octal(self._block[start:end], what, self._offset) if value is None else value
+    def _number(self, start, end, field):
+        """A numeric field: from the PAX header when it gives one, else the octal one of the block."""
+        value = self._overrides.get(field)
+        return _parse_octal(self._block[start:end], field, self._offset) if value is None else value
 
     def _text(self, start, end):
         return self._block[start:end].split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -176,15 +177,15 @@ class Member:
 
     @property
     def uid(self):
-        return int(self._number(108, 116, "uid", "uid"))
+        return int(self._number(108, 116, "uid"))
 
     @property
     def gid(self):
-        return int(self._number(116, 124, "gid", "gid"))
+        return int(self._number(116, 124, "gid"))
 
     @property
     def mtime(self):
-        return int(float(self._number(136, 148, "mtime", "mtime")))
+        return int(float(self._number(136, 148, "mtime")))
 
     @property
     def linkname(self):
