@@ -19,7 +19,7 @@ import ssl
 import time
 import urllib.parse
 
-from ._atomic import write_atomic
+from ._fileio import write_atomic
 
 DEFAULT_COOLDOWN_MINUTES = 60
 DEFAULT_STATE_FILE = "/var/lib/lifeboat/alerts.json"

@@ -15,7 +15,8 @@ import time
 from . import _catalog, _selection
 from ._errors import SourceError, UsageError
 from ._compression import PADDING_MIN, compress_bytes, compressed_bound, padding
-from ._manifest import MANIFEST_NAME, READ_SIZE, build_manifest, entry_record, hash_entries, open_nofollow
+from ._fileio import READ_SIZE, open_nofollow
+from ._manifest import MANIFEST_NAME, build_manifest, entry_record, hash_entries
 from ._output import NewBackup, OutputRequest
 from ._tarstream import BLOCK, DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarWriter
 

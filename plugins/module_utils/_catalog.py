@@ -21,7 +21,7 @@ import re
 import socket
 import time
 
-from ._atomic import write_atomic
+from ._fileio import write_atomic
 from ._errors import IntegrityError, LockedError, NotFoundError, StorageError, UsageError
 
 DEFAULT_BACKUP_DIR = "/var/backups/lifeboat"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from . import _age
-from ._atomic import AtomicFile
+from ._fileio import AtomicFile
 from ._errors import NotFoundError, UsageError
 from ._pipeline import encryption_method
 

@@ -5,7 +5,7 @@
 
 The scan looks only at regular files in <backup_dir>/<job>/ whose names look like catalog files:
 ``<job>-<YYYYMMDDTHHMMSSZ>[-N].<suffix>`` (artifact, ``.sha256``, ``.json``) and the temporary files
-of _atomic (``.<name>.tmp-*``). Anything else is neither reported nor ever removed. Each id is then:
+of _fileio (``.<name>.tmp-*``). Anything else is neither reported nor ever removed. Each id is then:
 
 backup          a readable ``.json`` whose artifact exists (a missing ``.sha256`` is reported as damage)
 orphan          sidecars without their artifact: a prune or a removal was interrupted; holds no data
@@ -29,7 +29,7 @@ import statistics
 from datetime import datetime
 
 from . import _catalog
-from ._atomic import TEMP_MARKER
+from ._fileio import TEMP_MARKER
 from ._errors import BackupError, IntegrityError, UsageError
 from ._retention import parse_duration
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from . import _age, _catalog
-from ._atomic import write_atomic
+from ._fileio import write_atomic
 from ._errors import UsageError
 
 

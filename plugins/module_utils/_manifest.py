@@ -16,37 +16,14 @@ import os
 import threading
 from json.encoder import encode_basestring_ascii
 
+from ._fileio import hash_file
+
 MANIFEST_NAME = ".lifeboat-manifest.json"
 FORMAT = "lifeboat-manifest/1"
-READ_SIZE = 1 << 20
 # One encoder for every line: json.dumps with options builds a new one per call.
 _RECORD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 # A file's line, exactly as _RECORD_ENCODER writes it (sorted keys), in a quarter of the time: most lines are files.
 _FILE_LINE = '{"gid":%d,"mode":%d,"mtime_ns":%d,"path":%s,"sha256":"%s","size":%d,"type":"file","uid":%d}'
-
-
-def hash_file(path):
-    """SHA-256 of a file's content, read without following a symlink swapped in meanwhile."""
-    digest = hashlib.sha256()
-    with open_nofollow(path) as handle:
-        # Most files are small: one read of the whole file; large ones in 1 MiB pieces of one buffer.
-        data = handle.read(READ_SIZE)
-        digest.update(data)
-        if len(data) == READ_SIZE:
-            buffer = bytearray(READ_SIZE)
-            view = memoryview(buffer)
-            while True:
-                count = handle.readinto(buffer)
-                if not count:
-                    break
-                digest.update(view[:count])
-    return digest.hexdigest()
-
-
-def open_nofollow(path):
-    """Open a regular file for reading; a symlink swapped in after the walk fails instead of being followed."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    return os.fdopen(fd, "rb", buffering=0)
 
 
 def entry_record(entry, sha256=None):

@@ -13,7 +13,7 @@ import calendar
 import os
 import time
 
-from ._atomic import write_atomic
+from ._fileio import write_atomic
 
 PREFIX = "lifeboat_backup_"
 FILE_NAME = "lifeboat_backup.prom"

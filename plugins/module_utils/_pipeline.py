@@ -12,7 +12,7 @@ import hashlib
 import os
 
 from . import _age
-from ._atomic import AtomicFile
+from ._fileio import AtomicFile
 from ._compression import SUFFIXES, open_compressor, open_decompressor, resolve_level
 from ._errors import UsageError
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 
 from . import _catalog, _health
-from ._atomic import fsync_dir
+from ._fileio import fsync_dir
 from ._errors import StorageError
 from ._retention import Candidate, Policy, apply_policy
 

@@ -35,7 +35,7 @@ import time
 from . import _catalog
 from ._age import recipient_from_identity
 from ._archive import ArchiveRequest, run_archive
-from ._atomic import fsync_dir, storage_error
+from ._fileio import fsync_dir, storage_error
 from ._errors import BackupError, IntegrityError, NotFoundError, UsageError
 from ._manifest import parse_manifest
 from ._payload_process import BLOCK_SIZE, EMPTY_SHA256, PayloadProcess, write_all

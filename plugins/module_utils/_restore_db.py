@@ -25,12 +25,12 @@ import tempfile
 import time
 
 from . import _catalog, _restore
-from ._atomic import fsync_dir, storage_error
+
 from ._dump import DumpRequest, run_dump
 from ._dumpers import (StderrTail, mysql_defaults_file, sql_literal, describe_exit, find_client, make_dumper,
                        private_directory, scrub, ToolProcess)
 from ._errors import BackupError, IntegrityError, MissingDependencyError, UsageError
-from ._manifest import hash_file
+from ._fileio import fsync_dir, hash_file, storage_error
 from ._pipeline import artifact_layers, open_payload
 from ._tarstream import TarReader
 from ._verify import compare_checksum, expected_sha256

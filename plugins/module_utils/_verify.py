@@ -10,7 +10,8 @@ import os
 
 from . import _catalog, _selection
 from ._errors import CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
-from ._manifest import MANIFEST_NAME, hash_file, parse_manifest
+from ._fileio import hash_file
+from ._manifest import MANIFEST_NAME, parse_manifest
 from ._pipeline import artifact_layers, open_payload
 from ._tarstream import TarReader
 

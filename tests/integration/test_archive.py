@@ -15,7 +15,7 @@ import pytest
 from testlib import age_decrypt_cli, fingerprint, make_tree, mounted_tmpfs, require_binary, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
-from ansible_collections.lifeboat.backup.plugins.module_utils._manifest import hash_file
+from ansible_collections.lifeboat.backup.plugins.module_utils._fileio import hash_file
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     CryptoError, IntegrityError, LockedError, SourceError, StorageError)
 

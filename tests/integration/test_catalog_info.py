@@ -12,7 +12,7 @@ import pytest
 
 from testlib import make_tree, tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _atomic, _catalog, _health, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _fileio, _health, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 
 IDENTITY, RECIPIENT = _age.generate_identity()
@@ -51,7 +51,7 @@ def test_a_real_catalog_with_verified_failed_and_leftover_files(tmp_path):
     with pytest.raises(IntegrityError):
         _verify.verify(str(backups), app[0], level="checksum")
     # A run killed while writing leaves its temporary file; here one from two hours ago.
-    killed = _atomic.AtomicFile(str(backups / "app" / "app-20200101T000000Z.tar.zst.age"))
+    killed = _fileio.AtomicFile(str(backups / "app" / "app-20200101T000000Z.tar.zst.age"))
     killed.write(b"partial")
     two_hours_ago = _catalog.utc_now().timestamp() - 7200
     os.utime(killed.temp_path, (two_hours_ago, two_hours_ago))

@@ -1,20 +1,46 @@
 # -*- coding: utf-8 -*-
 # Copyright: lifeboat.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Files that appear whole or not at all: temporary file beside the target, fsync, rename, fsync of the directory."""
+"""File I/O: files that appear whole or not at all (temporary file beside the target, fsync, rename, fsync of the
+directory), reads that never follow a symlink swapped in, file hashing, and write errors an operator can act on."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 
 from ._errors import StorageError
-from ._manifest import hash_file
 
 TEMP_MARKER = ".tmp-"
+READ_SIZE = 1 << 20
+
+
+def hash_file(path):
+    """SHA-256 of a file's content, read without following a symlink swapped in meanwhile."""
+    digest = hashlib.sha256()
+    with open_nofollow(path) as handle:
+        # Most files are small: one read of the whole file; large ones in 1 MiB pieces of one buffer.
+        data = handle.read(READ_SIZE)
+        digest.update(data)
+        if len(data) == READ_SIZE:
+            buffer = bytearray(READ_SIZE)
+            view = memoryview(buffer)
+            while True:
+                count = handle.readinto(buffer)
+                if not count:
+                    break
+                digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def open_nofollow(path):
+    """Open a regular file for reading; a symlink swapped in after the walk fails instead of being followed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.fdopen(fd, "rb", buffering=0)
 
 
 def temp_prefix(final_path):
