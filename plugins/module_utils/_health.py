@@ -1,17 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: lifeboat.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reading a catalog without changing it: backups, leftovers, statistics and health.
-
-The scan looks only at regular files in <backup_dir>/<job>/ whose names look like catalog files:
-``<job>-<YYYYMMDDTHHMMSSZ>[-N].<suffix>`` (artifact, ``.sha256``, ``.json``) and the temporary files
-of _fileio (``.<name>.tmp-*``). Anything else is neither reported nor ever removed. Each id is then:
-
-backup          a readable ``.json`` whose artifact exists (a missing ``.sha256`` is reported as damage)
-orphan          sidecars without their artifact: a prune or a removal was interrupted; holds no data
-no_metadata     an artifact without ``.json``: a run was killed before it wrote its metadata
-bad_metadata    a ``.json`` that cannot be read or names an impossible artifact; never removed
-temp_file       a temporary file of a killed run
+"""A catalog's listing, statistics and health, from the scan of _catalog (which says what each file is).
 
 Health problems and their levels (``health.problems``):
 
@@ -23,53 +13,15 @@ warning    disk_full (over the threshold, up to 95 %), too_small, unverified, or
 from __future__ import annotations
 
 import os
-import re
-import stat
 import statistics
 from datetime import datetime
 
 from . import _catalog
-from ._fileio import TEMP_MARKER
-from ._errors import BackupError, IntegrityError, UsageError
+from ._errors import UsageError
 from ._retention import parse_duration
 
-LEFTOVER_AGE = 3600  # seconds: younger artifacts without metadata and temporary files may belong to a live writer
 CRITICAL_DISK_PERCENT = 95.0
 LEVELS = ("warning", "error", "critical")
-STATES = ("verified", "unverified", "failed")
-_ID_PATTERN = r"%s-[0-9]{8}T[0-9]{6}Z(?:-[0-9]+)?"
-_SUFFIX_PATTERN = r"[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*"
-_SIDECAR_SUFFIXES = (_catalog.CHECKSUM_SUFFIX, _catalog.METADATA_SUFFIX)
-
-
-def _name_patterns(job):
-    catalog = r"(?P<id>%s)\.(?P<suffix>%s)" % (_ID_PATTERN % re.escape(job), _SUFFIX_PATTERN)
-    return re.compile(r"^%s$" % catalog), re.compile(r"^\.%s%s[A-Za-z0-9_]+$" % (catalog, re.escape(TEMP_MARKER)))
-
-
-def is_catalog_file(job, name):
-    """True for the names a catalog holds in the directory of job: sidecars, artifacts, temporary files."""
-    return any(pattern.match(name) for pattern in _name_patterns(job))
-
-
-def parse_time(text):
-    """An aware datetime from ISO 8601; ``Z`` is UTC (fromisoformat accepts it only from Python 3.11)."""
-    if not isinstance(text, str):
-        raise ValueError("not a time: %r" % (text,))
-    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    if moment.utcoffset() is None:
-        raise ValueError("%s has no UTC offset" % text)
-    return moment
-
-
-def backup_time(metadata):
-    """The local wall time with its offset (what retention periods use); created_at for older metadata."""
-    return parse_time(metadata.get("local_time") or metadata["created_at"])
-
-
-def verification_state(metadata):
-    state = (metadata.get("verification") or {}).get("state")
-    return state if state in STATES else "unverified"
 
 
 def parse_since(text, now=None):
@@ -96,132 +48,6 @@ def parse_max_age(text, now=None):
     return now - duration.before(now)
 
 
-class JobScan:
-    """One job directory: its backups (metadata, newest first), leftovers and backups without checksum."""
-
-    def __init__(self, job, directory):
-        self.job = job
-        self.directory = directory
-        self.backups = []
-        self.leftovers = []
-        self.missing_checksum = []
-
-
-def scan_catalog(backup_dir, job=None, now=None):
-    """JobScan of every job directory (or of one job), sorted by job name; reads, never writes."""
-    now = now or _catalog.utc_now()
-    if job is not None:
-        names = [_catalog.check_job_name(job)]
-    elif os.path.isdir(backup_dir):
-        names = sorted(name for name in os.listdir(backup_dir) if _is_job_dir(backup_dir, name))
-    else:
-        names = []
-    return [_scan_job(name, os.path.join(backup_dir, name), now) for name in names]
-
-
-def _is_job_dir(backup_dir, name):
-    try:
-        _catalog.check_job_name(name)
-    except UsageError:
-        return False
-    return os.path.isdir(os.path.join(backup_dir, name))
-
-
-def _regular_files(directory):
-    """Name -> stat of the regular files of a directory (symbolic links are not catalog files)."""
-    found = {}
-    if not os.path.isdir(directory):
-        return found
-    for name in os.listdir(directory):
-        try:
-            st = os.lstat(os.path.join(directory, name))
-        except FileNotFoundError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            found[name] = st
-    return found
-
-
-def _scan_job(job, directory, now):
-    scan = JobScan(job, directory)
-    catalog_re, temp_re = _name_patterns(job)
-    files = _regular_files(directory)
-    groups = {}
-    for name in sorted(files):
-        if temp_re.match(name):
-            scan.leftovers.append(_leftover(scan, "temp_file", None, [name], files, now))
-            continue
-        match = catalog_re.match(name)
-        if match:
-            groups.setdefault(match.group("id"), []).append(name)
-    for backup_id, names in groups.items():
-        _classify(scan, backup_id, names, files, now)
-    scan.backups.sort(key=lambda meta: (parse_time(meta["created_at"]), meta["id"]), reverse=True)
-    scan.leftovers.sort(key=lambda leftover: leftover["files"][0])
-    return scan
-
-
-def _classify(scan, backup_id, names, files, now):
-    json_name = backup_id + _catalog.METADATA_SUFFIX
-    sha_name = backup_id + _catalog.CHECKSUM_SUFFIX
-    artifacts = [name for name in names if name not in (json_name, sha_name)]
-    sidecars = [name for name in (sha_name, json_name) if name in names]
-    if json_name not in names:
-        if artifacts:
-            scan.leftovers.append(_leftover(scan, "no_metadata", backup_id, artifacts + sidecars, files, now))
-        else:
-            scan.leftovers.append(_leftover(scan, "orphan", backup_id, sidecars, files, now))
-        return
-    try:
-        metadata = _read_valid_metadata(os.path.join(scan.directory, json_name), scan.job, backup_id)
-    except BackupError as exc:
-        leftover = _leftover(scan, "bad_metadata", backup_id, artifacts + sidecars, files, now)
-        leftover["problem"] = exc.msg
-        scan.leftovers.append(leftover)
-        return
-    strays = [name for name in artifacts if name != metadata["artifact"]]
-    if strays:
-        scan.leftovers.append(_leftover(scan, "no_metadata", backup_id, strays, files, now))
-    if metadata["artifact"] not in artifacts:
-        scan.leftovers.append(_leftover(scan, "orphan", backup_id, sidecars, files, now))
-        return
-    metadata["_metadata_path"] = os.path.join(scan.directory, json_name)
-    scan.backups.append(metadata)
-    if sha_name not in names:
-        scan.missing_checksum.append(backup_id)
-
-
-def _read_valid_metadata(path, job, backup_id):
-    """Metadata that retention and prune can trust: its id, times and artifact name are checked."""
-    metadata = _catalog.read_metadata(path)
-    if not isinstance(metadata, dict) or metadata.get("id") != backup_id:
-        raise IntegrityError("its id is not %s" % backup_id)
-    artifact = metadata.get("artifact")
-    catalog_re = _name_patterns(job)[0]
-    match = catalog_re.match(artifact) if isinstance(artifact, str) else None
-    if not match or match.group("id") != backup_id or "." + match.group("suffix") in _SIDECAR_SUFFIXES:
-        raise IntegrityError("it names an artifact that cannot belong to %s: %r" % (backup_id, artifact))
-    try:
-        parse_time(metadata.get("created_at"))
-        backup_time(metadata)
-    except ValueError as exc:
-        raise IntegrityError("its created_at or local_time is not an ISO time with offset (%s)" % exc)
-    return metadata
-
-
-def _leftover(scan, kind, backup_id, names, files, now):
-    """A set of files that is not a backup; age is that of its youngest file, removable says if prune may clean it."""
-    age = int(min(now.timestamp() - files[name].st_mtime for name in names))
-    if kind == "orphan":
-        removable = True  # sidecars without their artifact hold no data that could be restored
-    elif kind in ("no_metadata", "temp_file"):
-        removable = age >= LEFTOVER_AGE
-    else:
-        removable = False
-    return {"job": scan.job, "kind": kind, "id": backup_id, "files": names,
-            "paths": [os.path.join(scan.directory, name) for name in names], "age_s": age, "removable": removable}
-
-
 def filter_backups(backups, kind=None, tags=None, deploy_id=None, since=None):
     """Backups of the kind, carrying any of the tags, of the deploy, created at or after since."""
     wanted_tags = set(tags or ())
@@ -229,17 +55,17 @@ def filter_backups(backups, kind=None, tags=None, deploy_id=None, since=None):
             if (kind is None or meta.get("kind") == kind)
             and (not wanted_tags or wanted_tags.intersection(meta.get("tags") or ()))
             and (deploy_id is None or meta.get("deploy_id") == deploy_id)
-            and (since is None or parse_time(meta["created_at"]) >= since)]
+            and (since is None or _catalog.parse_time(meta["created_at"]) >= since)]
 
 
 def summarize(backups):
     """Count, size, average compression ratio, verification states, oldest and newest of newest-first backups."""
-    states = [verification_state(meta) for meta in backups]
+    states = [_catalog.verification_state(meta) for meta in backups]
     ratios = [meta["ratio"] for meta in backups if isinstance(meta.get("ratio"), (int, float))]
     summary = {"count": len(backups), "total_size": sum(int(meta.get("size") or 0) for meta in backups),
                "average_ratio": round(sum(ratios) / len(ratios), 3) if ratios else None,
                "oldest": None, "oldest_id": None, "newest": None, "newest_id": None}
-    summary.update((state, states.count(state)) for state in STATES)
+    summary.update((state, states.count(state)) for state in _catalog.STATES)
     if backups:
         summary.update(newest=backups[0]["created_at"], newest_id=backups[0]["id"],
                        oldest=backups[-1]["created_at"], oldest_id=backups[-1]["id"])
@@ -296,7 +122,7 @@ def _timer_hint(job):
 
 def job_health(scan, max_age, min_size_ratio, now):
     """Summary and problems of one job: newest good backup's age, size anomaly, failed and unverified backups."""
-    good = [meta for meta in scan.backups if verification_state(meta) != "failed"]
+    good = [meta for meta in scan.backups if _catalog.verification_state(meta) != "failed"]
     summary = {"backups": len(scan.backups), "newest_good": None, "newest_good_at": None, "age_s": None}
     problems = []
     if not good:
@@ -307,7 +133,7 @@ def job_health(scan, max_age, min_size_ratio, now):
     else:
         newest = good[0]
         summary.update(newest_good=newest["id"], newest_good_at=newest["created_at"],
-                       age_s=int((now - parse_time(newest["created_at"])).total_seconds()))
+                       age_s=int((now - _catalog.parse_time(newest["created_at"])).total_seconds()))
         series = {}
         for meta in good:
             series.setdefault(_catalog.series_key(meta), []).append(meta)
@@ -322,7 +148,7 @@ def job_health(scan, max_age, min_size_ratio, now):
 
 
 def _too_old(job, name, newest, max_age, now):
-    age = (now - parse_time(newest["created_at"])).total_seconds()
+    age = (now - _catalog.parse_time(newest["created_at"])).total_seconds()
     if age <= max_age.total_seconds():
         return []
     return [_problem("error", "too_old", "job %s: newest good backup is %s old (limit %s); %s"
@@ -347,13 +173,13 @@ def _size_anomaly(job, name, good, min_size_ratio):
 def _verification_problems(scan):
     problems = []
     for meta in scan.backups:
-        if verification_state(meta) == "failed":
+        if _catalog.verification_state(meta) == "failed":
             verification = meta.get("verification") or {}
             problems.append(_problem("error", "failed", "job %s: backup %s failed its %s verification (%s); do not "
                                      "restore from it: run lifeboat.backup.verify on the others and let prune remove it"
                                      % (scan.job, meta["id"], verification.get("level", "last"),
                                         verification.get("problem", "no detail recorded")), scan.job, id=meta["id"]))
-    unverified = [meta["id"] for meta in scan.backups if verification_state(meta) == "unverified"]
+    unverified = [meta["id"] for meta in scan.backups if _catalog.verification_state(meta) == "unverified"]
     if unverified:
         problems.append(_problem("warning", "unverified", "job %s: %d backup(s) never verified (newest %s); run "
                                  "lifeboat.backup.verify on them" % (scan.job, len(unverified), unverified[0]),
@@ -382,7 +208,7 @@ def _leftover_problems(scan):
     for leftover in scan.leftovers:
         level, template = _LEFTOVER_MESSAGES[leftover["kind"]]
         cleanup = ("the next prune removes it" if leftover["removable"]
-                   else "a prune removes it once it is %s old" % human_age(LEFTOVER_AGE))
+                   else "a prune removes it once it is %s old" % human_age(_catalog.LEFTOVER_AGE))
         message = template % {"files": ", ".join(leftover["files"]), "age": human_age(leftover["age_s"]),
                               "cleanup": cleanup, "problem": leftover.get("problem")}
         problems.append(_problem(level, leftover["kind"], "job %s: %s" % (scan.job, message), scan.job,
@@ -436,9 +262,9 @@ def catalog_info(backup_dir=_catalog.DEFAULT_BACKUP_DIR, job=None, kind=None, ta
     _check_options(min_size_ratio, disk_usage_threshold)
     limit = parse_max_age(max_age, now)
     since_time = parse_since(since, now) if since else None
-    scans = scan_catalog(backup_dir, job, now)
+    scans = _catalog.scan_catalog(backup_dir, job, now)
     every = sorted((meta for scan in scans for meta in scan.backups),
-                   key=lambda meta: (parse_time(meta["created_at"]), meta["id"]), reverse=True)
+                   key=lambda meta: (_catalog.parse_time(meta["created_at"]), meta["id"]), reverse=True)
     backups = filter_backups(every, kind=kind, tags=tags, deploy_id=deploy_id, since=since_time)
     health = check_health(backup_dir, scans, limit, min_size_ratio, disk_usage_threshold, now)
     leftovers = [leftover for scan in scans for leftover in scan.leftovers]

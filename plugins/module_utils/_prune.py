@@ -10,9 +10,9 @@ Removal order, under the catalog lock: the artifact, fsync of the directory, the
 and the ``.json``, fsync again. A kill at any moment leaves either a complete backup or sidecars
 without their artifact (an orphan) that the next prune removes.
 
-Leftovers (see _health) are cleaned in the same run:
+Leftovers (see _catalog.scan) are cleaned in the same run:
 - orphan sidecars at once: without their artifact they hold nothing that could be restored;
-- artifacts without metadata and temporary files only when older than an hour (_health.LEFTOVER_AGE).
+- artifacts without metadata and temporary files only when older than an hour (_catalog.LEFTOVER_AGE).
   Every lifeboat writer holds the lock, so under the lock such files are leftovers of a killed run;
   the hour also protects a backup copied in by hand (cp writes the artifact before its json) and
   keeps the data of a killed run for a while in case an operator wants it back;
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from . import _catalog, _health
+from . import _catalog
 from ._fileio import fsync_dir
 from ._errors import StorageError
 from ._retention import Candidate, Policy, apply_policy
@@ -41,8 +41,8 @@ def build_policy(keep_last=0, keep_hourly=0, keep_daily=0, keep_weekly=0, keep_m
 
 
 def candidate(metadata):
-    return Candidate(id=metadata["id"], time=_health.backup_time(metadata), tags=tuple(metadata.get("tags") or ()),
-                     state=_health.verification_state(metadata))
+    return Candidate(id=metadata["id"], time=_catalog.backup_time(metadata), tags=tuple(metadata.get("tags") or ()),
+                     state=_catalog.verification_state(metadata))
 
 
 def prune(backup_dir, policy, job=None, check_mode=False, lock_timeout=0.0, now=None):
@@ -69,11 +69,11 @@ def _decide(backups, policy, now):
 
 
 def _run(backup_dir, policy, job, check_mode, now):
-    scans = _health.scan_catalog(backup_dir, job, now)
+    scans = _catalog.scan_catalog(backup_dir, job, now)
     jobs, times = {}, {}
     for scan in scans:
         kept, removed = _decide(scan.backups, policy, now)
-        times.update((meta["id"], _health.backup_time(meta)) for meta in scan.backups)
+        times.update((meta["id"], _catalog.backup_time(meta)) for meta in scan.backups)
         cleaned = [_cleaned(leftover) for leftover in scan.leftovers if leftover["removable"]]
         if not check_mode:
             by_id = {meta["id"]: meta for meta in scan.backups}
@@ -101,7 +101,7 @@ def remove_backup(scan, metadata):
 def remove_files(scan, names):
     """Unlink catalog files of one job directory in the given order, then fsync the directory."""
     for name in names:
-        if not _health.is_catalog_file(scan.job, name):
+        if not _catalog.is_catalog_file(scan.job, name):
             raise StorageError("refusing to remove %s from %s: not a catalog file" % (name, scan.directory),
                                stage="prune")
         try:

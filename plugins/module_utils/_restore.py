@@ -42,7 +42,7 @@ from ._payload_process import BLOCK_SIZE, EMPTY_SHA256, PayloadProcess, write_al
 from ._pipeline import artifact_layers
 from ._selection import _Globs
 from ._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
-from ._verify import expected_sha256, locate, manifest_member, read_manifest_bytes
+from ._verify import expected_sha256, manifest_member, read_manifest_bytes
 
 SAFETY_TAG = "safety"
 STAGING_MARKER = ".lifeboat-staging-"
@@ -90,9 +90,9 @@ class RestoreRequest:
 def select_backup(request):
     """(artifact path, metadata or None) of the backup the request names."""
     if request.path:
-        return locate(path=request.path)
+        return _catalog.locate(path=request.path)
     if request.backup_id:
-        return locate(request.backup_dir, request.backup_id)
+        return _catalog.locate(request.backup_dir, request.backup_id)
     if not request.job or not (request.latest or request.deploy_id):
         raise UsageError("name the backup with path, with backup_dir and id, or with backup_dir, job and "
                          "latest: true or deploy_id")
@@ -112,7 +112,7 @@ def select_backup(request):
         found = ", ".join("%s (%s)" % (series, newest[series]["id"]) for series in sorted(newest))
         raise UsageError("job %s has backups%s of %s: say which with kind: files, or database: NAME"
                          % (request.job, deploy, found))
-    return locate(request.backup_dir, next(iter(newest.values()))["id"])
+    return _catalog.locate(request.backup_dir, next(iter(newest.values()))["id"])
 
 
 def _wanted_series(request, metadata):

@@ -9,7 +9,7 @@ import hashlib
 import os
 
 from . import _catalog, _selection
-from ._errors import CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
+from ._errors import CryptoError, IntegrityError, UsageError, WrongKeyError
 from ._fileio import hash_file
 from ._manifest import MANIFEST_NAME, parse_manifest
 from ._pipeline import artifact_layers, open_payload
@@ -17,27 +17,6 @@ from ._tarstream import TarReader
 
 LEVELS = ("checksum", "full", "source")
 _RANK = {"checksum": 1, "full": 2, "source": 2}
-
-
-def locate(backup_dir=None, backup_id=None, path=None):
-    """Return (artifact path, metadata or None) from a path or a backup_dir + id."""
-    if path:
-        path = os.path.abspath(path)
-        if not os.path.isfile(path):
-            raise NotFoundError("artifact %s does not exist" % path)
-        meta_path = _catalog.strip_artifact_suffix(path) + _catalog.METADATA_SUFFIX
-        if os.path.isfile(meta_path):
-            metadata = _catalog.read_metadata(meta_path)
-            metadata["_metadata_path"] = meta_path
-            return path, metadata
-        return path, None
-    if not backup_dir or not backup_id:
-        raise UsageError("name the backup with path, or with backup_dir and id")
-    metadata = _catalog.find_backup(backup_dir, backup_id)
-    artifact = _catalog.artifact_path(metadata)
-    if not os.path.isfile(artifact):
-        raise NotFoundError("backup %s has metadata but its artifact %s is missing" % (backup_id, artifact))
-    return artifact, metadata
 
 
 def expected_sha256(artifact, metadata):
@@ -200,7 +179,7 @@ def verify(backup_dir=None, backup_id=None, path=None, level="checksum", identit
     """Run one verification level and record the outcome in the backup's metadata."""
     if level not in LEVELS:
         raise UsageError("level must be one of %s" % ", ".join(LEVELS))
-    artifact, metadata = locate(backup_dir, backup_id, path)
+    artifact, metadata = _catalog.locate(backup_dir, backup_id, path)
     result = {"path": artifact, "id": (metadata or {}).get("id"), "level": level}
     try:
         expected = expected_sha256(artifact, metadata)

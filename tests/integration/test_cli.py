@@ -20,11 +20,10 @@ IDENTITY, RECIPIENT = _age.generate_identity()
 
 
 def install_command(prefix):
-    """Engine files as a package beside a small entry point: the layout of roles/agent."""
+    """The engine's tree as a package beside a small entry point: the layout of roles/agent."""
     package = os.path.join(prefix, "lib", "lifeboat_engine")
-    os.makedirs(package)
-    for path in glob.glob(os.path.join(ROOT, "plugins", "module_utils", "_*.py")):
-        shutil.copy(path, package)
+    shutil.copytree(os.path.join(ROOT, "plugins", "module_utils"), package,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     with open(os.path.join(package, "__init__.py"), "w", encoding="utf-8") as handle:
         handle.write("")
     entry = os.path.join(prefix, "bin", "lifeboat")

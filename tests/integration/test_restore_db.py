@@ -64,7 +64,7 @@ def craft_failing_copy(made, extra_sql):
 
 
 def safety_metadata(backup_dir, backup_id):
-    return _restore.locate(str(backup_dir), backup_id)[1]
+    return _catalog.locate(str(backup_dir), backup_id)[1]
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

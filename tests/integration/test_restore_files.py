@@ -127,7 +127,7 @@ def test_in_place_restore_puts_back_everything_and_its_safety_backup_undoes_it(t
     kept = dict(before, **{"new.txt": spoiled["new.txt"]})  # without delete_extra, new files stay
     assert full_fingerprint(source) == kept
     assert listing(os.path.dirname(source)) == ["src"]
-    safety = _restore.locate(str(backups), result["safety_backup_id"])[1]
+    safety = _catalog.locate(str(backups), result["safety_backup_id"])[1]
     assert safety["tags"] == ["safety"] and safety["job"] == "app"
     undo = restore(backups, result["safety_backup_id"], safety_backup=False, delete_extra=True)
     assert undo["changed"] and full_fingerprint(source) == spoiled

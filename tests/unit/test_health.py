@@ -409,14 +409,14 @@ def test_files_that_are_not_catalog_files_are_ignored(tmp_path):
 
 
 def test_catalog_file_names():
-    assert _health.is_catalog_file("app", "app-20260101T000000Z.tar.zst.age")
-    assert _health.is_catalog_file("app", "app-20260101T000000Z-2.sql.zst.age")
-    assert _health.is_catalog_file("app", ".app-20260101T000000Z.json.tmp-a1_B2c3d")
-    assert _health.is_catalog_file("my-app", "my-app-20260101T000000Z.json")
+    assert _catalog.is_catalog_file("app", "app-20260101T000000Z.tar.zst.age")
+    assert _catalog.is_catalog_file("app", "app-20260101T000000Z-2.sql.zst.age")
+    assert _catalog.is_catalog_file("app", ".app-20260101T000000Z.json.tmp-a1_B2c3d")
+    assert _catalog.is_catalog_file("my-app", "my-app-20260101T000000Z.json")
     for name in ("app-20260101T000000Z", "app-20260101T000000Z.json/x", "../app-20260101T000000Z.json",
                  "app-20260101T000000Z..json", "app-20260101T000000Z.json.bak~", "xapp-20260101T000000Z.json",
                  ".app-20260101T000000Z.json.tmp-../x", ".lock", "app-20260101T000000Z.tar zst"):
-        assert not _health.is_catalog_file("app", name), name
+        assert not _catalog.is_catalog_file("app", name), name
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading a catalog without changing it: backups by job or id, and the leftovers beside them.
+
+The scan looks only at regular files in <backup_dir>/<job>/ whose names look like catalog files:
+``<job>-<YYYYMMDDTHHMMSSZ>[-N].<suffix>`` (artifact, ``.sha256``, ``.json``) and the temporary files
+of _fileio (``.<name>.tmp-*``). Anything else is neither reported nor ever removed. Each id is then:
+
+backup          a readable ``.json`` whose artifact exists (a missing ``.sha256`` is reported as damage)
+orphan          sidecars without their artifact: a prune or a removal was interrupted; holds no data
+no_metadata     an artifact without ``.json``: a run was killed before it wrote its metadata
+bad_metadata    a ``.json`` that cannot be read or names an impossible artifact; never removed
+temp_file       a temporary file of a killed run
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import datetime
+
+from .._errors import BackupError, IntegrityError, NotFoundError, UsageError
+from .layout import (CHECKSUM_SUFFIX, METADATA_SUFFIX, SIDECAR_SUFFIXES, artifact_path, check_job_name,
+                     name_patterns, strip_artifact_suffix, utc_now)
+from .sidecars import read_metadata
+
+LEFTOVER_AGE = 3600  # seconds: younger artifacts without metadata and temporary files may belong to a live writer
+STATES = ("verified", "unverified", "failed")
+
+
+def parse_time(text):
+    """An aware datetime from ISO 8601; ``Z`` is UTC (fromisoformat accepts it only from Python 3.11)."""
+    if not isinstance(text, str):
+        raise ValueError("not a time: %r" % (text,))
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if moment.utcoffset() is None:
+        raise ValueError("%s has no UTC offset" % text)
+    return moment
+
+
+def backup_time(metadata):
+    """The local wall time with its offset (what retention periods use); created_at for older metadata."""
+    return parse_time(metadata.get("local_time") or metadata["created_at"])
+
+
+def verification_state(metadata):
+    state = (metadata.get("verification") or {}).get("state")
+    return state if state in STATES else "unverified"
+
+
+class JobScan:
+    """One job directory: its backups (metadata, newest first), leftovers and backups without checksum."""
+
+    def __init__(self, job, directory):
+        self.job = job
+        self.directory = directory
+        self.backups = []
+        self.leftovers = []
+        self.missing_checksum = []
+
+
+def scan_catalog(backup_dir, job=None, now=None):
+    """JobScan of every job directory (or of one job), sorted by job name; reads, never writes."""
+    now = now or utc_now()
+    if job is not None:
+        names = [check_job_name(job)]
+    elif os.path.isdir(backup_dir):
+        names = sorted(name for name in os.listdir(backup_dir) if _is_job_dir(backup_dir, name))
+    else:
+        names = []
+    return [_scan_job(name, os.path.join(backup_dir, name), now) for name in names]
+
+
+def _is_job_dir(backup_dir, name):
+    try:
+        check_job_name(name)
+    except UsageError:
+        return False
+    return os.path.isdir(os.path.join(backup_dir, name))
+
+
+def _regular_files(directory):
+    """Name -> stat of the regular files of a directory (symbolic links are not catalog files)."""
+    found = {}
+    if not os.path.isdir(directory):
+        return found
+    for name in os.listdir(directory):
+        try:
+            st = os.lstat(os.path.join(directory, name))
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found[name] = st
+    return found
+
+
+def _scan_job(job, directory, now):
+    scan = JobScan(job, directory)
+    catalog_re, temp_re = name_patterns(job)
+    files = _regular_files(directory)
+    groups = {}
+    for name in sorted(files):
+        if temp_re.match(name):
+            scan.leftovers.append(_leftover(scan, "temp_file", None, [name], files, now))
+            continue
+        match = catalog_re.match(name)
+        if match:
+            groups.setdefault(match.group("id"), []).append(name)
+    for backup_id, names in groups.items():
+        _classify(scan, backup_id, names, files, now)
+    scan.backups.sort(key=lambda meta: (parse_time(meta["created_at"]), meta["id"]), reverse=True)
+    scan.leftovers.sort(key=lambda leftover: leftover["files"][0])
+    return scan
+
+
+def _classify(scan, backup_id, names, files, now):
+    json_name = backup_id + METADATA_SUFFIX
+    sha_name = backup_id + CHECKSUM_SUFFIX
+    artifacts = [name for name in names if name not in (json_name, sha_name)]
+    sidecars = [name for name in (sha_name, json_name) if name in names]
+    if json_name not in names:
+        if artifacts:
+            scan.leftovers.append(_leftover(scan, "no_metadata", backup_id, artifacts + sidecars, files, now))
+        else:
+            scan.leftovers.append(_leftover(scan, "orphan", backup_id, sidecars, files, now))
+        return
+    try:
+        metadata = _read_valid_metadata(os.path.join(scan.directory, json_name), scan.job, backup_id)
+    except BackupError as exc:
+        leftover = _leftover(scan, "bad_metadata", backup_id, artifacts + sidecars, files, now)
+        leftover["problem"] = exc.msg
+        scan.leftovers.append(leftover)
+        return
+    strays = [name for name in artifacts if name != metadata["artifact"]]
+    if strays:
+        scan.leftovers.append(_leftover(scan, "no_metadata", backup_id, strays, files, now))
+    if metadata["artifact"] not in artifacts:
+        scan.leftovers.append(_leftover(scan, "orphan", backup_id, sidecars, files, now))
+        return
+    metadata["_metadata_path"] = os.path.join(scan.directory, json_name)
+    scan.backups.append(metadata)
+    if sha_name not in names:
+        scan.missing_checksum.append(backup_id)
+
+
+def _read_valid_metadata(path, job, backup_id):
+    """Metadata that retention and prune can trust: its id, times and artifact name are checked."""
+    metadata = read_metadata(path)
+    if not isinstance(metadata, dict) or metadata.get("id") != backup_id:
+        raise IntegrityError("its id is not %s" % backup_id)
+    artifact = metadata.get("artifact")
+    catalog_re = name_patterns(job)[0]
+    match = catalog_re.match(artifact) if isinstance(artifact, str) else None
+    if not match or match.group("id") != backup_id or "." + match.group("suffix") in SIDECAR_SUFFIXES:
+        raise IntegrityError("it names an artifact that cannot belong to %s: %r" % (backup_id, artifact))
+    try:
+        parse_time(metadata.get("created_at"))
+        backup_time(metadata)
+    except ValueError as exc:
+        raise IntegrityError("its created_at or local_time is not an ISO time with offset (%s)" % exc)
+    return metadata
+
+
+def _leftover(scan, kind, backup_id, names, files, now):
+    """A set of files that is not a backup; age is that of its youngest file, removable says if prune may clean it."""
+    age = int(min(now.timestamp() - files[name].st_mtime for name in names))
+    if kind == "orphan":
+        removable = True  # sidecars without their artifact hold no data that could be restored
+    elif kind in ("no_metadata", "temp_file"):
+        removable = age >= LEFTOVER_AGE
+    else:
+        removable = False
+    return {"job": scan.job, "kind": kind, "id": backup_id, "files": names,
+            "paths": [os.path.join(scan.directory, name) for name in names], "age_s": age, "removable": removable}
+
+
+def list_metadata(backup_dir, job=None):
+    """Metadata of every backup (or of one job), newest first."""
+    if not os.path.isdir(backup_dir):
+        return []
+    jobs = [job] if job else sorted(name for name in os.listdir(backup_dir)
+                                    if not name.startswith(".") and os.path.isdir(os.path.join(backup_dir, name)))
+    found = []
+    for name in jobs:
+        directory = os.path.join(backup_dir, name)
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.listdir(directory):
+            if entry.endswith(METADATA_SUFFIX) and not entry.startswith("."):
+                metadata = read_metadata(os.path.join(directory, entry))
+                metadata["_metadata_path"] = os.path.join(directory, entry)
+                found.append(metadata)
+    found.sort(key=lambda meta: (meta.get("created_at", ""), meta.get("id", "")), reverse=True)
+    return found
+
+
+def find_backup(backup_dir, backup_id):
+    """Metadata of one backup by id; the job is the id's prefix, so look where it must be."""
+    for metadata in list_metadata(backup_dir):
+        if metadata.get("id") == backup_id:
+            return metadata
+    raise NotFoundError("no backup with id %s in %s" % (backup_id, backup_dir))
+
+
+def locate(backup_dir=None, backup_id=None, path=None):
+    """Return (artifact path, metadata or None) from a path or a backup_dir + id."""
+    if path:
+        path = os.path.abspath(path)
+        if not os.path.isfile(path):
+            raise NotFoundError("artifact %s does not exist" % path)
+        meta_path = strip_artifact_suffix(path) + METADATA_SUFFIX
+        if os.path.isfile(meta_path):
+            metadata = read_metadata(meta_path)
+            metadata["_metadata_path"] = meta_path
+            return path, metadata
+        return path, None
+    if not backup_dir or not backup_id:
+        raise UsageError("name the backup with path, or with backup_dir and id")
+    metadata = find_backup(backup_dir, backup_id)
+    artifact = artifact_path(metadata)
+    if not os.path.isfile(artifact):
+        raise NotFoundError("backup %s has metadata but its artifact %s is missing" % (backup_id, artifact))
+    return artifact, metadata
