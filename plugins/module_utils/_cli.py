@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _prune, _restore, _restore_db, _verify
+from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _prune, _restore, _verify
 from ._errors import BackupError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HEALTH, EXIT_LOCKED = 0, 1, 2, 3, 4
@@ -218,7 +218,7 @@ def cmd_restore(args, _progress):
     request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id,
                                       identities=read_identities(args.identity_file), dest=args.to,
                                       safety_backup=not args.no_safety_backup)
-    result = _restore_db.restore_backup(request)
+    result = _restore.restore_backup(request)
     _print(args, result, [result.get("msg", "restored %s" % args.id)])
     return EXIT_OK
 

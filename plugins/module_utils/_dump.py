@@ -25,7 +25,7 @@ import stat
 import time
 
 from . import _catalog
-from ._dumpers import make_dumper
+from ._db import make_dumper
 from ._errors import SourceError, StorageError, UsageError
 from ._output import NewBackup, OutputRequest
 from ._tarstream import DIRECTORY, REGULAR, TarWriter

@@ -82,7 +82,7 @@ def select(paths, exclude=(), exclude_if_present=(), respect_gitignore=False, de
     if default_excludes:
         globs.extend(DEFAULT_EXCLUDES)
         markers.update(DEFAULT_EXCLUDE_MARKERS)
-    walker = _Walker(_Globs(globs), frozenset(markers), respect_gitignore, never)
+    walker = _Walker(Globs(globs), frozenset(markers), respect_gitignore, never)
     for source in sources:
         walker.take_source(source)
     return walker.selection
@@ -248,8 +248,8 @@ class _Walker:
         self.selection.entries.append(Entry(path, path[1:], st, "symlink", target))
 
 
-class _Globs:
-    """Exclude globs compiled once into one regex per kind of test.
+class Globs:
+    """Glob patterns (the walk's excludes, a restore's includes) compiled once into one regex per kind of test.
 
     A pattern without "/" matches a base name at any depth; one with "/" matches the
     absolute path (anchored when it starts with "/", at any depth otherwise).

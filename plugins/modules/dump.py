@@ -183,7 +183,7 @@ metadata:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._dump import ENGINES, DumpRequest, run_dump
-from ..module_utils._dumpers import PG_FORMATS, ROW_COUNT_MODES
+from ..module_utils._db import PG_FORMATS, ROW_COUNT_MODES
 from ..module_utils._option_groups import connection_spec, encryption_spec, output_spec, run_module
 
 

@@ -227,8 +227,7 @@ from ..module_utils._age import parse_identities
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
 from ..module_utils._errors import BackupError
 from ..module_utils._option_groups import connection_spec, identity_spec
-from ..module_utils._restore import RestoreRequest
-from ..module_utils._restore_db import restore_backup
+from ..module_utils._restore import RestoreRequest, restore_backup
 
 
 def diff_text(differences):

@@ -23,7 +23,7 @@ import pytest
 
 import dbservers
 from testlib import BackgroundThread
-from ansible_collections.lifeboat.backup.plugins.module_utils import _dumpers
+from ansible_collections.lifeboat.backup.plugins.module_utils import _db, _tools
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, MissingDependencyError, SourceError, UsageError)
 
@@ -136,12 +136,12 @@ def private_dir_is_gone(parent):
 
 def pg_dumper(server, database, **options):
     """The password user over TCP: the path a real secret takes."""
-    return _dumpers.make_dumper("postgresql", database, login_host=server.host, login_port=server.port,
+    return _db.make_dumper("postgresql", database, login_host=server.host, login_port=server.port,
                                 login_user=server.user, login_password=server.password, **options)
 
 
 def pg_superuser_dumper(server, database, **options):
-    return _dumpers.make_dumper("postgresql", database, login_unix_socket=server.socket_dir,
+    return _db.make_dumper("postgresql", database, login_unix_socket=server.socket_dir,
                                 login_port=server.port, login_user=server.superuser, **options)
 
 
@@ -184,7 +184,7 @@ def pg_big(postgres_server):
 # --- MariaDB helpers -----------------------------------------------------------------------------
 
 def my_dumper(server, database, **options):
-    return _dumpers.make_dumper("mysql", database, login_host=server.host, login_port=server.port,
+    return _db.make_dumper("mysql", database, login_host=server.host, login_port=server.port,
                                 login_user=server.user, login_password=server.password, **options)
 
 
@@ -337,7 +337,7 @@ def test_sqlite_round_trip(tmp_path):
     original = tmp_path / "app.db"
     sqlite_sample(original)
     os.mkdir(tmp_path / "private")
-    dumper = _dumpers.make_dumper("sqlite", str(original), tmp_parent=str(tmp_path / "private"))
+    dumper = _db.make_dumper("sqlite", str(original), tmp_parent=str(tmp_path / "private"))
     assert dumper.suffix == "sqlite"
     assert dumper.check()["server_version"] == sqlite3.sqlite_version
     description = dump_to(dumper, tmp_path / "copy.sqlite")
@@ -480,7 +480,7 @@ def test_sqlite_consistent_under_load_in_wal_mode(tmp_path):
         wait_for_progress(progress, 0)
         for attempt in range(3):
             snapshot = tmp_path / ("snapshot%d.db" % attempt)
-            dump_to(_dumpers.make_dumper("sqlite", path), snapshot)
+            dump_to(_db.make_dumper("sqlite", path), snapshot)
             copy = sqlite3.connect(str(snapshot))
             total = copy.execute("SELECT (SELECT sum(balance) FROM acc_a) + (SELECT sum(balance) FROM zz_acc_b)")
             assert total.fetchone()[0] == LOAD_TOTAL
@@ -492,7 +492,7 @@ def test_sqlite_consistent_under_load_in_wal_mode(tmp_path):
 # --- failures ------------------------------------------------------------------------------------
 
 def test_postgres_wrong_password(postgres_server, pg_database):
-    dumper = _dumpers.make_dumper("postgresql", pg_database, login_host=postgres_server.host,
+    dumper = _db.make_dumper("postgresql", pg_database, login_host=postgres_server.host,
                                   login_port=postgres_server.port, login_user=postgres_server.user,
                                   login_password="not-the-password")
     with pytest.raises(BackupError) as caught:
@@ -515,7 +515,7 @@ def test_postgres_unknown_database(postgres_server):
 
 
 def test_mariadb_wrong_password(mariadb_server, my_database):
-    dumper = _dumpers.make_dumper("mysql", my_database, login_host=mariadb_server.host,
+    dumper = _db.make_dumper("mysql", my_database, login_host=mariadb_server.host,
                                   login_port=mariadb_server.port, login_user=mariadb_server.user,
                                   login_password="not-the-password")
     with pytest.raises(BackupError) as caught:
@@ -534,7 +534,7 @@ def test_mariadb_unknown_database(mariadb_server):
 @pytest.mark.parametrize("engine, package", [("postgresql", "postgresql-client"), ("mysql", "mariadb-client")])
 def test_missing_client_binary(engine, package, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    dumper = _dumpers.make_dumper(engine, "anything", login_host="127.0.0.1", login_password="x")
+    dumper = _db.make_dumper(engine, "anything", login_host="127.0.0.1", login_password="x")
     with pytest.raises(MissingDependencyError) as caught:
         dumper.check()
     assert package in str(caught.value)
@@ -638,7 +638,7 @@ def test_sqlite_integrity_failure(tmp_path):
     path = tmp_path / "broken.db"
     _broken_sqlite(path)
     os.mkdir(tmp_path / "private")
-    dumper = _dumpers.make_dumper("sqlite", str(path), tmp_parent=str(tmp_path / "private"))
+    dumper = _db.make_dumper("sqlite", str(path), tmp_parent=str(tmp_path / "private"))
     with pytest.raises(SourceError) as caught:
         with dumper.open():
             pytest.fail("a corrupt database must not be dumped")
@@ -650,7 +650,7 @@ def test_sqlite_integrity_failure(tmp_path):
 
 
 def test_sqlite_missing_file(tmp_path):
-    dumper = _dumpers.make_dumper("sqlite", str(tmp_path / "gone.db"))
+    dumper = _db.make_dumper("sqlite", str(tmp_path / "gone.db"))
     for action in (dumper.check, dumper.inspect):
         with pytest.raises(SourceError) as caught:
             action()
@@ -664,7 +664,7 @@ def test_sqlite_missing_file(tmp_path):
 def test_sqlite_not_a_database(tmp_path):
     (tmp_path / "notes.txt").write_text("hello " * 1000)
     with pytest.raises(SourceError) as caught:
-        _dumpers.make_dumper("sqlite", str(tmp_path / "notes.txt")).check()
+        _db.make_dumper("sqlite", str(tmp_path / "notes.txt")).check()
     assert "not a database" in str(caught.value)
 
 
@@ -672,7 +672,7 @@ def test_tool_stderr_is_drained_tailed_and_scrubbed():
     """A tool that writes megabytes to stderr before its output cannot block; its message is the end."""
     script = ("import sys; sys.stderr.write('hunter2 ' * 300000 + 'last words hunter2');"
               "sys.stdout.write('x' * 100000); sys.exit(3)")
-    tool = _dumpers.ToolProcess([sys.executable, "-c", script], "pg_dump", secret="hunter2")
+    tool = _tools.ToolProcess([sys.executable, "-c", script], "pg_dump", secret="hunter2")
     assert len(tool.stdout.read()) == 100000
     with pytest.raises(BackupError) as caught:
         tool.finish()
@@ -719,7 +719,7 @@ def test_postgres_echoed_password_is_scrubbed(postgres_server):
 
 
 def test_mariadb_echoed_password_is_scrubbed(mariadb_server, my_database):
-    dumper = _dumpers.make_dumper("mysql", my_database, login_host=mariadb_server.host,
+    dumper = _db.make_dumper("mysql", my_database, login_host=mariadb_server.host,
                                   login_port=mariadb_server.port, login_user=mariadb_server.password[:16],
                                   login_password=mariadb_server.password[:16])
     with pytest.raises(BackupError) as caught:
@@ -758,7 +758,7 @@ def test_sqlite_schema_version(tmp_path, kind):
     with sqlite3.connect(tmp_path / "app.db") as connection:
         connection.executescript(ddl)
     connection.close()
-    dumper = _dumpers.make_dumper("sqlite", str(tmp_path / "app.db"))
+    dumper = _db.make_dumper("sqlite", str(tmp_path / "app.db"))
     assert dumper.inspect()["schema_version"] == expected
     with dumper.open() as source:
         assert dumper.inspect()["schema_version"] == expected
@@ -792,7 +792,7 @@ def test_mariadb_estimated_counts(mariadb_server, my_database):
 
 def test_sqlite_counts_are_always_exact(tmp_path):
     sqlite_sample(tmp_path / "app.db")
-    description = _dumpers.make_dumper("sqlite", str(tmp_path / "app.db"), row_counts="estimated").inspect()
+    description = _db.make_dumper("sqlite", str(tmp_path / "app.db"), row_counts="estimated").inspect()
     assert description["row_counts"] == "exact"
     assert description["tables"]["people"] == 500
 
@@ -806,7 +806,7 @@ def test_sqlite_counts_are_always_exact(tmp_path):
 ])
 def test_contradicting_options(engine, options, fragment):
     with pytest.raises(UsageError) as caught:
-        _dumpers.make_dumper(engine, "db", **options)
+        _db.make_dumper(engine, "db", **options)
     assert fragment in str(caught.value)
 
 

@@ -16,7 +16,7 @@ import sqlite3
 import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _dump, _pipeline
-from ansible_collections.lifeboat.backup.plugins.module_utils import _restore, _restore_db
+from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, IntegrityError, NotFoundError, UsageError)
 
@@ -43,7 +43,7 @@ def dump(engine, database, backup_dir, connection=None, **options):
 def restore(backup_dir, backup_id, connection=None, check_mode=False, **options):
     request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, identities=[IDENTITY],
                                       connection=connection, **options)
-    return _restore_db.restore_backup(request, check_mode=check_mode)
+    return _restore.restore_backup(request, check_mode=check_mode)
 
 
 def craft_failing_copy(made, extra_sql):

@@ -18,6 +18,7 @@ import pytest
 
 from testlib import make_tree, mounted_tmpfs
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _pipeline, _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils._restore import extract, swap
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, CryptoError, IntegrityError, StorageError, UsageError)
 
@@ -362,7 +363,7 @@ def test_a_killed_hasher_or_decoder_changes_nothing(tmp_path, monkeypatch, which
     made = backup([source], tmp_path / "backups")
     spoil(source)
     spoiled = full_fingerprint(source)
-    write_file = _restore.Extractor._write_file
+    write_file = extract.Extractor._write_file
 
     def kill_then_write(extractor, *args):
         pid = extractor.hash_last.__self__._pids[which]  # pylint: disable=protected-access
@@ -370,7 +371,7 @@ def test_a_killed_hasher_or_decoder_changes_nothing(tmp_path, monkeypatch, which
             os.kill(pid, signal.SIGKILL)
         return write_file(extractor, *args)
 
-    monkeypatch.setattr(_restore.Extractor, "_write_file", kill_then_write)
+    monkeypatch.setattr(extract.Extractor, "_write_file", kill_then_write)
     with pytest.raises(BackupError) as failure:
         restore(tmp_path / "backups", made["id"], safety_backup=False)
     assert message in str(failure.value)
@@ -406,7 +407,7 @@ def test_a_killed_restore_leaves_the_target_as_it_was_and_the_next_run_cleans_up
                                 str(tmp_path / "backups"), made["id"], IDENTITY])
     parent = str(tmp_path / "data")
     deadline = time.monotonic() + 60
-    while not any(_restore.STAGING_MARKER in name for name in os.listdir(parent)):
+    while not any(swap.STAGING_MARKER in name for name in os.listdir(parent)):
         assert process.poll() is None and time.monotonic() < deadline, "the restore ended before it was killed"
         time.sleep(0.01)
     time.sleep(0.2)
@@ -414,7 +415,7 @@ def test_a_killed_restore_leaves_the_target_as_it_was_and_the_next_run_cleans_up
     process.wait()
     assert full_fingerprint(source) == spoiled
     leftovers = [name for name in listing(parent) if name != "src"]
-    assert leftovers and all(name.startswith(".src" + _restore.STAGING_MARKER) for name in leftovers)
+    assert leftovers and all(name.startswith(".src" + swap.STAGING_MARKER) for name in leftovers)
     result = restore(tmp_path / "backups", made["id"], safety_backup=False)
     assert result["changed"] and listing(parent) == ["src"]
 
@@ -423,9 +424,9 @@ def test_a_swap_killed_between_its_renames_is_put_back_by_the_next_run(tree):
     source, backups, made, before = tree
     spoil(source)
     spoiled = full_fingerprint(source)
-    aside = os.path.join(os.path.dirname(source), ".src" + _restore.OLD_MARKER + "x1")
+    aside = os.path.join(os.path.dirname(source), ".src" + swap.OLD_MARKER + "x1")
     os.rename(source, aside)  # what a kill between the two renames of a swap leaves
-    assert _restore.clean_leftovers(source) == [aside]
+    assert swap.clean_leftovers(source) == [aside]
     assert full_fingerprint(source) == spoiled
     restore(backups, made["id"], delete_extra=True, safety_backup=False)
     assert full_fingerprint(source) == before

@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _pipeline
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError
-from ansible_collections.lifeboat.backup.plugins.module_utils._payload_process import (
+from ansible_collections.lifeboat.backup.plugins.module_utils._restore.payload import (
     BLOCK_SIZE, SLOT_SIZE, PayloadProcess)
 
 IDENTITY, RECIPIENT = _age.generate_identity()
@@ -168,7 +168,7 @@ READ_THEN_WAIT = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import conftest
-from ansible_collections.lifeboat.backup.plugins.module_utils._payload_process import PayloadProcess
+from ansible_collections.lifeboat.backup.plugins.module_utils._restore.payload import PayloadProcess
 with open(sys.argv[2], "rb") as handle:
     payload = PayloadProcess(handle, "none", True, [sys.argv[3]])
     payload.read(10)

@@ -31,8 +31,8 @@ import pickle
 import signal
 import struct
 
-from ._errors import BackupError
-from ._pipeline import open_payload
+from .._errors import BackupError
+from .._pipeline import open_payload
 
 BLOCK_SIZE = 1 << 20  # what the restore reads and writes at once
 SLOT_SIZE = 1 << 20  # one hand-over: large enough that the per-slot round trip is noise

@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Extracting an archive's members into staging: created without following symlinks, each file checked against
+the manifest while it is written."""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+import time
+
+from .._errors import IntegrityError
+from .._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
+from .._verify import manifest_member
+from .payload import BLOCK_SIZE, EMPTY_SHA256, write_all
+from .plan import check_archive_path, parent_of
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_TYPEFLAGS = {REGULAR: "file", b"\0": "file", b"7": "file", HARDLINK: "hardlink", SYMLINK: "symlink", DIRECTORY: "dir",
+              b"3": "chardev", b"4": "blockdev", b"6": "fifo"}
+
+
+def _owner_resolver(numeric):
+    """uid/gid to apply: the recorded numbers, or (numeric_owner false) the local ids of the recorded names."""
+    if numeric:
+        return lambda member, record: (record["uid"], record["gid"])
+    users, groups = {}, {}
+
+    def lookup(cache, getter, name, fallback):
+        if name not in cache:
+            try:
+                cache[name] = getter(name)[2]
+            except KeyError:
+                cache[name] = None
+        found = cache[name] if name else None
+        return fallback if found is None else found
+
+    return lambda member, record: (lookup(users, pwd.getpwnam, member.uname, record["uid"]),
+                                   lookup(groups, grp.getgrnam, member.gname, record["gid"]))
+
+
+class Extractor:
+    """Streams the archive into the units' staging directories, checking every member against the manifest."""
+
+    def __init__(self, plan, units, owners, numeric_owner):
+        self.plan = plan
+        self.units = units
+        self.owners = owners
+        self.owner_of = _owner_resolver(numeric_owner)
+        self.records = plan.records
+        self.selected = plan.selected
+        self.staged_dirs = {}
+        self.seen = set()
+        self.written = {}
+        self.hashed = []  # the records of the files written, in the order of the hasher's keys
+        self.hash_last = None
+        self.directories = []
+        self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0, "bytes": 0}
+        self.now_ns = time.time_ns()
+
+    def staged_path(self, name):
+        """Where an archive path is built: <staging>/<unit base>/<rest>, through the staged directory above it."""
+        parent, _sep, base = name.rpartition("/")
+        directory = self.staged_dirs.get(parent)
+        if directory is not None:
+            return directory + "/" + base
+        unit = name
+        while unit not in self.units:
+            unit = parent_of(unit)
+        return self.units[unit].staged + name[len(unit):]
+
+    def run(self, payload, manifest_sha256):
+        """Extract the payload of a PayloadProcess, whose hasher checks every file's content."""
+        tar = TarReader(payload)
+        if hashlib.sha256(manifest_member(tar)).hexdigest() != manifest_sha256:
+            raise IntegrityError("the manifest changed since the restore was planned (the artifact was replaced?)",
+                                 stage="manifest")
+        self.hash_last = payload.hash_last
+        for member in tar:
+            self._member(tar, member)
+        payload.drain()
+        self._finish(payload.digests())
+
+    def _member(self, tar, member):
+        kind = _TYPEFLAGS.get(member.typeflag, "other")
+        name = member.name.rstrip("/") if kind == "dir" else member.name
+        record = self.records.get(name)
+        if record is None:
+            check_archive_path(name)
+            raise IntegrityError("member %s is not in the manifest; refusing to restore it" % name, stage="member")
+        if record["type"] != kind:
+            raise IntegrityError("member %s is a %s, the manifest says %s" % (name, kind, record["type"]),
+                                 stage="member")
+        if name in self.seen:
+            raise IntegrityError("member %s appears twice in the archive" % name, stage="member")
+        self.seen.add(name)
+        if kind == "file":
+            if member.size != record["size"]:
+                raise IntegrityError("member %s holds %d bytes, the manifest says %d"
+                                     % (name, member.size, record["size"]), stage="member")
+        elif kind != "dir" and member.linkname != record.get("target"):
+            raise IntegrityError("member %s links to %s, the manifest says %s"
+                                 % (name, member.linkname, record.get("target")), stage="member")
+        if name in self.selected:
+            self._create(tar, member, record, name, self.staged_path(name))
+        elif name in self.plan.link_sources:
+            unit = self.units[self._unit_of(self.plan.link_sources[name])]
+            self._write_file(tar, member, record, os.path.join(unit.staging, ".link-source-%d" % len(self.written)))
+
+    def _unit_of(self, name):
+        while name not in self.units:
+            name = parent_of(name)
+        return name
+
+    def _create(self, tar, member, record, name, path):
+        kind = record["type"]
+        if kind == "file":
+            self._write_file(tar, member, record, path)
+            self.counts["files"] += 1
+        elif kind == "dir":
+            os.mkdir(path, 0o700)  # opened up once everything below it is written
+            self.directories.append((path, member, record))
+            self.staged_dirs[name] = path
+            self.counts["dirs"] += 1
+        elif kind == "symlink":
+            os.symlink(record["target"], path)
+            if self.owners:
+                os.lchown(path, *self.owner_of(member, record))
+            os.utime(path, ns=(self.now_ns, record["mtime_ns"]), follow_symlinks=False)
+            self.counts["symlinks"] += 1
+        else:
+            source = self.written.get(record["target"])
+            if source is None:
+                raise IntegrityError("member %s is a hard link to %s, which does not come before it in the "
+                                     "archive" % (name, record["target"]), stage="member")
+            os.link(source, path, follow_symlinks=False)
+            self.counts["hardlinks"] += 1
+
+    def _write_file(self, tar, member, record, path):
+        """Create the file and write the member's data, which the hasher hashes under the file's number."""
+        key, read, hash_last = len(self.hashed), tar.read, self.hash_last
+        self.hashed.append(record)
+        fd = os.open(path, _CREATE_FLAGS, 0o600)
+        try:
+            chunk = read(BLOCK_SIZE)
+            while chunk:
+                hash_last(key)
+                write_all(fd, chunk)
+                chunk = read(BLOCK_SIZE)
+            if self.owners:
+                os.fchown(fd, *self.owner_of(member, record))
+            os.fchmod(fd, record["mode"])
+            os.utime(fd, ns=(self.now_ns, record["mtime_ns"]))
+        finally:
+            os.close(fd)
+        self.written[record["path"]] = path
+        self.counts["bytes"] += record["size"]
+
+    def _finish(self, digests):
+        mismatched = sorted(record["path"] for key, record in enumerate(self.hashed)
+                            if digests.get(key, EMPTY_SHA256) != record["sha256"])
+        if mismatched:
+            raise IntegrityError("member %s does not match its SHA-256 in the manifest (%d member(s) differ); "
+                                 "nothing was restored" % (mismatched[0], len(mismatched)), stage="member")
+        wanted = set(self.plan.selected) | set(self.plan.link_sources)
+        missing = sorted(wanted - self.seen)
+        if missing:
+            raise IntegrityError("%d manifest entries are missing from the archive, first %s; nothing was restored"
+                                 % (len(missing), missing[0]), stage="member")
+
+    def set_directory_metadata(self):
+        """Deepest first: setting a directory's mtime must come after everything is created inside it."""
+        for path, member, record in reversed(self.directories):
+            if self.owners:
+                os.chown(path, *self.owner_of(member, record), follow_symlinks=False)
+            os.chmod(path, record["mode"], follow_symlinks=False)
+            os.utime(path, ns=(self.now_ns, record["mtime_ns"]), follow_symlinks=False)

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What to restore: the request the module and the on-host command build, and the backup it names."""
+
+from __future__ import annotations
+
+import os
+
+from .. import _catalog
+from .._age import recipient_from_identity
+from .._errors import NotFoundError, UsageError
+
+SAFETY_TAG = "safety"
+
+
+class RestoreRequest:
+    """Which backup, how to open it, and where to put it; the module and the on-host command build one."""
+
+    def __init__(self, path=None, backup_dir=_catalog.DEFAULT_BACKUP_DIR, backup_id=None, job=None, latest=False,
+                 deploy_id=None, identities=None, passphrase=None, safety_backup=True, dest=None, include=(),
+                 delete_extra=False, numeric_owner=True, preserve_special=False, target_database=None,
+                 connection=None, lock_timeout=0.0, kind=None, database=None):
+        self.path = path
+        self.backup_dir = os.path.abspath(backup_dir) if backup_dir else None
+        self.backup_id = backup_id
+        self.job = job
+        self.latest = latest
+        self.deploy_id = deploy_id
+        if kind not in (None, "files", "database") or (database and kind == "files"):
+            raise UsageError("kind is files or database (database: NAME implies database)")
+        self.kind = kind
+        self.database = database
+        self.identities = list(identities or [])
+        self.passphrase = passphrase
+        if self.identities and passphrase:
+            raise UsageError("give either identity or passphrase, not both")
+        self.safety_backup = safety_backup
+        if dest is not None and not os.path.isabs(dest):
+            raise UsageError("dest must be an absolute path: %s" % dest)
+        self.dest = os.path.normpath(dest) if dest else None
+        self.include = list(include or ())
+        self.delete_extra = delete_extra
+        self.numeric_owner = numeric_owner
+        self.preserve_special = preserve_special
+        self.target_database = target_database
+        self.connection = dict(connection or {})
+        self.lock_timeout = lock_timeout
+
+
+def select_backup(request):
+    """(artifact path, metadata or None) of the backup the request names."""
+    if request.path:
+        return _catalog.locate(path=request.path)
+    if request.backup_id:
+        return _catalog.locate(request.backup_dir, request.backup_id)
+    if not request.job or not (request.latest or request.deploy_id):
+        raise UsageError("name the backup with path, with backup_dir and id, or with backup_dir, job and "
+                         "latest: true or deploy_id")
+    newest = {}  # series -> newest backup of it; list_metadata gives the newest first
+    for metadata in _catalog.list_metadata(request.backup_dir, _catalog.check_job_name(request.job)):
+        if SAFETY_TAG in (metadata.get("tags") or []):
+            continue  # a restore's own safety backup is never what "the latest backup" means
+        if request.deploy_id and metadata.get("deploy_id") != request.deploy_id:
+            continue
+        if _wanted_series(request, metadata):
+            newest.setdefault(_catalog.series_key(metadata), metadata)
+    deploy = " with deploy id %s" % request.deploy_id if request.deploy_id else ""
+    if not newest:
+        raise NotFoundError("job %s has no backup%s%s in %s"
+                            % (request.job, _series_phrase(request), deploy, request.backup_dir))
+    if len(newest) > 1:
+        found = ", ".join("%s (%s)" % (series, newest[series]["id"]) for series in sorted(newest))
+        raise UsageError("job %s has backups%s of %s: say which with kind: files, or database: NAME"
+                         % (request.job, deploy, found))
+    return _catalog.locate(request.backup_dir, next(iter(newest.values()))["id"])
+
+
+def _wanted_series(request, metadata):
+    """Whether a backup is of the kind (and database) the request asks for; a job may have several series."""
+    kind = "database" if request.database else request.kind
+    if kind and metadata.get("kind") != kind:
+        return False
+    return not request.database or metadata.get("database") in (request.database, os.path.abspath(request.database))
+
+
+def _series_phrase(request):
+    if request.database:
+        return " of database %s" % request.database
+    return " of its %s" % ("files" if request.kind == "files" else "databases") if request.kind else ""
+
+
+def catalog_dir(artifact, metadata, request):
+    """The catalog the backup lives in: safety backups go next to it."""
+    if metadata is not None:
+        return os.path.dirname(os.path.dirname(metadata["_metadata_path"]))
+    return request.backup_dir or os.path.dirname(os.path.dirname(artifact))
+
+
+def safety_encryption(metadata, request):
+    """(recipients, passphrase) for a safety backup: whoever could read the backup can read its safety copy."""
+    recipients = list(((metadata or {}).get("encryption") or {}).get("recipients") or [])
+    if not recipients and request.identities:
+        recipients = [recipient_from_identity(identity) for identity in request.identities]
+    return recipients, (None if recipients else request.passphrase)
