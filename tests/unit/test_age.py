@@ -15,6 +15,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age
+from ansible_collections.lifeboat.backup.plugins.module_utils._age.header import b64encode, encode_header
+from ansible_collections.lifeboat.backup.plugins.module_utils._age.keys import recipient_key
+from ansible_collections.lifeboat.backup.plugins.module_utils._age.recipients import _x25519_stanza
+from ansible_collections.lifeboat.backup.plugins.module_utils._age.stream import _CHUNK_NONCE, _payload_cipher
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import CryptoError, UsageError
 
 CHUNK = _age.CHUNK_SIZE
@@ -377,8 +381,8 @@ def test_inserted_stanza_breaks_the_mac():
 
 
 def test_file_key_that_does_not_match_the_mac():
-    stanza = _age._x25519_stanza(os.urandom(16), _age._recipient_key(RECIPIENT))
-    blob = _age._header(os.urandom(16), [stanza]) + os.urandom(16 + 32)
+    stanza = _x25519_stanza(os.urandom(16), recipient_key(RECIPIENT))
+    blob = encode_header(os.urandom(16), [stanza]) + os.urandom(16 + 32)
     with pytest.raises(CryptoError, match=re.escape("header is corrupted (MAC mismatch)")):
         decrypt(blob)
 
@@ -393,7 +397,7 @@ def test_scrypt_work_factor_above_the_limit_is_refused():
 
 def test_scrypt_stanza_must_be_alone():
     blob = encrypt(b"x", passphrase=PASSPHRASE)
-    stanza = _age._x25519_stanza(os.urandom(16), _age._recipient_key(RECIPIENT))
+    stanza = _x25519_stanza(os.urandom(16), recipient_key(RECIPIENT))
     blob = blob.replace(b"\n--- ", b"\n" + stanza + b"--- ", 1)
     with pytest.raises(CryptoError, match="passphrase stanza must be the only stanza"):
         decrypt(blob, passphrase=PASSPHRASE)
@@ -425,7 +429,7 @@ def test_low_order_ephemeral_share_is_refused():
     blob = encrypt(b"x")
     share = blob.split(b"\n")[1].split(b" ")[2]
     with pytest.raises(CryptoError, match="low-order"):
-        decrypt(blob.replace(share, _age._b64encode(bytes(32)), 1))
+        decrypt(blob.replace(share, b64encode(bytes(32)), 1))
 
 
 # --- damaged payloads ---------------------------------------------------------------------------------------
@@ -500,11 +504,11 @@ def test_trailing_data_after_a_short_final_chunk_fails_authentication():
 
 def test_empty_final_chunk_after_a_full_one_is_refused():
     file_key, nonce = os.urandom(16), os.urandom(16)
-    stanza = _age._x25519_stanza(file_key, _age._recipient_key(RECIPIENT))
-    cipher = _age._payload_cipher(file_key, nonce)
-    payload = (cipher.encrypt(_age._CHUNK_NONCE.pack(0, False), bytes(CHUNK), None)
-               + cipher.encrypt(_age._CHUNK_NONCE.pack(1, True), b"", None))
-    blob = _age._header(file_key, [stanza]) + nonce + payload
+    stanza = _x25519_stanza(file_key, recipient_key(RECIPIENT))
+    cipher = _payload_cipher(file_key, nonce)
+    payload = (cipher.encrypt(_CHUNK_NONCE.pack(0, False), bytes(CHUNK), None)
+               + cipher.encrypt(_CHUNK_NONCE.pack(1, True), b"", None))
+    blob = encode_header(file_key, [stanza]) + nonce + payload
     with pytest.raises(CryptoError, match="final chunk is empty"):
         decrypt(blob)
 
