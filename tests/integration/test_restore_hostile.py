@@ -10,7 +10,6 @@ holds what it held before, and the place a hostile link points to stays empty.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import stat
 import tarfile
@@ -25,6 +24,11 @@ IDENTITY, RECIPIENT = _age.generate_identity()
 MTIME_NS = 1_600_000_000_000_000_000
 
 
+def _blocks(info, data=b""):
+    """A member as tarfile writes it (a pax header when needed, the ustar header, the data and its padding)."""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + data + bytes(-len(data) % tarfile.BLOCKSIZE)
+
+
 class Entry:
     """One crafted member: what goes into the tar, and (unless in_manifest is False) its manifest record."""
 
@@ -36,6 +40,9 @@ class Entry:
         self.mode = mode
         self.in_manifest = in_manifest
         self.record_name = record_name or name
+
+    def blocks(self):
+        return _blocks(self.tarinfo(), self.data if self.kind == "file" else b"")
 
     def tarinfo(self):
         info = tarfile.TarInfo(self.name)
@@ -65,12 +72,12 @@ def craft_backup(backup_dir, job, sources, entries, backup_id=None):
     manifest, manifest_sha256 = _manifest.build_manifest(
         [entry.record() for entry in entries if entry.in_manifest], sources)
     with ArtifactWriter(os.path.join(directory, name), "zstd", recipients=[RECIPIENT]) as writer:
-        with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            info = tarfile.TarInfo(_manifest.MANIFEST_NAME)
-            info.size = len(manifest)
-            tar.addfile(info, io.BytesIO(manifest))
-            for entry in entries:
-                tar.addfile(entry.tarinfo(), io.BytesIO(entry.data) if entry.kind == "file" else None)
+        info = tarfile.TarInfo(_manifest.MANIFEST_NAME)
+        info.size = len(manifest)
+        writer.write(_blocks(info, manifest))
+        for entry in entries:
+            writer.write(entry.blocks())
+        writer.write(bytes(2 * tarfile.BLOCKSIZE))
         written = writer.commit()
     metadata = {"format": 1, "id": backup_id, "job": job, "kind": "files", "created_at": "2024-01-01T00:00:00Z",
                 "sources": sources, "artifact": name, "sha256": written["sha256"], "size": written["size"],
