@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import zlib
 
 from ._errors import IntegrityError, MissingDependencyError, UsageError
 
@@ -163,7 +164,7 @@ class _CheckedReader:
     def _checked(self, method, argument):
         try:
             return method(argument)
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, zlib.error) as exc:  # zlib.error: a damaged deflate block
             raise IntegrityError("the %s stream is corrupted or truncated: %s" % (self._algorithm, exc),
                                  stage="decompress") from exc
         except Exception as exc:  # zstandard.ZstdError does not derive from OSError

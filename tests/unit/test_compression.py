@@ -42,6 +42,14 @@ def test_truncated_stream_is_an_integrity_error(algorithm):
             pass
 
 
+def test_a_damaged_deflate_block_is_an_integrity_error():
+    # A gzip header, then a final deflate block of the reserved type 3.
+    packed = _compression.GZIP_MAGIC + b"\x08\x00" + bytes(4) + b"\x00\xff" + b"\x07" + bytes(16)
+    reader = _compression.open_decompressor("gzip", io.BytesIO(packed))
+    with pytest.raises(IntegrityError, match="the gzip stream is corrupted or truncated: .*invalid block type"):
+        reader.read(65536)
+
+
 def test_levels_are_checked():
     assert _compression.resolve_level("zstd", None) == 3
     with pytest.raises(UsageError, match="out of range for gzip"):
