@@ -1,14 +1,16 @@
 """Helpers shared by the tests: trees to back up, their fingerprints, the age CLI, a small tmpfs, an HTTP
-receiver, a thread that runs beside a with-block."""
+receiver, a thread that runs beside a with-block, a time and memory bound on a block."""
 
 import contextlib
 import hashlib
 import http.server
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import threading
+import tracemalloc
 
 import pytest
 
@@ -135,3 +137,31 @@ class BackgroundThread(threading.Thread):
     def __exit__(self, *exc):
         self.stop.set()
         self.join(self.JOIN_TIMEOUT)
+
+
+class Overrun(BaseException):
+    """Raised into a block that runs past its time: no engine handler (except Exception) can swallow it."""
+
+
+def _overrun(_signum, _frame):
+    raise Overrun("the block did not end in time (an endless loop?)")
+
+
+@contextlib.contextmanager
+def bounded(seconds=1.0, memory=16 << 20):
+    """The block must end within seconds, and its allocations peak below memory bytes.
+
+    SIGALRM interrupts a loop that would never end (pytest, and its xdist workers, run tests in the main
+    thread); tracemalloc sees the buffers that zstandard and zlib allocate through Python as well.
+    """
+    previous = signal.signal(signal.SIGALRM, _overrun)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    tracemalloc.start()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak <= memory, "the block allocated %d bytes at its peak, more than %d" % (peak, memory)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import zlib
 
 from ._errors import IntegrityError, MissingDependencyError, UsageError
 
@@ -27,6 +28,11 @@ SUFFIXES = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_READ_SIZE = 1 << 20  # compressed bytes decompressed at once
+# Decompressed bytes one read() returns at most: zstandard and GzipFile allocate the size asked for up front.
+MAX_READ = 1 << 22
+# The largest window a zstd frame may ask for, what `zstd -d` accepts without --memory: the decompressor
+# allocates it, whatever a hostile frame header claims, and the writer's levels use 8 MiB at most.
+ZSTD_MAX_WINDOW = 1 << 27
 
 
 def _require_zstandard():
@@ -150,7 +156,7 @@ class _CheckedReader:
         return True
 
     def read(self, size=-1):
-        return self._checked(self._reader.read, size)
+        return self._checked(self._reader.read, MAX_READ if size is not None and size > MAX_READ else size)
 
     def readinto(self, view):
         return self._checked(self._reader.readinto, view)
@@ -158,7 +164,7 @@ class _CheckedReader:
     def _checked(self, method, argument):
         try:
             return method(argument)
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, zlib.error) as exc:  # zlib.error: a damaged deflate block
             raise IntegrityError("the %s stream is corrupted or truncated: %s" % (self._algorithm, exc),
                                  stage="decompress") from exc
         except Exception as exc:  # zstandard.ZstdError does not derive from OSError
@@ -251,8 +257,8 @@ class _ZstdStrictReader:
 
     def __init__(self, source):
         self._frames = _ZstdFrameWalker(source)
-        self._reader = zstandard.ZstdDecompressor().stream_reader(self._frames, read_size=ZSTD_READ_SIZE,
-                                                                  read_across_frames=True)
+        decompressor = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+        self._reader = decompressor.stream_reader(self._frames, read_size=ZSTD_READ_SIZE, read_across_frames=True)
 
     def read(self, size=-1):
         data = self._reader.read(size)

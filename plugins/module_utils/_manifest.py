@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from json.encoder import encode_basestring_ascii
 
+from ._errors import IntegrityError
 from ._fileio import hash_file
 
 MANIFEST_NAME = ".lifeboat-manifest.json"
@@ -24,6 +26,14 @@ FORMAT = "lifeboat-manifest/1"
 _RECORD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 # A file's line, exactly as _RECORD_ENCODER writes it (sorted keys), in a quarter of the time: most lines are files.
 _FILE_LINE = '{"gid":%d,"mode":%d,"mtime_ns":%d,"path":%s,"sha256":"%s","size":%d,"type":"file","uid":%d}'
+# The fields every record must have, then those of its type: (name, JSON type, lowest, highest value).
+_FIELDS = (("path", str, None, None), ("type", str, None, None), ("mode", int, 0, 0o7777),
+           ("uid", int, 0, 2 ** 32 - 1), ("gid", int, 0, 2 ** 32 - 1), ("mtime_ns", int, -2 ** 63, 2 ** 63 - 1))
+_TYPE_FIELDS = {"file": (("size", int, 0, 2 ** 63 - 1), ("sha256", str, None, None)),
+                "symlink": (("target", str, None, None),), "hardlink": (("target", str, None, None),)}
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_JSON_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array",
+               dict: "an object"}
 
 
 def entry_record(entry, sha256=None):
@@ -79,14 +89,81 @@ def build_manifest(records, sources):
     return header.encode("utf-8") + b"\n" + body + (b"\n" if lines else b""), hashlib.sha256(body).hexdigest()
 
 
+def _manifest_error(number, problem):
+    return IntegrityError("manifest line %d %s" % (number, problem), stage="manifest")
+
+
+def _described(value):
+    """What a JSON value is, for a message: 'a string "0755"', 'null'."""
+    if value is None:
+        return "null"
+    text = json.dumps(value)
+    return "%s %s" % (_JSON_TYPES[type(value)], text if len(text) <= 40 else text[:37] + "...")
+
+
+def _is_a(value, kind):
+    """isinstance, but a JSON true or false is no integer (bool is a subclass of int)."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _check_record(record, number):
+    """Refuse a record whose fields restore and verify could not use as they are: each must have its JSON type,
+    a number its range."""
+    if not isinstance(record, dict):
+        raise _manifest_error(number, "is %s, not an entry object" % _described(record))
+    where = "(%r)" % record["path"] if isinstance(record.get("path"), str) else "(no path)"
+    kind = record.get("type")
+    for name, expected, low, high in (_FIELDS + _TYPE_FIELDS.get(kind, ())) if isinstance(kind, str) else _FIELDS:
+        if name not in record:
+            raise _manifest_error(number, "%s has no %s field" % (where, name))
+        value = record[name]
+        if not _is_a(value, expected):
+            raise _manifest_error(number, "%s has %s as its %s; it must be %s"
+                                  % (where, _described(value), name, _JSON_TYPES[expected]))
+        if low is not None and not low <= value <= high:
+            raise _manifest_error(number, "%s has %d as its %s; it must lie between %d and %d"
+                                  % (where, value, name, low, high))
+    if kind == "file" and _SHA256.match(record["sha256"]) is None:
+        raise _manifest_error(number, "%s has %s as its sha256; it must be 64 lowercase hex digits"
+                              % (where, _described(record["sha256"])))
+
+
+def _loads(text, number):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _manifest_error(number, "is not valid JSON (%s)" % exc) from None
+
+
+def _line_entry(line, number):
+    entries = _loads("[" + line + "]", number)
+    if len(entries) != 1:
+        raise _manifest_error(number, "holds %d entries; a line holds one" % len(entries))
+    return entries[0]
+
+
 def parse_manifest(data):
-    """Return (header, list of records) from manifest bytes."""
+    """Return (header, list of records) from manifest bytes; anything restore or verify could not use as it is
+    raises IntegrityError naming the line."""
     lines = data.decode("utf-8", "surrogateescape").splitlines()
-    header = json.loads(lines[0]) if lines else {}
+    header = _loads(lines[0], 1) if lines else {}
+    if not isinstance(header, dict):
+        raise _manifest_error(1, "is %s, not the header object" % _described(header))
     if header.get("format") != FORMAT:
-        raise ValueError("unknown manifest format %r" % header.get("format"))
-    entries = [line for line in lines[1:] if line]
-    records = json.loads("[" + ",".join(entries) + "]")  # one call instead of one per line: 2-3x faster
-    if len(records) != len(entries):
-        raise ValueError("a manifest line holds more than one entry")
+        raise IntegrityError("unknown manifest format %s" % _described(header.get("format")), stage="manifest")
+    sources = header.get("sources")
+    if not isinstance(sources, list) or not all(isinstance(source, str) for source in sources):
+        raise _manifest_error(1, "has %s as its sources; they must be an array of strings" % _described(sources))
+    numbers = [number for number, line in enumerate(lines[1:], 2) if line]
+    try:  # one call for all lines is 2-3x faster than one per line
+        records = json.loads("[" + ",".join(lines[number - 1] for number in numbers) + "]")
+    except (ValueError, RecursionError):
+        records = None
+    if records is None or len(records) != len(numbers):  # line by line, to name the line at fault
+        records = [_line_entry(lines[number - 1], number) for number in numbers]
+    entries = header.get("entries")
+    if not _is_a(entries, int) or entries != len(records):
+        raise _manifest_error(1, "counts %s entries, but %d lines follow" % (_described(entries), len(records)))
+    for number, record in zip(numbers, records):
+        _check_record(record, number)
     return header, records

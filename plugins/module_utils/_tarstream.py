@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import grp
 import pwd
+import re
 import struct
 
 from ._errors import IntegrityError
@@ -22,6 +23,15 @@ ZERO_BLOCK = b"\0" * BLOCK
 REGULAR, HARDLINK, SYMLINK, DIRECTORY, PAX, PAX_GLOBAL = b"0", b"1", b"2", b"5", b"x", b"g"
 GNU_LONGNAME, GNU_LONGLINK = b"L", b"K"
 _MAX_OCTAL = {8: 0o7777777, 12: 0o77777777777}
+# What the pax records and GNU long names before one member may hold together: they are read whole, so this
+# bounds the reader's memory whatever a header claims. bsdtar refuses a GNU long name over 1 MiB too.
+MAX_EXTENDED_HEADER = 1 << 20
+# The pax keys the reader uses, with the syntax of their values; others are skipped.
+_PAX_NUMBER = re.compile(rb"([0-9]{1,20})\Z")
+_PAX_TIME = re.compile(rb"(-?[0-9]{1,20})(\.[0-9]*)?\Z")
+_PAX_KEYS = {"path": None, "linkpath": None, "size": _PAX_NUMBER, "uid": _PAX_NUMBER, "gid": _PAX_NUMBER,
+             "mtime": _PAX_TIME}
+_PAX_LENGTH_DIGITS = 8  # a record's length, in decimal, before its space: MAX_EXTENDED_HEADER has 7 digits
 
 
 def _fits_ustar_name(data, limit=100):
@@ -164,28 +174,32 @@ class Member:
         self._block, self._overrides, self._offset = block, overrides, offset
 
     def _number(self, start, end, field):
-        """A numeric field: from the PAX header when it gives one, else the octal one of the block."""
+        """A numeric field: from the pax header when it gives one, else the octal one of the block."""
         value = self._overrides.get(field)
-        return _parse_octal(self._block[start:end], field, self._offset) if value is None else value
+        if value is None:
+            value = _parse_octal(self._block[start:end])
+            if value is None:
+                raise _header_error(self._offset, self.name, "has an invalid %s field" % field)
+        return value
 
     def _text(self, start, end):
         return self._block[start:end].split(b"\0", 1)[0].decode("utf-8", "replace")
 
     @property
     def mode(self):
-        return _parse_octal(self._block[100:108], "mode", self._offset)
+        return self._number(100, 108, "mode")
 
     @property
     def uid(self):
-        return int(self._number(108, 116, "uid"))
+        return self._number(108, 116, "uid")
 
     @property
     def gid(self):
-        return int(self._number(116, 124, "gid"))
+        return self._number(116, 124, "gid")
 
     @property
     def mtime(self):
-        return int(float(self._number(136, 148, "mtime")))
+        return self._number(136, 148, "mtime")
 
     @property
     def linkname(self):
@@ -206,25 +220,60 @@ class Member:
                 DIRECTORY: "dir", b"3": "chardev", b"4": "blockdev", b"6": "fifo"}.get(self.typeflag, "other")
 
 
-def _parse_octal(raw, what, offset):
-    if raw and raw[0] & 0x80:  # base-256, as GNU tar writes values too big for octal
-        return int.from_bytes(bytes([raw[0] & 0x7F]) + raw[1:], "big")
-    try:
-        return int(raw.strip(b"\0 ") or b"0", 8)
-    except ValueError:
-        raise IntegrityError("tar header at byte %d has an invalid %s field" % (offset, what), stage="untar")
+def _parse_octal(raw):
+    """A numeric field: octal digits up to a NUL, or base-256 as GNU tar writes what octal cannot hold; None if
+    neither (int() alone would take a sign, '_' or '0o')."""
+    if raw[:1] == b"\x80":
+        return int.from_bytes(raw[1:], "big")
+    if raw[:1] == b"\xff":
+        return int.from_bytes(raw, "big", signed=True)
+    digits = raw.split(b"\0", 1)[0].strip()
+    if not digits:
+        return 0
+    if digits.isdigit():
+        try:
+            return int(digits, 8)
+        except ValueError:  # an 8 or a 9
+            pass
+    return None
 
 
-def _parse_pax(data):
-    fields = {}
+def _header_error(offset, name, problem):
+    return IntegrityError("tar header at byte %d (%r) %s" % (offset, name, problem), stage="untar")
+
+
+def _block_name(block):
+    return block[0:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _parse_pax(data, overrides, offset, name):
+    """Apply a pax header's records ("LENGTH KEY=VALUE\\n") to overrides; an empty value removes the key (POSIX)."""
     pos = 0
     while pos < len(data):
-        space = data.index(b" ", pos)
-        length = int(data[pos:space])
-        key, value = data[space + 1:pos + length - 1].split(b"=", 1)
-        fields[key.decode("utf-8", "replace")] = value
-        pos += length
-    return fields
+        space = data.find(b" ", pos, pos + _PAX_LENGTH_DIGITS + 1)
+        if space < 0 or not data[pos:space].isdigit():
+            raise _header_error(offset, name, "has a malformed pax record at byte %d of its data (no length)" % pos)
+        end = pos + int(data[pos:space])
+        if not space + 2 < end <= len(data) or data[end - 1] != 0x0A:
+            raise _header_error(offset, name, "has a malformed pax record at byte %d of its data (its length %d "
+                                "does not end at a newline within the header)" % (pos, end - pos))
+        key, equals, value = data[space + 1:end - 1].partition(b"=")
+        if not equals or not key:
+            raise _header_error(offset, name, "has a malformed pax record at byte %d of its data (no key=value)"
+                                % pos)
+        key = key.decode("utf-8", "replace")
+        if key in _PAX_KEYS:
+            syntax = _PAX_KEYS[key]
+            if not value:
+                overrides.pop(key, None)
+            elif syntax is None:
+                overrides[key] = value
+            else:
+                match = syntax.match(value)
+                if match is None:
+                    raise _header_error(offset, name, "has an invalid pax %s value %r" % (key, value[:40]))
+                overrides[key] = int(match.group(1))
+        pos = end
 
 
 class TarReader:
@@ -282,20 +331,27 @@ class TarReader:
     def __next__(self):
         self._skip_rest()
         overrides = {}
+        extended = 0
         while True:
             start = self.offset
             block = self._read_exact(BLOCK)
             if block == ZERO_BLOCK:
                 raise StopIteration
-            if _parse_octal(block[148:156], "checksum", start) != sum(block) - sum(block[148:156]) + 256:
-                raise IntegrityError("tar header at byte %d has a bad checksum (corrupted archive)" % start,
-                                     stage="untar")
+            if _parse_octal(block[148:156]) != sum(block) - sum(block[148:156]) + 256:
+                raise _header_error(start, _block_name(block), "has a bad checksum (corrupted archive)")
             typeflag = block[156:157]
-            size = _parse_octal(block[124:136], "size", start)
+            size = _parse_octal(block[124:136])
+            if size is None or size < 0:
+                raise _header_error(start, _block_name(block), "has an invalid size field")
             if typeflag in (PAX, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
+                extended += size
+                if extended > MAX_EXTENDED_HEADER:
+                    raise _header_error(start, _block_name(block), "brings the extended headers (pax records, long "
+                                        "names) before one member to %d bytes; more than %d are refused"
+                                        % (extended, MAX_EXTENDED_HEADER))
                 data = self._read_exact(size + len(_padding(size)))[:size]
                 if typeflag == PAX:
-                    overrides.update(_parse_pax(data))
+                    _parse_pax(data, overrides, start, _block_name(block))
                 elif typeflag == GNU_LONGNAME:
                     overrides["path"] = data.rstrip(b"\0")
                 elif typeflag == GNU_LONGLINK:
@@ -308,8 +364,7 @@ class TarReader:
         if block[257:263] == b"ustar\x00" and block[345]:
             name = block[345:500].split(b"\0", 1)[0] + b"/" + name
         name = overrides.get("path", name)
-        if "size" in overrides:
-            size = int(overrides["size"])
+        size = overrides.get("size", size)
         if typeflag in (HARDLINK, SYMLINK, DIRECTORY):
             size = 0
         self._remaining = size

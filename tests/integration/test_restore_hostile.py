@@ -10,19 +10,26 @@ holds what it held before, and the place a hostile link points to stays empty.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import stat
 import tarfile
 
 import pytest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog, _manifest, _restore
+from testlib import bounded
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import (
+    _age, _catalog, _manifest, _restore, _tarstream, _verify)
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 from ansible_collections.lifeboat.backup.plugins.module_utils._pipeline import ArtifactWriter
 
 IDENTITY, RECIPIENT = _age.generate_identity()
 MTIME_NS = 1_600_000_000_000_000_000
+
+
+def _blocks(info, data=b""):
+    """A member as tarfile writes it (a pax header when needed, the ustar header, the data and its padding)."""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + data + bytes(-len(data) % tarfile.BLOCKSIZE)
 
 
 class Entry:
@@ -36,6 +43,9 @@ class Entry:
         self.mode = mode
         self.in_manifest = in_manifest
         self.record_name = record_name or name
+
+    def blocks(self):
+        return _blocks(self.tarinfo(), self.data if self.kind == "file" else b"")
 
     def tarinfo(self):
         info = tarfile.TarInfo(self.name)
@@ -57,20 +67,34 @@ class Entry:
         return record
 
 
-def craft_backup(backup_dir, job, sources, entries, backup_id=None):
-    """Write a backup the catalog accepts: tarfile members behind the engine's manifest, age, sidecars."""
+class Crafted(Entry):
+    """A file whose member comes after the given raw blocks: a hostile header of its own."""
+
+    def __init__(self, name, data, header):
+        super().__init__(name, "file", data)
+        self.header = header
+
+    def blocks(self):
+        return self.header + super().blocks()
+
+
+def craft_backup(backup_dir, job, sources, entries, backup_id=None, edit_manifest=None):
+    """Write a backup the catalog accepts: tarfile members behind the engine's manifest (changed by
+    edit_manifest), age, sidecars."""
     backup_id = backup_id or "%s-20240101T000000Z" % job
     directory = _catalog.ensure_dir(_catalog.job_dir(str(backup_dir), job))
     name = backup_id + ".tar.zst.age"
     manifest, manifest_sha256 = _manifest.build_manifest(
         [entry.record() for entry in entries if entry.in_manifest], sources)
+    if edit_manifest is not None:
+        manifest = edit_manifest(manifest)
     with ArtifactWriter(os.path.join(directory, name), "zstd", recipients=[RECIPIENT]) as writer:
-        with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            info = tarfile.TarInfo(_manifest.MANIFEST_NAME)
-            info.size = len(manifest)
-            tar.addfile(info, io.BytesIO(manifest))
-            for entry in entries:
-                tar.addfile(entry.tarinfo(), io.BytesIO(entry.data) if entry.kind == "file" else None)
+        info = tarfile.TarInfo(_manifest.MANIFEST_NAME)
+        info.size = len(manifest)
+        writer.write(_blocks(info, manifest))
+        for entry in entries:
+            writer.write(entry.blocks())
+        writer.write(bytes(2 * tarfile.BLOCKSIZE))
         written = writer.commit()
     metadata = {"format": 1, "id": backup_id, "job": job, "kind": "files", "created_at": "2024-01-01T00:00:00Z",
                 "sources": sources, "artifact": name, "sha256": written["sha256"], "size": written["size"],
@@ -181,6 +205,76 @@ def test_hostile_member_is_refused_and_nothing_is_written(case, place):
     assert named.lstrip("/") in str(refused.value) or named in str(refused.value)
     assert snapshot(place) == before
     assert os.listdir(place["outside"]) == []
+
+
+def _pax(records, claimed=None):
+    """A pax header for srv/app/evil.txt holding records, or claiming a size of its own."""
+    name = "PaxHeaders/srv/app/evil.txt"
+    size = len(records) if claimed is None else claimed
+    return _tarstream.build_header(name, _tarstream.PAX, size=size) + records + bytes(-len(records) % 512)
+
+
+HOSTILE_HEADERS = {
+    "pax record of length zero": (_pax(b"0 path=srv/app/evil.txt\n"), "has a malformed pax record at byte 0"),
+    "pax record without key=value": (_pax(b"9 pathab\n"),
+                                     "has a malformed pax record at byte 0 of its data (no key=value)"),
+    "pax size that is not a number": (_pax(b"12 size=abc\n"), "has an invalid pax size value b'abc'"),
+    # What a decompressed bomb hands out after a header that claims 2 GiB of pax records.
+    "pax header claiming 2 GiB": (_pax(bytes(64 << 20), claimed=2 << 30),
+                                  "brings the extended headers (pax records, long names) before one member to "
+                                  "2147483648 bytes; more than 1048576 are refused"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_HEADERS))
+def test_a_hostile_tar_header_is_refused_at_once_and_nothing_is_written(case, place):
+    header, problem = HOSTILE_HEADERS[case]
+    entries = base_entries() + [Crafted("srv/app/evil.txt", b"evil\n", header)]
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
+    before = snapshot(place)
+    with pytest.raises(IntegrityError) as refused:
+        with bounded(seconds=30, memory=32 << 20):
+            restore(place["backups"], backup_id, dest=place["dest"])
+    assert "tar header at byte " in str(refused.value)
+    assert "('PaxHeaders/srv/app/evil.txt') " + problem in str(refused.value)
+    assert snapshot(place) == before
+    assert os.listdir(place["outside"]) == []
+
+
+def _line(number, text):
+    """An edit of the manifest that puts text in place of its line number (1 is the header)."""
+    return lambda manifest: b"\n".join(text if index == number - 1 else line
+                                       for index, line in enumerate(manifest.split(b"\n")))
+
+
+MALFORMED_MANIFESTS = {
+    "mode as a string": (lambda manifest: manifest.replace(b'"mode":493', b'"mode":"0755"', 1),
+                         "manifest line 2 ('srv/app') has a string \"0755\" as its mode; it must be an integer"),
+    "record that is a list": (_line(3, b'["srv/app/keep.txt"]'),
+                              "manifest line 3 is an array [\"srv/app/keep.txt\"], not an entry object"),
+    "numeric path": (lambda manifest: manifest.replace(b'"path":"srv/app/keep.txt"', b'"path":5'),
+                     "manifest line 3 (no path) has an integer 5 as its path; it must be a string"),
+    "negative size": (lambda manifest: manifest.replace(b'"size":12', b'"size":-12'),
+                      "manifest line 3 ('srv/app/keep.txt') has -12 as its size; it must lie between 0 and"),
+    "boolean uid": (lambda manifest: manifest.replace(b'"uid":0}', b'"uid":true}', 1),
+                    "manifest line 2 ('srv/app') has a boolean true as its uid; it must be an integer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_MANIFESTS))
+def test_a_malformed_manifest_is_refused_by_restore_and_verify_and_nothing_is_written(case, place):
+    edit, problem = MALFORMED_MANIFESTS[case]
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], base_entries(), edit_manifest=edit)
+    before = snapshot(place)
+    with pytest.raises(IntegrityError) as refused:
+        restore(place["backups"], backup_id, dest=place["dest"])
+    assert problem in str(refused.value)
+    assert snapshot(place) == before
+    for level in ("full", "source"):
+        with pytest.raises(IntegrityError) as refused:
+            _verify.verify(backup_dir=str(place["backups"]), backup_id=backup_id, level=level,
+                           identities=[IDENTITY])
+        assert problem in str(refused.value)
 
 
 def test_setuid_is_restored_with_preserve_special(place):

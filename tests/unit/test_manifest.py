@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _manifest
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 
 # Paths as os.fsdecode gives them: any text, and undecodable bytes as lone surrogates.
 PATHS = st.text(st.characters(blacklist_categories=("Cs",)) | st.sampled_from(["\udc80", "\udcff", '"', "\\", "\n"]),
@@ -46,8 +47,86 @@ def test_a_built_manifest_parses_back_to_its_records_blank_lines_and_all(paths):
     assert (header["entries"], parsed) == (len(records), records)
 
 
+DIR = {"path": "srv", "type": "dir", "mode": 0o755, "uid": 0, "gid": 0, "mtime_ns": 1}
+FILE = {"path": "srv/a", "type": "file", "mode": 0o644, "uid": 1000, "gid": 1000, "mtime_ns": -5, "size": 3,
+        "sha256": "ab" * 32}
+LINK = {"path": "srv/l", "type": "symlink", "mode": 0o777, "uid": 0, "gid": 0, "mtime_ns": 1, "target": "a"}
+
+
+def _written(*records, **header):
+    """Manifest bytes as json.dumps writes them, whatever the records hold."""
+    head = dict({"format": _manifest.FORMAT, "sources": ["/srv"], "entries": len(records)}, **header)
+    return "".join(json.dumps(line) + "\n" for line in (head,) + records).encode()
+
+
+def test_every_kind_of_record_parses():
+    fifo = dict(DIR, path="srv/fifo", type="fifo")  # refused by restore, not by the parser
+    assert _manifest.parse_manifest(_written(DIR, FILE, LINK, fifo)) == (
+        {"format": _manifest.FORMAT, "sources": ["/srv"], "entries": 4}, [DIR, FILE, LINK, fifo])
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"mode": "0755"}, "('srv/a') has a string \"0755\" as its mode; it must be an integer"),
+    ({"mode": 0o10000}, "('srv/a') has 4096 as its mode; it must lie between 0 and 4095"),
+    ({"mode": 420.0}, "('srv/a') has a number 420.0 as its mode; it must be an integer"),
+    ({"uid": True}, "('srv/a') has a boolean true as its uid; it must be an integer"),
+    ({"gid": -1}, "('srv/a') has -1 as its gid; it must lie between 0 and 4294967295"),
+    ({"mtime_ns": 2 ** 63}, "('srv/a') has 9223372036854775808 as its mtime_ns; it must lie between"),
+    ({"size": -1}, "('srv/a') has -1 as its size; it must lie between 0 and 9223372036854775807"),
+    ({"size": None}, "('srv/a') has null as its size; it must be an integer"),
+    ({"sha256": "AB" * 32}, "('srv/a') has a string \"ABABABABABABABABABABABABABABABABABAB... as its sha256; "
+                            "it must be 64 lowercase hex digits"),
+    ({"sha256": ["ab"]}, "('srv/a') has an array [\"ab\"] as its sha256; it must be a string"),
+    ({"path": 5}, "(no path) has an integer 5 as its path; it must be a string"),
+    ({"type": ["file"]}, "('srv/a') has an array [\"file\"] as its type; it must be a string"),
+    ({"type": "symlink"}, "('srv/a') has no target field"),
+])
+def test_a_record_with_a_field_of_the_wrong_type_or_range_is_refused_naming_its_line_and_path(change, problem):
+    with pytest.raises(IntegrityError) as refused:
+        _manifest.parse_manifest(_written(DIR, dict(FILE, **change), LINK))
+    assert str(refused.value).startswith("manifest: manifest line 3 " + problem)
+
+
+def test_a_record_missing_a_field_is_refused():
+    record = dict(FILE)
+    del record["uid"]
+    with pytest.raises(IntegrityError, match=r"^manifest: manifest line 2 \('srv/a'\) has no uid field$"):
+        _manifest.parse_manifest(_written(record))
+
+
+@pytest.mark.parametrize("lines, problem", [
+    (b'["srv/a"]\n', "manifest line 2 is an array [\"srv/a\"], not an entry object"),
+    (b'"srv/a"\n', "manifest line 2 is a string \"srv/a\", not an entry object"),
+    (b'{"path": "srv/a"\n', "manifest line 2 is not valid JSON (Expecting ',' delimiter"),
+    (b"[" * 100_000 + b"\n", "manifest line 2 is not valid JSON (maximum recursion depth exceeded"),
+    (b'{"path": 1e999999}\n', "manifest line 2 (no path) has a number Infinity as its path; it must be a string"),
+])
+def test_a_line_that_is_not_an_entry_object_is_refused(lines, problem):
+    head = json.dumps({"format": _manifest.FORMAT, "sources": ["/srv"], "entries": 1}).encode() + b"\n"
+    with pytest.raises(IntegrityError) as refused:
+        _manifest.parse_manifest(head + lines)
+    assert problem in str(refused.value)
+
+
 def test_a_line_holding_two_entries_is_refused():
-    manifest, _digest = _manifest.build_manifest([{"path": "a", "type": "dir", "mode": 0o755, "uid": 0, "gid": 0,
-                                                   "mtime_ns": 1}], ["/src"])
-    with pytest.raises(ValueError, match="more than one entry"):
+    manifest, _digest = _manifest.build_manifest([DIR], ["/src"])
+    with pytest.raises(IntegrityError, match="manifest line 2 holds 2 entries; a line holds one"):
         _manifest.parse_manifest(manifest.rstrip(b"\n") + b',{"path":"b"}\n')
+
+
+@pytest.mark.parametrize("header, problem", [
+    (b"[]", "manifest line 1 is an array [], not the header object"),
+    (b'{"format": "tarball/2"}', "unknown manifest format a string \"tarball/2\""),
+    (json.dumps({"format": _manifest.FORMAT, "sources": "/srv", "entries": 1}).encode(),
+     "manifest line 1 has a string \"/srv\" as its sources; they must be an array of strings"),
+    (json.dumps({"format": _manifest.FORMAT, "sources": [7], "entries": 1}).encode(),
+     "manifest line 1 has an array [7] as its sources"),
+    (json.dumps({"format": _manifest.FORMAT, "sources": [], "entries": True}).encode(),
+     "manifest line 1 counts a boolean true entries, but 1 lines follow"),
+    (json.dumps({"format": _manifest.FORMAT, "sources": [], "entries": 2}).encode(),
+     "manifest line 1 counts an integer 2 entries, but 1 lines follow"),
+])
+def test_a_header_that_is_not_a_manifest_header_is_refused(header, problem):
+    with pytest.raises(IntegrityError) as refused:
+        _manifest.parse_manifest(header + b"\n" + json.dumps(FILE).encode() + b"\n")
+    assert problem in str(refused.value)
