@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 
-from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _prune, _restore, _restore_db, _verify
+from . import (_age, _alerts, _archive, _catalog, _dump, _health, _metrics, _option_groups, _prune, _restore, _restore_db,
+               _verify)
 from ._errors import BackupError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HEALTH, EXIT_LOCKED = 0, 1, 2, 3, 4
@@ -131,7 +132,7 @@ def run_job(config_dir, name, progress, lock_timeout=None):
         retention = {key: value for key, value in (job.get("retention") or {}).items() if key in RETENTION_KEYS}
         if retention:
             started = progress.step("prune %s" % name)
-            pruned = _prune.prune(backup_dir, _prune.build_policy(**retention), job=name,
+            pruned = _prune.prune(backup_dir, _option_groups.build_policy(**retention), job=name,
                                   lock_timeout=common["lock_timeout"])
             progress.done("prune %s: %d kept, %d removed" % (name, len(pruned["kept"]), len(pruned["removed"])),
                           started)

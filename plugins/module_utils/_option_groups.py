@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from ._catalog import DEFAULT_BACKUP_DIR
 from ._compression import ALGORITHMS
+from ._dump import ENGINES
+from ._dumpers import PG_FORMATS, ROW_COUNT_MODES
 from ._errors import BackupError
+from ._retention import Policy
 
 
 def output_spec():
@@ -50,6 +53,55 @@ def connection_spec():
         login_password=dict(type="str", no_log=True),
         login_unix_socket=dict(type="str"),
     )
+
+
+def archive_spec():
+    """What the archive module backs up and how the tree is walked."""
+    return dict(
+        paths=dict(type="list", elements="path", required=True),
+        exclude=dict(type="list", elements="str", default=[]),
+        exclude_if_present=dict(type="list", elements="str", default=[]),
+        respect_gitignore=dict(type="bool", default=False),
+        default_excludes=dict(type="bool", default=True),
+        skip_unchanged=dict(type="bool", default=False),
+        on_unreadable=dict(type="str", default="fail", choices=["fail", "warn"]),
+    )
+
+
+def dump_spec():
+    """Which database the dump module dumps, and how."""
+    return dict(
+        engine=dict(type="str", required=True, choices=list(ENGINES)),
+        database=dict(type="str", required=True),
+        format=dict(type="str", choices=list(PG_FORMATS)),
+        jobs=dict(type="int", default=1),
+        include_globals=dict(type="bool", default=False),
+        row_counts=dict(type="str", default="exact", choices=list(ROW_COUNT_MODES)),
+    )
+
+
+def retention_spec():
+    """What prune keeps."""
+    return dict(
+        keep_last=dict(type="int", default=0),
+        keep_hourly=dict(type="int", default=0),
+        keep_daily=dict(type="int", default=0),
+        keep_weekly=dict(type="int", default=0),
+        keep_monthly=dict(type="int", default=0),
+        keep_yearly=dict(type="int", default=0),
+        keep_within=dict(type="str"),
+        keep_tags=dict(type="list", elements="str", default=[]),
+        min_keep=dict(type="int", default=1),
+    )
+
+
+def build_policy(keep_last=0, keep_hourly=0, keep_daily=0, keep_weekly=0, keep_monthly=0, keep_yearly=0,
+                 keep_within=None, keep_tags=(), min_keep=1):
+    """A retention Policy from the module's option names; invalid values raise UsageError."""
+    policy = Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly, monthly=keep_monthly,
+                    yearly=keep_yearly, within=keep_within, tags=tuple(keep_tags or ()), min_keep=min_keep)
+    policy.validate()
+    return policy
 
 
 def run_module(module, action):

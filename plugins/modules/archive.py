@@ -160,19 +160,11 @@ skipped_unchanged:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._archive import ArchiveRequest, run_archive
-from ..module_utils._option_groups import encryption_spec, output_spec, run_module
+from ..module_utils._option_groups import archive_spec, encryption_spec, output_spec, run_module
 
 
 def main():
-    argument_spec = dict(
-        paths=dict(type="list", elements="path", required=True),
-        exclude=dict(type="list", elements="str", default=[]),
-        exclude_if_present=dict(type="list", elements="str", default=[]),
-        respect_gitignore=dict(type="bool", default=False),
-        default_excludes=dict(type="bool", default=True),
-        skip_unchanged=dict(type="bool", default=False),
-        on_unreadable=dict(type="str", default="fail", choices=["fail", "warn"]),
-    )
+    argument_spec = archive_spec()
     argument_spec.update(output_spec())
     argument_spec.update(encryption_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,

@@ -182,20 +182,12 @@ metadata:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._dump import ENGINES, DumpRequest, run_dump
-from ..module_utils._dumpers import PG_FORMATS, ROW_COUNT_MODES
-from ..module_utils._option_groups import connection_spec, encryption_spec, output_spec, run_module
+from ..module_utils._dump import DumpRequest, run_dump
+from ..module_utils._option_groups import connection_spec, dump_spec, encryption_spec, output_spec, run_module
 
 
 def main():
-    argument_spec = dict(
-        engine=dict(type="str", required=True, choices=list(ENGINES)),
-        database=dict(type="str", required=True),
-        format=dict(type="str", choices=list(PG_FORMATS)),
-        jobs=dict(type="int", default=1),
-        include_globals=dict(type="bool", default=False),
-        row_counts=dict(type="str", default="exact", choices=list(ROW_COUNT_MODES)),
-    )
+    argument_spec = dump_spec()
     argument_spec.update(output_spec())
     argument_spec.update(encryption_spec())
     argument_spec.update(connection_spec())
