@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # What prune keeps; twin of retention_spec().
+    # What prune keeps; twin of _option_groups.RETENTION.
     DOCUMENTATION = r"""
 options:
   keep_last:

@@ -26,8 +26,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HEALTH, EXIT_LOCKED = 0, 1, 2, 3, 4
 DEFAULT_CONFIG_DIR = "/etc/lifeboat"
 DEFAULT_LOCK_TIMEOUT = 600
 DETAILS_LIMIT = 8000  # characters of details in an alert: the end of a log, not all of it
-RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
-                  "keep_within", "keep_tags", "min_keep")
 ARCHIVE_KEYS = ("exclude", "exclude_if_present", "respect_gitignore", "default_excludes", "on_unreadable")
 # job file key -> DumpRequest argument; "format" is the agent role's name for pg_format
 DATABASE_KEYS = {"login_host": "login_host", "login_port": "login_port", "login_user": "login_user",
@@ -129,11 +127,11 @@ def run_job(config_dir, name, progress, lock_timeout=None):
             started = progress.step("verify %s" % result["id"])
             _verify.verify(backup_dir=backup_dir, backup_id=result["id"], level="checksum")
             progress.done("verify %s: checksum ok" % result["id"], started)
-        retention = {key: value for key, value in (job.get("retention") or {}).items() if key in RETENTION_KEYS}
-        if retention:
+        retention = job.get("retention") or {}
+        if set(retention) & set(_option_groups.RETENTION.options):
             started = progress.step("prune %s" % name)
-            pruned = _prune.prune(backup_dir, _option_groups.build_policy(**retention), job=name,
-                                  lock_timeout=common["lock_timeout"])
+            pruned = _prune.prune(backup_dir, job=name, lock_timeout=common["lock_timeout"],
+                                  **_option_groups.RETENTION.read(retention))
             progress.done("prune %s: %d kept, %d removed" % (name, len(pruned["kept"]), len(pruned["removed"])),
                           started)
     except BackupError as exc:

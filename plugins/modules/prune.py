@@ -107,33 +107,27 @@ jobs:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
-from ..module_utils._option_groups import build_policy, retention_spec, run_module
+from ..module_utils._option_groups import RETENTION, OptionGroup, run_module
 from ..module_utils._prune import prune
 
-POLICY_OPTIONS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
-                  "keep_within", "keep_tags", "min_keep")
+OPTIONS = OptionGroup(dict(
+    backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+    job=dict(type="str"),
+    lock_timeout=dict(type="float", default=0),
+)) + RETENTION
 
 
 def main():
-    argument_spec = dict(
-        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
-        job=dict(type="str"),
-        lock_timeout=dict(type="float", default=0),
-    )
-    argument_spec.update(retention_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
+    module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
 
-    def action():
-        policy = build_policy(**{name: params[name] for name in POLICY_OPTIONS})
-        result = prune(params["backup_dir"], policy, job=params["job"], check_mode=module.check_mode,
-                       lock_timeout=params["lock_timeout"])
+    def action(arguments):
+        result = prune(check_mode=module.check_mode, **arguments)
         diff = result.pop("diff")
         if module._diff:
             result["diff"] = diff
         return result
 
-    run_module(module, action)
+    run_module(module, OPTIONS, action)
 
 
 if __name__ == "__main__":

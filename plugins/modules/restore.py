@@ -31,7 +31,7 @@ author:
   - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.attributes
-  - lifeboat.backup.encryption.identity
+  - lifeboat.backup.decryption
   - lifeboat.backup.connection
 attributes:
   check_mode:
@@ -79,10 +79,6 @@ options:
     description:
       - With O(job), restore the dump of this database (for SQLite, the path of its file).
       - Implies O(kind=database).
-    type: str
-  passphrase:
-    description:
-      - Passphrase of an artifact encrypted with one.
     type: str
   safety_backup:
     description:
@@ -223,12 +219,32 @@ stage:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._age import parse_identities
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
 from ..module_utils._errors import BackupError
-from ..module_utils._option_groups import connection_spec, identity_spec
+from ..module_utils._option_groups import CONNECTION, DECRYPTION, OptionGroup
 from ..module_utils._restore import RestoreRequest
 from ..module_utils._restore_db import restore_backup
+
+SELECTORS = ("path", "id", "latest", "deploy_id")
+OPTIONS = OptionGroup(dict(
+    path=dict(type="path"),
+    backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+    id=dict(type="str"),
+    job=dict(type="str"),
+    latest=dict(type="bool", default=False),
+    deploy_id=dict(type="str"),
+    kind=dict(type="str", choices=["files", "database"]),
+    database=dict(type="str"),
+    safety_backup=dict(type="bool", default=True),
+    dest=dict(type="path"),
+    include=dict(type="list", elements="str", default=[]),
+    delete_extra=dict(type="bool", default=False),
+    numeric_owner=dict(type="bool", default=True),
+    preserve_special=dict(type="bool", default=False),
+    target_database=dict(type="str"),
+    lock_timeout=dict(type="float", default=0),
+), rename={"id": "backup_id"}, mutually_exclusive=[SELECTORS], required_one_of=[SELECTORS],
+    required_by={"deploy_id": "job", "kind": "job", "database": "job"}) + DECRYPTION + CONNECTION.gathered("connection")
 
 
 def diff_text(differences):
@@ -239,42 +255,9 @@ def diff_text(differences):
 
 
 def main():
-    argument_spec = dict(
-        path=dict(type="path"),
-        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
-        id=dict(type="str"),
-        job=dict(type="str"),
-        latest=dict(type="bool", default=False),
-        deploy_id=dict(type="str"),
-        kind=dict(type="str", choices=["files", "database"]),
-        database=dict(type="str"),
-        passphrase=dict(type="str", no_log=True),
-        safety_backup=dict(type="bool", default=True),
-        dest=dict(type="path"),
-        include=dict(type="list", elements="str", default=[]),
-        delete_extra=dict(type="bool", default=False),
-        numeric_owner=dict(type="bool", default=True),
-        preserve_special=dict(type="bool", default=False),
-        target_database=dict(type="str"),
-        lock_timeout=dict(type="float", default=0),
-    )
-    argument_spec.update(identity_spec())
-    argument_spec.update(connection_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("path", "id", "latest", "deploy_id"), ("identity", "passphrase")],
-                           required_one_of=[("path", "id", "latest", "deploy_id")],
-                           required_by={"deploy_id": "job", "kind": "job", "database": "job"})
-    params = module.params
+    module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
     try:
-        request = RestoreRequest(
-            path=params["path"], backup_dir=params["backup_dir"], backup_id=params["id"], job=params["job"],
-            latest=params["latest"], deploy_id=params["deploy_id"], kind=params["kind"], database=params["database"],
-            identities=parse_identities(params["identity"]) if params["identity"] else None,
-            passphrase=params["passphrase"], safety_backup=params["safety_backup"], dest=params["dest"],
-            include=params["include"], delete_extra=params["delete_extra"], numeric_owner=params["numeric_owner"],
-            preserve_special=params["preserve_special"], target_database=params["target_database"],
-            connection={key: params[key] for key in connection_spec()}, lock_timeout=params["lock_timeout"])
-        result = restore_backup(request, check_mode=module.check_mode)
+        result = restore_backup(RestoreRequest(**OPTIONS.read(module.params)), check_mode=module.check_mode)
     except BackupError as exc:
         extra = getattr(exc, "result", None) or {}
         module.fail_json(msg=str(exc), stage=exc.stage, error=type(exc).__name__,
