@@ -174,15 +174,16 @@ ARCHIVE_OPTIONS = ARCHIVE + OUTPUT + ENCRYPTION
 DUMP_OPTIONS = DUMP + OUTPUT + ENCRYPTION + CONNECTION
 
 
-def run_module(module, options, action):
+def run_module(module, options, action, failure=None):
     """The one way out of every module: action(the params read through options) -> exit_json.
 
-    An engine error becomes fail_json with its message, the stage that failed and its type.
+    An engine error becomes fail_json with its message, the stage that failed, its type and its result
+    fields (BackupError.result) over failure, the fields the module returns on every failure.
     """
     try:
         result = action(options.read(module.params))
     except BackupError as exc:
-        module.fail_json(msg=str(exc), stage=exc.stage, error=type(exc).__name__)
+        module.fail_json(msg=str(exc), stage=exc.stage, error=type(exc).__name__, **dict(failure or {}, **exc.result))
     for warning in result.pop("warnings", []):
         module.warn(warning)
     module.exit_json(**result)

@@ -220,8 +220,7 @@ stage:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
-from ..module_utils._errors import BackupError
-from ..module_utils._option_groups import CONNECTION, DECRYPTION, OptionGroup
+from ..module_utils._option_groups import CONNECTION, DECRYPTION, OptionGroup, run_module
 from ..module_utils._restore import RestoreRequest
 from ..module_utils._restore_db import restore_backup
 
@@ -256,18 +255,15 @@ def diff_text(differences):
 
 def main():
     module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
-    try:
-        result = restore_backup(RestoreRequest(**OPTIONS.read(module.params)), check_mode=module.check_mode)
-    except BackupError as exc:
-        extra = getattr(exc, "result", None) or {}
-        module.fail_json(msg=str(exc), stage=exc.stage, error=type(exc).__name__,
-                         rolled_back=extra.get("rolled_back", False), safety_backup_id=extra.get("safety_backup_id"))
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff and "differences" in result:
-        result["diff"] = {"before_header": result.get("dest") or "/", "after_header": result.get("id") or "backup",
-                          "prepared": diff_text(result["differences"])}
-    module.exit_json(**result)
+
+    def action(arguments):
+        result = restore_backup(RestoreRequest(**arguments), check_mode=module.check_mode)
+        if module._diff and "differences" in result:
+            result["diff"] = {"before_header": result.get("dest") or "/", "after_header": result.get("id") or "backup",
+                              "prepared": diff_text(result["differences"])}
+        return result
+
+    run_module(module, OPTIONS, action, failure={"rolled_back": False, "safety_backup_id": None})
 
 
 if __name__ == "__main__":

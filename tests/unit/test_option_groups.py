@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 
 import pytest
 import yaml
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _option_groups
-from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, UsageError
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import (
     CONNECTION, DECRYPTION, ENCRYPTION, RETENTION, OptionGroup, build_policy)
 
@@ -96,3 +97,10 @@ def test_retention_reads_into_a_policy_and_refuses_what_it_does_not_know():
     with pytest.raises(UsageError, match="keep daily"):
         RETENTION.read({"keep_daily": -2})
 
+
+def test_an_errors_result_fields_are_its_own_and_survive_pickling():
+    first, second = BackupError("failed", stage="load"), BackupError("failed too")
+    first.result["rolled_back"] = True
+    assert second.result == {}
+    again = pickle.loads(pickle.dumps(first))
+    assert (str(again), again.stage, again.result) == ("load: failed", "load", {"rolled_back": True})
