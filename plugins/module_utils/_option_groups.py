@@ -89,12 +89,13 @@ def _decryption_keys(values):
 
 
 def build_policy(**options):
-    """The retention Policy of the retention options; one not given takes its default, bad values raise UsageError."""
+    """The retention Policy of the retention options; one not given (or null) takes its default, an unknown one or
+    a bad value raises UsageError."""
     unknown = sorted(set(options) - set(RETENTION.options))
     if unknown:
         raise UsageError("unknown retention option(s) %s: use %s" % (", ".join(unknown), ", ".join(RETENTION.options)))
     values = RETENTION.defaults()
-    values.update(options)
+    values.update((name, value) for name, value in options.items() if value is not None)
     policy = Policy(last=values["keep_last"], hourly=values["keep_hourly"], daily=values["keep_daily"],
                     weekly=values["keep_weekly"], monthly=values["keep_monthly"], yearly=values["keep_yearly"],
                     within=values["keep_within"], tags=tuple(values["keep_tags"] or ()), min_keep=values["min_keep"])

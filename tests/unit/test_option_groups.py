@@ -15,10 +15,13 @@ import yaml
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _option_groups
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, UsageError
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import (
-    CONNECTION, DECRYPTION, ENCRYPTION, RETENTION, OptionGroup, build_policy)
+    ARCHIVE_OPTIONS, CONNECTION, DECRYPTION, DUMP_OPTIONS, ENCRYPTION, RETENTION, OptionGroup, build_policy)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIELDS = ("type", "elements", "default", "choices", "required")
+KINDS = ("type", "elements", "choices")
+# Keys of an agent job that configure the role or the command, not a module.
+AGENT_ONLY = ("schedule", "ping_url", "databases", "retention")
 GROUPS = {name: group for name, group in vars(_option_groups).items() if isinstance(group, OptionGroup)}
 
 
@@ -44,6 +47,20 @@ def test_every_doc_fragment_with_options_is_the_twin_of_a_group():
     with_options = {name[:-3] for name in os.listdir(os.path.join(ROOT, "plugins", "doc_fragments"))
                     if name.endswith(".py") and fragment_options(name[:-3])}
     assert with_options == {group.fragment for group in GROUPS.values() if group.fragment}
+
+
+def test_the_agent_role_documents_a_jobs_keys_as_the_modules_options_without_their_defaults():
+    with open(os.path.join(ROOT, "roles", "agent", "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+        job = yaml.safe_load(handle)["argument_specs"]["main"]["options"]["agent_jobs"]["options"]
+    assert set(job["retention"]["options"]) == set(RETENTION.options)
+    for keys, group, names in (({k: v for k, v in job.items() if k not in AGENT_ONLY}, ARCHIVE_OPTIONS, {"name": "job"}),
+                               (job["databases"]["options"], DUMP_OPTIONS, {"name": "database"}),
+                               (job["retention"]["options"], RETENTION, {})):
+        for key, spec in keys.items():
+            option = group.options.get(names.get(key, key))
+            assert option is not None, "%s is no option of the modules" % key
+            assert {kind: spec.get(kind) for kind in KINDS} == {kind: option.get(kind) for kind in KINDS}, key
+            assert "default" not in spec or option.get("required"), "%s restates the module's default" % key
 
 
 def test_an_option_defined_differently_by_two_groups_is_refused():
