@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # How a module reaches a database server; twin of connection_spec().
+    # How a module reaches a database server; twin of _option_groups.CONNECTION.
     DOCUMENTATION = r"""
 options:
   login_host:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Encryption of what a module writes; twin of encryption_spec().
+    # Encryption of what a module writes; twin of _option_groups.ENCRYPTION.
     DOCUMENTATION = r"""
 options:
   recipients:
@@ -20,15 +20,5 @@ options:
   passphrase:
     description:
       - Encrypt with an age scrypt passphrase instead of recipients.
-    type: str
-"""
-
-    # The secret that decrypts; twin of identity_spec().
-    IDENTITY = r"""
-options:
-  identity:
-    description:
-      - An age identity (V(AGE-SECRET-KEY-1...)), or the content of an identity file as C(age-keygen) writes it.
-      - It is passed in memory and never written to the managed host's disk.
     type: str
 """

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Options of modules that write a new backup into the catalog; twin of output_spec().
+    # Options of modules that write a new backup into the catalog; twin of _option_groups.OUTPUT.
     DOCUMENTATION = r"""
 options:
   job:

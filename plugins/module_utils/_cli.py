@@ -18,21 +18,13 @@ import subprocess
 import sys
 import time
 
-from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _prune, _restore, _verify
+from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _option_groups, _prune, _restore, _verify
 from ._errors import BackupError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HEALTH, EXIT_LOCKED = 0, 1, 2, 3, 4
 DEFAULT_CONFIG_DIR = "/etc/lifeboat"
 DEFAULT_LOCK_TIMEOUT = 600
 DETAILS_LIMIT = 8000  # characters of details in an alert: the end of a log, not all of it
-RETENTION_KEYS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
-                  "keep_within", "keep_tags", "min_keep")
-ARCHIVE_KEYS = ("exclude", "exclude_if_present", "respect_gitignore", "default_excludes", "on_unreadable")
-# job file key -> DumpRequest argument; "format" is the agent role's name for pg_format
-DATABASE_KEYS = {"login_host": "login_host", "login_port": "login_port", "login_user": "login_user",
-                 "login_password": "login_password", "login_unix_socket": "login_unix_socket", "format": "pg_format",
-                 "pg_format": "pg_format", "jobs": "jobs", "include_globals": "include_globals",
-                 "row_counts": "row_counts"}
 # Read in this order, each file's top-level sections replacing those of the files before it: two roles
 # write the configuration without ever rewriting each other's file.
 SETTINGS_FILES = ("lifeboat.json", "monitoring.json")
@@ -101,24 +93,22 @@ def run_job(config_dir, name, progress, lock_timeout=None):
     if lock_timeout is None:
         lock_timeout = job.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)
     backup_dir = _backup_dir(settings, job)
-    common = dict(job=name, backup_dir=backup_dir, compression=job.get("compression", "zstd"),
-                  compression_level=job.get("compression_level"), recipients=job.get("recipients") or [],
-                  tags=job.get("tags") or [], lock_timeout=lock_timeout)
+    # A job's keys are the options of the archive and dump modules, read through the same groups with the
+    # same defaults; a database's name is the dump's database.
+    options = dict(job, job=name, backup_dir=backup_dir, lock_timeout=lock_timeout)
     _alerts.ping(job.get("ping_url"), "start")
     made = []
     try:
         for database in job.get("databases") or []:
-            started = progress.step("dump %s %s" % (database["engine"], database["name"]))
-            options = {argument: database[key] for key, argument in DATABASE_KEYS.items()
-                       if database.get(key) is not None}
-            result = _dump.run_dump(_dump.DumpRequest(database["engine"], database["name"], **dict(common, **options)))
+            engine, database_name = database.get("engine"), database.get("name")
+            started = progress.step("dump %s %s" % (engine, database_name))
+            request = _option_groups.DUMP_OPTIONS.read(dict(options, **dict(database, database=database_name)))
+            result = _dump.run_dump(_dump.DumpRequest(**request))
             made.append(result)
-            progress.done("dump %s %s: %s, %d bytes" % (database["engine"], database["name"], result["id"],
-                                                        result["size"]), started)
+            progress.done("dump %s %s: %s, %d bytes" % (engine, database_name, result["id"], result["size"]), started)
         if job.get("paths"):
             started = progress.step("archive %s" % ", ".join(job["paths"]))
-            options = {key: job[key] for key in ARCHIVE_KEYS if key in job}
-            result = _archive.run_archive(_archive.ArchiveRequest(job["paths"], **dict(common, **options)))
+            result = _archive.run_archive(_archive.ArchiveRequest(**_option_groups.ARCHIVE_OPTIONS.read(options)))
             made.append(result)
             for warning in result.get("warnings", []):
                 progress.stream.write("warning: %s\n" % warning)
@@ -128,11 +118,10 @@ def run_job(config_dir, name, progress, lock_timeout=None):
             started = progress.step("verify %s" % result["id"])
             _verify.verify(backup_dir=backup_dir, backup_id=result["id"], level="checksum")
             progress.done("verify %s: checksum ok" % result["id"], started)
-        retention = {key: value for key, value in (job.get("retention") or {}).items() if key in RETENTION_KEYS}
-        if retention:
+        if job.get("retention"):
             started = progress.step("prune %s" % name)
-            pruned = _prune.prune(backup_dir, _prune.build_policy(**retention), job=name,
-                                  lock_timeout=common["lock_timeout"])
+            pruned = _prune.prune(backup_dir, _option_groups.build_policy(**job["retention"]), job=name,
+                                  lock_timeout=lock_timeout)
             progress.done("prune %s: %d kept, %d removed" % (name, len(pruned["kept"]), len(pruned["removed"])),
                           started)
     except BackupError as exc:

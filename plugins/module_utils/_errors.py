@@ -11,14 +11,19 @@ from __future__ import annotations
 
 
 class BackupError(Exception):
-    """Base class of every error the engine raises on purpose."""
+    """Base class of every error the engine raises on purpose.
+
+    result: fields a module returns beside msg and stage (_option_groups.run_module), set by the code that
+    knows them, e.g. a failed database restore's rolled_back and safety_backup_id. Never a secret.
+    """
 
     exit_code = 1
 
-    def __init__(self, msg, stage=None):
+    def __init__(self, msg, stage=None, result=None):
         super().__init__(msg)
         self.msg = msg
         self.stage = stage
+        self.result = dict(result or {})
 
     def __str__(self):
         if self.stage:

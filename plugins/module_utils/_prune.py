@@ -28,16 +28,7 @@ import os
 from . import _catalog
 from ._fileio import fsync_dir
 from ._errors import StorageError
-from ._retention import Candidate, Policy, apply_policy
-
-
-def build_policy(keep_last=0, keep_hourly=0, keep_daily=0, keep_weekly=0, keep_monthly=0, keep_yearly=0,
-                 keep_within=None, keep_tags=(), min_keep=1):
-    """A retention Policy from the module's option names; invalid values raise UsageError."""
-    policy = Policy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly, monthly=keep_monthly,
-                    yearly=keep_yearly, within=keep_within, tags=tuple(keep_tags or ()), min_keep=min_keep)
-    policy.validate()
-    return policy
+from ._retention import Candidate, apply_policy
 
 
 def candidate(metadata):

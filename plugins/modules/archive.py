@@ -160,30 +160,13 @@ skipped_unchanged:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._archive import ArchiveRequest, run_archive
-from ..module_utils._option_groups import encryption_spec, output_spec, run_module
+from ..module_utils._option_groups import ARCHIVE_OPTIONS, run_module
 
 
 def main():
-    argument_spec = dict(
-        paths=dict(type="list", elements="path", required=True),
-        exclude=dict(type="list", elements="str", default=[]),
-        exclude_if_present=dict(type="list", elements="str", default=[]),
-        respect_gitignore=dict(type="bool", default=False),
-        default_excludes=dict(type="bool", default=True),
-        skip_unchanged=dict(type="bool", default=False),
-        on_unreadable=dict(type="str", default="fail", choices=["fail", "warn"]),
-    )
-    argument_spec.update(output_spec())
-    argument_spec.update(encryption_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("recipients", "passphrase")])
-    params = module.params
-
-    def action():
-        request = ArchiveRequest(**{key: params[key] for key in params})
-        return run_archive(request, check_mode=module.check_mode)
-
-    run_module(module, action)
+    module = AnsibleModule(supports_check_mode=True, **ARCHIVE_OPTIONS.module_kwargs())
+    run_module(module, ARCHIVE_OPTIONS,
+               lambda arguments: run_archive(ArchiveRequest(**arguments), check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

@@ -165,27 +165,24 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
 from ..module_utils._health import catalog_info
-from ..module_utils._option_groups import run_module
+from ..module_utils._option_groups import OptionGroup, run_module
+
+OPTIONS = OptionGroup(dict(
+    backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+    job=dict(type="str"),
+    kind=dict(type="str"),
+    tags=dict(type="list", elements="str", default=[]),
+    deploy_id=dict(type="str"),
+    since=dict(type="str"),
+    max_age=dict(type="str", default="26h"),
+    min_size_ratio=dict(type="float", default=0.5),
+    disk_usage_threshold=dict(type="float", default=85),
+))
 
 
 def main():
-    argument_spec = dict(
-        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
-        job=dict(type="str"),
-        kind=dict(type="str"),
-        tags=dict(type="list", elements="str", default=[]),
-        deploy_id=dict(type="str"),
-        since=dict(type="str"),
-        max_age=dict(type="str", default="26h"),
-        min_size_ratio=dict(type="float", default=0.5),
-        disk_usage_threshold=dict(type="float", default=85),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-
-    def action():
-        return catalog_info(**module.params)
-
-    run_module(module, action)
+    module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
+    run_module(module, OPTIONS, lambda arguments: catalog_info(**arguments))
 
 
 if __name__ == "__main__":

@@ -182,32 +182,13 @@ metadata:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._dump import ENGINES, DumpRequest, run_dump
-from ..module_utils._db import PG_FORMATS, ROW_COUNT_MODES
-from ..module_utils._option_groups import connection_spec, encryption_spec, output_spec, run_module
+from ..module_utils._dump import DumpRequest, run_dump
+from ..module_utils._option_groups import DUMP_OPTIONS, run_module
 
 
 def main():
-    argument_spec = dict(
-        engine=dict(type="str", required=True, choices=list(ENGINES)),
-        database=dict(type="str", required=True),
-        format=dict(type="str", choices=list(PG_FORMATS)),
-        jobs=dict(type="int", default=1),
-        include_globals=dict(type="bool", default=False),
-        row_counts=dict(type="str", default="exact", choices=list(ROW_COUNT_MODES)),
-    )
-    argument_spec.update(output_spec())
-    argument_spec.update(encryption_spec())
-    argument_spec.update(connection_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("recipients", "passphrase")])
-    params = dict(module.params)
-    params["pg_format"] = params.pop("format")
-
-    def action():
-        return run_dump(DumpRequest(**params), check_mode=module.check_mode)
-
-    run_module(module, action)
+    module = AnsibleModule(supports_check_mode=True, **DUMP_OPTIONS.module_kwargs())
+    run_module(module, DUMP_OPTIONS, lambda arguments: run_dump(DumpRequest(**arguments), check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ author:
 extends_documentation_fragment:
   - lifeboat.backup.attributes
   - lifeboat.backup.encryption
-  - lifeboat.backup.encryption.identity
+  - lifeboat.backup.decryption
 attributes:
   check_mode:
     support: full
@@ -95,32 +95,20 @@ plaintext_size:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._age import parse_identities
 from ..module_utils._filecrypt import STATES, transform
-from ..module_utils._option_groups import encryption_spec, identity_spec, run_module
+from ..module_utils._option_groups import DECRYPTION, ENCRYPTION, OptionGroup, run_module
+
+OPTIONS = OptionGroup(dict(
+    src=dict(type="path", required=True),
+    dest=dict(type="path", required=True),
+    state=dict(type="str", default="encrypted", choices=list(STATES)),
+    force=dict(type="bool", default=False),
+), mutually_exclusive=[("identity", "recipients")]) + ENCRYPTION + DECRYPTION
 
 
 def main():
-    argument_spec = dict(
-        src=dict(type="path", required=True),
-        dest=dict(type="path", required=True),
-        state=dict(type="str", default="encrypted", choices=list(STATES)),
-        force=dict(type="bool", default=False),
-    )
-    argument_spec.update(encryption_spec())
-    argument_spec.update(identity_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("recipients", "passphrase"), ("identity", "passphrase"),
-                                               ("identity", "recipients")])
-    params = module.params
-
-    def action():
-        identities = parse_identities(params["identity"]) if params["identity"] else None
-        return transform(params["src"], params["dest"], params["state"], recipients=params["recipients"],
-                         passphrase=params["passphrase"], identities=identities, force=params["force"],
-                         check_mode=module.check_mode)
-
-    run_module(module, action)
+    module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
+    run_module(module, OPTIONS, lambda arguments: transform(check_mode=module.check_mode, **arguments))
 
 
 if __name__ == "__main__":

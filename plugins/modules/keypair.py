@@ -74,18 +74,17 @@ recipient:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._keyfile import ensure_keypair
-from ..module_utils._option_groups import run_module
+from ..module_utils._option_groups import OptionGroup, run_module
+
+OPTIONS = OptionGroup(dict(
+    path=dict(type="path", required=True),
+    force=dict(type="bool", default=False),
+))
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(path=dict(type="path", required=True),
-                                              force=dict(type="bool", default=False)),
-                           supports_check_mode=True)
-
-    def action():
-        return ensure_keypair(module.params["path"], force=module.params["force"], check_mode=module.check_mode)
-
-    run_module(module, action)
+    module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
+    run_module(module, OPTIONS, lambda arguments: ensure_keypair(check_mode=module.check_mode, **arguments))
 
 
 if __name__ == "__main__":

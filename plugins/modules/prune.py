@@ -25,6 +25,7 @@ author:
   - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.attributes
+  - lifeboat.backup.retention
 attributes:
   check_mode:
     support: full
@@ -42,53 +43,6 @@ options:
     description:
       - Prune only this job. By default every job of O(backup_dir), each judged on its own.
     type: str
-  keep_last:
-    description:
-      - Keep the newest N backups. V(-1) keeps all.
-    type: int
-    default: 0
-  keep_hourly:
-    description:
-      - Keep the newest backup of each of the last N hours that have one. V(-1) for every hour.
-    type: int
-    default: 0
-  keep_daily:
-    description:
-      - Keep the newest backup of each of the last N days that have one. V(-1) for every day.
-    type: int
-    default: 0
-  keep_weekly:
-    description:
-      - Keep the newest backup of each of the last N ISO weeks (Monday to Sunday) that have one. V(-1) for every week.
-    type: int
-    default: 0
-  keep_monthly:
-    description:
-      - Keep the newest backup of each of the last N months that have one. V(-1) for every month.
-    type: int
-    default: 0
-  keep_yearly:
-    description:
-      - Keep the newest backup of each of the last N years that have one. V(-1) for every year.
-    type: int
-    default: 0
-  keep_within:
-    description:
-      - Keep every backup made within this duration before the job's newest backup (not before now, so a job that
-        stopped running keeps its last backups). Units V(y), V(m) (months), V(d), V(h), for example V(2d12h) or
-        V(1y6m).
-    type: str
-  keep_tags:
-    description:
-      - Keep every backup carrying any of these tags.
-    type: list
-    elements: str
-    default: []
-  min_keep:
-    description:
-      - Whatever the rules say, keep at least the newest N good (not failed) backups of each job.
-    type: int
-    default: 1
   lock_timeout:
     description:
       - Seconds to wait for another run holding the lock of O(backup_dir) before failing.
@@ -153,41 +107,27 @@ jobs:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
-from ..module_utils._option_groups import run_module
-from ..module_utils._prune import build_policy, prune
+from ..module_utils._option_groups import RETENTION, OptionGroup, run_module
+from ..module_utils._prune import prune
 
-POLICY_OPTIONS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
-                  "keep_within", "keep_tags", "min_keep")
+OPTIONS = OptionGroup(dict(
+    backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+    job=dict(type="str"),
+    lock_timeout=dict(type="float", default=0),
+)) + RETENTION
 
 
 def main():
-    argument_spec = dict(
-        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
-        job=dict(type="str"),
-        keep_last=dict(type="int", default=0),
-        keep_hourly=dict(type="int", default=0),
-        keep_daily=dict(type="int", default=0),
-        keep_weekly=dict(type="int", default=0),
-        keep_monthly=dict(type="int", default=0),
-        keep_yearly=dict(type="int", default=0),
-        keep_within=dict(type="str"),
-        keep_tags=dict(type="list", elements="str", default=[]),
-        min_keep=dict(type="int", default=1),
-        lock_timeout=dict(type="float", default=0),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
+    module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
 
-    def action():
-        policy = build_policy(**{name: params[name] for name in POLICY_OPTIONS})
-        result = prune(params["backup_dir"], policy, job=params["job"], check_mode=module.check_mode,
-                       lock_timeout=params["lock_timeout"])
+    def action(arguments):
+        result = prune(check_mode=module.check_mode, **arguments)
         diff = result.pop("diff")
         if module._diff:
             result["diff"] = diff
         return result
 
-    run_module(module, action)
+    run_module(module, OPTIONS, action)
 
 
 if __name__ == "__main__":

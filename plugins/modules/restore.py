@@ -31,7 +31,7 @@ author:
   - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.attributes
-  - lifeboat.backup.encryption.identity
+  - lifeboat.backup.decryption
   - lifeboat.backup.connection
 attributes:
   check_mode:
@@ -79,10 +79,6 @@ options:
     description:
       - With O(job), restore the dump of this database (for SQLite, the path of its file).
       - Implies O(kind=database).
-    type: str
-  passphrase:
-    description:
-      - Passphrase of an artifact encrypted with one.
     type: str
   safety_backup:
     description:
@@ -223,11 +219,30 @@ stage:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._age import parse_identities
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
-from ..module_utils._errors import BackupError
-from ..module_utils._option_groups import connection_spec, identity_spec
+from ..module_utils._option_groups import CONNECTION, DECRYPTION, OptionGroup, run_module
 from ..module_utils._restore import RestoreRequest, restore_backup
+
+SELECTORS = ("path", "id", "latest", "deploy_id")
+OPTIONS = OptionGroup(dict(
+    path=dict(type="path"),
+    backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+    id=dict(type="str"),
+    job=dict(type="str"),
+    latest=dict(type="bool", default=False),
+    deploy_id=dict(type="str"),
+    kind=dict(type="str", choices=["files", "database"]),
+    database=dict(type="str"),
+    safety_backup=dict(type="bool", default=True),
+    dest=dict(type="path"),
+    include=dict(type="list", elements="str", default=[]),
+    delete_extra=dict(type="bool", default=False),
+    numeric_owner=dict(type="bool", default=True),
+    preserve_special=dict(type="bool", default=False),
+    target_database=dict(type="str"),
+    lock_timeout=dict(type="float", default=0),
+), rename={"id": "backup_id"}, mutually_exclusive=[SELECTORS], required_one_of=[SELECTORS],
+    required_by={"deploy_id": "job", "kind": "job", "database": "job"}) + DECRYPTION + CONNECTION.gathered("connection")
 
 
 def diff_text(differences):
@@ -238,52 +253,16 @@ def diff_text(differences):
 
 
 def main():
-    argument_spec = dict(
-        path=dict(type="path"),
-        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
-        id=dict(type="str"),
-        job=dict(type="str"),
-        latest=dict(type="bool", default=False),
-        deploy_id=dict(type="str"),
-        kind=dict(type="str", choices=["files", "database"]),
-        database=dict(type="str"),
-        passphrase=dict(type="str", no_log=True),
-        safety_backup=dict(type="bool", default=True),
-        dest=dict(type="path"),
-        include=dict(type="list", elements="str", default=[]),
-        delete_extra=dict(type="bool", default=False),
-        numeric_owner=dict(type="bool", default=True),
-        preserve_special=dict(type="bool", default=False),
-        target_database=dict(type="str"),
-        lock_timeout=dict(type="float", default=0),
-    )
-    argument_spec.update(identity_spec())
-    argument_spec.update(connection_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("path", "id", "latest", "deploy_id"), ("identity", "passphrase")],
-                           required_one_of=[("path", "id", "latest", "deploy_id")],
-                           required_by={"deploy_id": "job", "kind": "job", "database": "job"})
-    params = module.params
-    try:
-        request = RestoreRequest(
-            path=params["path"], backup_dir=params["backup_dir"], backup_id=params["id"], job=params["job"],
-            latest=params["latest"], deploy_id=params["deploy_id"], kind=params["kind"], database=params["database"],
-            identities=parse_identities(params["identity"]) if params["identity"] else None,
-            passphrase=params["passphrase"], safety_backup=params["safety_backup"], dest=params["dest"],
-            include=params["include"], delete_extra=params["delete_extra"], numeric_owner=params["numeric_owner"],
-            preserve_special=params["preserve_special"], target_database=params["target_database"],
-            connection={key: params[key] for key in connection_spec()}, lock_timeout=params["lock_timeout"])
-        result = restore_backup(request, check_mode=module.check_mode)
-    except BackupError as exc:
-        extra = getattr(exc, "result", None) or {}
-        module.fail_json(msg=str(exc), stage=exc.stage, error=type(exc).__name__,
-                         rolled_back=extra.get("rolled_back", False), safety_backup_id=extra.get("safety_backup_id"))
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if module._diff and "differences" in result:
-        result["diff"] = {"before_header": result.get("dest") or "/", "after_header": result.get("id") or "backup",
-                          "prepared": diff_text(result["differences"])}
-    module.exit_json(**result)
+    module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
+
+    def action(arguments):
+        result = restore_backup(RestoreRequest(**arguments), check_mode=module.check_mode)
+        if module._diff and "differences" in result:
+            result["diff"] = {"before_header": result.get("dest") or "/", "after_header": result.get("id") or "backup",
+                              "prepared": diff_text(result["differences"])}
+        return result
+
+    run_module(module, OPTIONS, action, failure={"rolled_back": False, "safety_backup_id": None})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ author:
   - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.attributes
-  - lifeboat.backup.encryption.identity
+  - lifeboat.backup.decryption
 attributes:
   check_mode:
     support: full
@@ -48,10 +48,6 @@ options:
     type: str
     choices: [checksum, full, source]
     default: checksum
-  passphrase:
-    description:
-      - Passphrase of an artifact encrypted with one (for O(level=full) and O(level=source)).
-    type: str
 requirements:
   - python >= 3.9 on the managed host
   - cryptography (to decrypt)
@@ -122,33 +118,21 @@ stage:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._age import parse_identities
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
-from ..module_utils._option_groups import identity_spec, run_module
+from ..module_utils._option_groups import DECRYPTION, OptionGroup, run_module
 from ..module_utils._verify import LEVELS, verify
+
+OPTIONS = OptionGroup(dict(
+    path=dict(type="path"),
+    backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+    id=dict(type="str"),
+    level=dict(type="str", default="checksum", choices=list(LEVELS)),
+), rename={"id": "backup_id"}, mutually_exclusive=[("path", "id")], required_one_of=[("path", "id")]) + DECRYPTION
 
 
 def main():
-    argument_spec = dict(
-        path=dict(type="path"),
-        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
-        id=dict(type="str"),
-        level=dict(type="str", default="checksum", choices=list(LEVELS)),
-        passphrase=dict(type="str", no_log=True),
-    )
-    argument_spec.update(identity_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("path", "id"), ("identity", "passphrase")],
-                           required_one_of=[("path", "id")])
-    params = module.params
-
-    def action():
-        identities = parse_identities(params["identity"]) if params["identity"] else None
-        return verify(backup_dir=params["backup_dir"], backup_id=params["id"], path=params["path"],
-                      level=params["level"], identities=identities, passphrase=params["passphrase"],
-                      check_mode=module.check_mode)
-
-    run_module(module, action)
+    module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
+    run_module(module, OPTIONS, lambda arguments: verify(check_mode=module.check_mode, **arguments))
 
 
 if __name__ == "__main__":

@@ -160,6 +160,31 @@ def test_database_format_is_the_job_files_name_for_pg_format(host):
     assert refused.returncode == 2 and "PostgreSQL only" in refused.stderr
 
 
+def test_a_job_files_keys_are_the_modules_options_with_their_defaults(host):
+    job_file = host.tmp / "etc" / "jobs.d" / "app.json"
+    job = json.loads(job_file.read_text())
+    job.update(compression="gzip", tags=["nightly"], description=None)
+    job_file.write_text(json.dumps(job))
+    run = host("run", "app", "--json")
+    assert run.returncode == 0, run.stderr
+    backups = {meta["kind"]: meta for meta in json.loads(host("list", "--json").stdout)}
+    assert backups["files"]["artifact"].endswith(".tar.gz.age")
+    assert backups["database"]["artifact"].endswith(".sqlite.gz.age")
+    assert backups["files"]["tags"] == backups["database"]["tags"] == ["nightly"]
+    assert backups["files"]["selection"]["default_excludes"] is True and backups["files"]["description"] is None
+
+
+def test_an_unknown_retention_key_is_named_and_prunes_nothing(host):
+    assert host("run", "app").returncode == 0
+    job_file = host.tmp / "etc" / "jobs.d" / "app.json"
+    job = json.loads(job_file.read_text())
+    job["retention"] = {"keep_last": 1, "keep_dayly": 7}
+    job_file.write_text(json.dumps(job))
+    refused = host("run", "app")
+    assert refused.returncode == 2 and "unknown retention option(s) keep_dayly" in refused.stderr
+    assert len(_catalog.list_metadata(str(host.tmp / "backups"))) == 4, "both runs' backups are kept"
+
+
 @pytest.fixture
 def webhook():
     with http_receiver() as (url, received):

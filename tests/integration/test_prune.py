@@ -17,7 +17,8 @@ import pytest
 
 from testlib import tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _health, _prune, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import (
+    _age, _archive, _catalog, _health, _option_groups, _prune, _verify)
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import LockedError, UsageError
 
 IDENTITY, RECIPIENT = _age.generate_identity()
@@ -123,7 +124,7 @@ def test_retention_on_real_backups(tmp_path, name):
     by_time = timeline(tmp_path, case["times"], case.get("states"), case.get("tags"))
     time_of = {backup_id: when for when, backup_id in by_time.items()}
     backup_dir = str(tmp_path / "backups")
-    result = _prune.prune(backup_dir, _prune.build_policy(**case["policy"]),
+    result = _prune.prune(backup_dir, _option_groups.build_policy(**case["policy"]),
                           now=datetime.fromisoformat(case["now"]))
     newest_first = sorted(case["times"], key=utc, reverse=True)
     assert [(time_of[entry["id"]], entry["reasons"]) for entry in result["kept"]] == \
@@ -145,7 +146,7 @@ def test_check_mode_plans_and_deletes_nothing(tmp_path):
     backup_dir = str(tmp_path / "backups")
     (tmp_path / "backups" / "app" / "app-20230101T000000Z.sha256").write_text("orphan\n")
     before = tree_digest(str(tmp_path))
-    policy = _prune.build_policy(keep_last=2)
+    policy = _option_groups.build_policy(keep_last=2)
     plan = _prune.prune(backup_dir, policy, check_mode=True)
     assert tree_digest(str(tmp_path)) == before
     assert plan["changed"] is True and "would remove 4" in plan["msg"]
@@ -164,10 +165,10 @@ def test_each_job_is_judged_on_its_own(tmp_path):
     apps = timeline(tmp_path, every("2024-01-01T12:00:00", 3, 24), job="app")
     dbs = timeline(tmp_path, every("2024-01-05T12:00:00", 3, 1), job="db")
     backup_dir = str(tmp_path / "backups")
-    only_db = _prune.prune(backup_dir, _prune.build_policy(keep_last=1), job="db", check_mode=True)
+    only_db = _prune.prune(backup_dir, _option_groups.build_policy(keep_last=1), job="db", check_mode=True)
     assert list(only_db["jobs"]) == ["db"] and only_db["removed"] == [dbs["2024-01-05T13:00:00+00:00"],
                                                                       dbs["2024-01-05T12:00:00+00:00"]]
-    result = _prune.prune(backup_dir, _prune.build_policy(keep_last=1))
+    result = _prune.prune(backup_dir, _option_groups.build_policy(keep_last=1))
     assert [entry["id"] for entry in result["kept"]] == [dbs["2024-01-05T14:00:00+00:00"],
                                                          apps["2024-01-03T12:00:00+00:00"]]
     assert result["removed"] == [dbs["2024-01-05T13:00:00+00:00"], dbs["2024-01-05T12:00:00+00:00"],
@@ -178,9 +179,9 @@ def test_invalid_policies_are_refused_before_anything_happens(tmp_path):
     for options, message in (({"keep_daily": -2}, "keep daily"), ({"keep_within": "2w"}, "weeks are not a unit"),
                              ({"min_keep": -1}, "min_keep")):
         with pytest.raises(UsageError, match=message):
-            _prune.build_policy(**options)
+            _option_groups.build_policy(**options)
     with pytest.raises(UsageError, match="not a valid name"):
-        _prune.prune(str(tmp_path), _prune.build_policy(keep_last=1), job="../etc")
+        _prune.prune(str(tmp_path), _option_groups.build_policy(keep_last=1), job="../etc")
 
 
 def _age_file(path, seconds):
@@ -210,7 +211,7 @@ def test_leftovers_are_cleaned_and_nothing_else_is_touched(tmp_path):
         os.utime(str(files[young]))
     bad = make_backups(tmp_path, 1)[0]
     rewrite(backup_dir, bad, artifact="../../victim.txt")
-    result = _prune.prune(str(backup_dir), _prune.build_policy(keep_last=1))
+    result = _prune.prune(str(backup_dir), _option_groups.build_policy(keep_last=1))
     assert result["removed"] == [] and [entry["id"] for entry in result["kept"]] == [kept]
     assert sorted((entry["kind"], tuple(entry["paths"])) for entry in result["cleaned"]) == sorted([
         ("no_metadata", (str(files["old_artifact"]),)), ("orphan", (str(files["orphan"]),)),
@@ -230,7 +231,7 @@ def _subprocess_script(body):
     return textwrap.dedent("""
         import sys, time
         sys.path.insert(0, %r)
-        from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _prune
+        from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _option_groups, _prune
     """) % COLLECTIONS + textwrap.dedent(body)
 
 
@@ -245,7 +246,7 @@ def test_a_prune_killed_between_artifact_and_sidecars_leaves_an_orphan_that_the_
             print("artifact removed", flush=True)
             time.sleep(600)
         _prune.fsync_dir = stall
-        _prune.prune(%r, _prune.build_policy(keep_last=3))
+        _prune.prune(%r, _option_groups.build_policy(keep_last=3))
     """ % backup_dir)
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
@@ -261,7 +262,7 @@ def test_a_prune_killed_between_artifact_and_sidecars_leaves_an_orphan_that_the_
     (orphan,) = [problem for problem in info["health"]["problems"] if problem["code"] == "orphan"]
     assert orphan["level"] == "warning" and oldest + ".json" in orphan["message"]
     assert "the next prune removes" in orphan["message"]
-    result = _prune.prune(backup_dir, _prune.build_policy(keep_last=3))
+    result = _prune.prune(backup_dir, _option_groups.build_policy(keep_last=3))
     assert result["removed"] == [] and result["changed"] is True
     assert [(entry["kind"], entry["id"]) for entry in result["cleaned"]] == [("orphan", oldest)]
     assert not any(name.split(".")[0] == oldest for name in os.listdir(os.path.join(backup_dir, "app")))
@@ -289,18 +290,18 @@ def test_a_running_archive_holding_the_lock_makes_prune_fail_and_delete_nothing(
         assert process.stdout.readline().strip() == "locked"
         before = tree_digest(backup_dir)
         with pytest.raises(LockedError) as error:
-            _prune.prune(backup_dir, _prune.build_policy(keep_last=1), lock_timeout=0.5)
+            _prune.prune(backup_dir, _option_groups.build_policy(keep_last=1), lock_timeout=0.5)
         assert "is locked by another run (pid %d" % process.pid in str(error.value)
         assert "lock_timeout" in str(error.value)
         assert tree_digest(backup_dir) == before
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    assert len(_prune.prune(backup_dir, _prune.build_policy(keep_last=1))["removed"]) == 2
+    assert len(_prune.prune(backup_dir, _option_groups.build_policy(keep_last=1))["removed"]) == 2
 
 
 def test_prune_of_a_missing_backup_dir_creates_nothing(tmp_path):
-    result = _prune.prune(str(tmp_path / "missing"), _prune.build_policy(keep_last=1))
+    result = _prune.prune(str(tmp_path / "missing"), _option_groups.build_policy(keep_last=1))
     assert result["changed"] is False and result["kept"] == [] and not (tmp_path / "missing").exists()
     assert json.dumps(result)
 
@@ -313,7 +314,7 @@ def test_each_series_of_a_job_is_judged_on_its_own(tmp_path):
     for when in days[::2]:  # every other backup becomes the job's database dump of that night
         rewrite(tmp_path / "backups", by_time[when], kind="database", engine="sqlite", database="/srv/app/app.db")
         dumps.add(by_time[when])
-    result = _prune.prune(str(tmp_path / "backups"), _prune.build_policy(keep_daily=2), job="app",
+    result = _prune.prune(str(tmp_path / "backups"), _option_groups.build_policy(keep_daily=2), job="app",
                           now=utc("2024-03-09T00:00:00+00:00"))
     kept = {entry["id"] for entry in result["kept"]}
     assert kept == {by_time[days[-1]], by_time[days[-2]], by_time[days[-3]], by_time[days[-4]]}

@@ -126,8 +126,8 @@ class DatabaseRestore:
 
     def _roll_back(self, exc, safety, existed, result):
         """Put the database back as it was: the safety dump, or no database if there was none."""
+        exc.result.update(rolled_back=False, safety_backup_id=result["safety_backup_id"])
         if not self.target.changes_live_before_success:
-            exc.result = result
             return
         try:
             if safety is not None:
@@ -141,12 +141,10 @@ class DatabaseRestore:
         except BackupError as again:
             exc.msg += "; putting the database back failed too (%s)%s" % (
                 again, ", the safety backup is %s" % safety["id"] if safety else "")
-            exc.result = dict(result, rolled_back=False)
             return
-        result["rolled_back"] = True
+        exc.result["rolled_back"] = True
         exc.msg += "; the database was put back as it was%s" % (
             " from the safety backup %s" % safety["id"] if safety else " (the new database was dropped)")
-        exc.result = result
 
 
 def _restore_metadata_path(artifact):
