@@ -20,7 +20,9 @@ IDENTITY, RECIPIENT = _age.generate_identity()
 
 
 def install_command(prefix):
-    """Engine files as a package beside a small entry point: the layout of roles/agent."""
+    """Engine files as a package beside a small entry point: the layout of roles/agent. Returns the argv that runs
+    the command as its shebang line does, with this interpreter (the tests' environment has the engine's
+    dependencies)."""
     package = os.path.join(prefix, "lib", "lifeboat_engine")
     os.makedirs(package)
     for path in glob.glob(os.path.join(ROOT, "plugins", "module_utils", "_*.py")):
@@ -29,18 +31,22 @@ def install_command(prefix):
         handle.write("")
     entry = os.path.join(prefix, "bin", "lifeboat")
     os.makedirs(os.path.dirname(entry))
+    environment = jinja2.Environment(keep_trailing_newline=True)
+    environment.filters.update(dirname=os.path.dirname, basename=os.path.basename)
     with open(os.path.join(ROOT, "roles", "agent", "templates", "lifeboat.j2"), encoding="utf-8") as handle:
-        script = jinja2.Template(handle.read()).render(ansible_managed="installed by the tests")
-    assert script.startswith("#!/usr/bin/python3\n")
+        script = environment.from_string(handle.read()).render(ansible_managed="installed by the tests",
+                                                               __agent_engine_dir=package)
+    shebang = script.split("\n", 1)[0]
+    assert shebang.startswith("#!/usr/bin/python3 "), shebang
     with open(entry, "w", encoding="utf-8") as handle:
         handle.write(script)
-    return entry
+    return [sys.executable] + shebang.split()[1:] + [entry]
 
 
 @pytest.fixture
 def host(tmp_path):
     """An installed command, a config dir with one job (a SQLite database and files), and its sources."""
-    entry = install_command(str(tmp_path / "prefix"))
+    command = install_command(str(tmp_path / "prefix"))
     app = tmp_path / "srv" / "app"
     (app / "data").mkdir(parents=True)
     (app / "index.html").write_text("<h1>app</h1>\n")
@@ -59,9 +65,9 @@ def host(tmp_path):
     (config / "jobs.d" / "app.json").write_text(json.dumps(job))
     (tmp_path / "key.txt").write_text(IDENTITY + "\n")
 
-    def run(*args, stdin=None):
-        env = dict(os.environ, LIFEBOAT_CONFIG_DIR=str(config))
-        return subprocess.run([sys.executable, entry] + list(args), env=env, capture_output=True, text=True,
+    def run(*args, stdin=None, env=None, cwd=None):
+        env = dict(os.environ, LIFEBOAT_CONFIG_DIR=str(config), **(env or {}))
+        return subprocess.run(command + list(args), env=env, cwd=cwd, capture_output=True, text=True,
                               input=stdin, check=False)
 
     run.tmp = tmp_path
@@ -184,3 +190,22 @@ def test_alert_sends_the_failed_units_details_once_per_cooldown(host, webhook):
     again = host(*args)
     assert again.returncode == 0 and "suppressed by the cooldown" in again.stdout
     assert len(received) == 1
+
+
+def test_the_command_imports_only_the_system_python_and_its_own_engine(host):
+    """What a user can put in the working directory, beside the command or in PYTHON* variables is never imported
+    by the root command: a json module and an engine of their own there would run as root."""
+    planted = host.tmp / "planted"
+    marker = host.tmp / "imported-planted-code"
+    trap = "open(%r, 'a').write(__name__ + '\\n')\n" % str(marker)
+    for directory in (planted, planted / "lifeboat_engine", host.tmp / "prefix" / "bin"):
+        directory.mkdir(parents=True, exist_ok=True)
+    engine = planted / "lifeboat_engine"
+    for path in (planted / "json.py", engine / "__init__.py", engine / "_cli.py", planted / "startup.py",
+                 host.tmp / "prefix" / "bin" / "json.py"):
+        path.write_text(trap)
+    listed = host("list", "--json", cwd=str(planted),
+                  env={"PYTHONPATH": str(planted), "PYTHONSTARTUP": str(planted / "startup.py"), "PYTHONINSPECT": "1"})
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    assert not marker.exists(), marker.read_text()
