@@ -11,7 +11,7 @@ import sys
 import jinja2
 import pytest
 
-from testlib import http_receiver
+from testlib import SMTPServer, http_receiver, self_signed_certificate
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog
 
@@ -209,3 +209,47 @@ def test_the_command_imports_only_the_system_python_and_its_own_engine(host):
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
     assert not marker.exists(), marker.read_text()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    return self_signed_certificate(str(tmp_path))
+
+
+TOKEN = "tok-8c41e0"
+
+
+def test_a_failed_alert_says_why_without_the_webhooks_token(host, certificate):
+    """The failure lands in the journal (stdout) and in --json: the URL only as scheme://host/…."""
+    with http_receiver(status=500) as (url, received), SMTPServer() as smtp:
+        alerts = {"webhook": {"url": "%s/hooks/%s?key=%s" % (url, TOKEN, TOKEN),
+                              "headers": {"Authorization": "Bearer " + TOKEN}},
+                  "email": {"host": "127.0.0.1", "port": smtp.port, "sender": "lifeboat@web1",
+                            "recipients": ["ops@example.org"], "timeout": 5},
+                  "state_file": str(host.tmp / "state" / "alerts.json")}
+        (host.tmp / "etc" / "monitoring.json").write_text(json.dumps({"alerts": alerts}))
+        text = host("alert", "lifeboat-backup@app.service")
+        as_json = host("alert", "lifeboat-backup@app.service", "--json")
+    assert text.returncode == 1 and as_json.returncode == 1
+    webhook = "the webhook POST to %s/… failed: it answered HTTP 500" % url
+    email = "the email via 127.0.0.1:%d (starttls) failed: STARTTLS extension not supported by server." % smtp.port
+    assert text.stdout.splitlines() == ["alert failure:app: sent via nothing", "alert failure:app: " + email,
+                                        "alert failure:app: " + webhook]
+    assert json.loads(as_json.stdout)["failed"] == {"webhook": webhook, "email": email}
+    for result in (text, as_json):
+        assert TOKEN not in result.stdout + result.stderr
+    assert len(received) == 2 and smtp.messages == [], "the plain server never got the mail in clear text"
+    assert not (host.tmp / "state" / "alerts.json").exists()
+
+
+def test_a_failing_ping_is_a_warning_without_its_token_and_the_backup_is_made(host):
+    job_file = host.tmp / "etc" / "jobs.d" / "app.json"
+    with http_receiver(status=404) as (url, received):
+        job_file.write_text(json.dumps(dict(json.loads(job_file.read_text()), ping_url="%s/ping/%s" % (url, TOKEN))))
+        run = host("run", "app")
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: the ping")]
+    assert warnings == ["warning: the ping POST to %s/… failed: it answered HTTP 404" % url] * 2
+    assert TOKEN not in run.stdout + run.stderr
+    assert [path for path, _body in received] == ["/ping/%s/start" % TOKEN, "/ping/%s" % TOKEN]
+    assert len(_catalog.list_metadata(str(host.tmp / "backups"))) == 2
