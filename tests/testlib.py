@@ -136,7 +136,7 @@ def self_signed_certificate(directory):
 
 
 class SMTPServer:
-    """A real aiosmtpd server on loopback: plain or STARTTLS (required), with AUTH that records logins.
+    """A real aiosmtpd server on loopback: plain, STARTTLS (required) or SMTPS, with AUTH that records logins.
     messages holds (envelope, whether it came over TLS), logins the (user, password) pairs it was given."""
 
     def __init__(self, security="none", certificate=None):
@@ -158,7 +158,9 @@ class SMTPServer:
         if security != "none":
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*certificate)
-            options.update(tls_context=context, require_starttls=True)
+            # aiosmtpd only counts STARTTLS as TLS: on an SMTPS connection AUTH is allowed by turning that off
+            options.update({"starttls": dict(tls_context=context, require_starttls=True),
+                            "smtps": dict(ssl_context=context, auth_require_tls=False)}[security])
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]

@@ -26,8 +26,8 @@ from ._errors import BackupError, UsageError
 DEFAULT_COOLDOWN_MINUTES = 60
 DEFAULT_STATE_FILE = "/var/lib/lifeboat/alerts.json"
 PING_SUFFIXES = {"start": "/start", "success": "", "fail": "/fail"}
-# How the SMTP connection is protected -> the standard port: STARTTLS on submission, plain.
-SMTP_PORTS = {"starttls": 587, "none": 25}
+# How the SMTP connection is protected -> the standard port: STARTTLS on submission, implicit TLS (SMTPS), plain.
+SMTP_PORTS = {"starttls": 587, "smtps": 465, "none": 25}
 EMAIL_KEYS = ("host", "port", "security", "username", "password", "sender", "recipients", "timeout", "ca_file")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _LINE_BREAK = re.compile(r"[\r\n\0]")
@@ -142,7 +142,7 @@ def _check_email(settings):
         raise UsageError("the email security %r is not one of %s" % (security, ", ".join(SMTP_PORTS)))
     if settings.get("username") and security == "none":
         raise UsageError("the email settings log in to %s without TLS, which would send the password in clear "
-                         "text: set security to starttls" % settings["host"])
+                         "text: set security to starttls or smtps" % settings["host"])
     recipients = settings.get("recipients")
     if not isinstance(recipients, list):
         raise UsageError("the email recipients must be a list of addresses, not %r" % (recipients,))
@@ -166,7 +166,11 @@ def _send_email(settings, subject, body):
     where = "%s:%d (%s)" % (settings["host"], port, security)
     try:
         context = ssl.create_default_context(cafile=settings.get("ca_file")) if security != "none" else None
-        with smtplib.SMTP(settings["host"], port, timeout=timeout) as client:
+        if security == "smtps":
+            client = smtplib.SMTP_SSL(settings["host"], port, timeout=timeout, context=context)
+        else:
+            client = smtplib.SMTP(settings["host"], port, timeout=timeout)
+        with client:
             if security == "starttls":
                 client.starttls(context=context)
             if settings.get("username"):

@@ -242,6 +242,19 @@ def test_a_failed_alert_says_why_without_the_webhooks_token(host, certificate):
     assert not (host.tmp / "state" / "alerts.json").exists()
 
 
+def test_alert_email_over_smtps(host, certificate):
+    with SMTPServer("smtps", certificate) as smtp:
+        alerts = {"email": {"host": "127.0.0.1", "port": smtp.port, "security": "smtps", "ca_file": certificate[0],
+                            "username": "lifeboat", "password": "pw-" + TOKEN, "sender": "lifeboat@web1",
+                            "recipients": ["ops@example.org"]},
+                  "state_file": str(host.tmp / "state" / "alerts.json")}
+        (host.tmp / "etc" / "monitoring.json").write_text(json.dumps({"alerts": alerts}))
+        sent = host("alert", "lifeboat-backup@app.service")
+    assert sent.returncode == 0 and "sent via email" in sent.stdout, sent.stdout + sent.stderr
+    assert [tls for _envelope, tls in smtp.messages] == [True] and smtp.logins == [("lifeboat", "pw-" + TOKEN)]
+    assert b"lifeboat-backup@app.service failed" in smtp.messages[0][0].content
+
+
 def test_a_failing_ping_is_a_warning_without_its_token_and_the_backup_is_made(host):
     job_file = host.tmp / "etc" / "jobs.d" / "app.json"
     with http_receiver(status=404) as (url, received):

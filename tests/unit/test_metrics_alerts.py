@@ -117,7 +117,18 @@ def test_email_by_default_refuses_a_server_without_starttls(tmp_path):
     assert not os.path.exists(config["state_file"]), "an alert that was not sent starts no cooldown"
 
 
-@pytest.mark.parametrize("security", ["starttls"])
+def test_email_over_smtps(tmp_path, certificate):
+    with SMTPServer("smtps", certificate) as smtp:
+        config = {"state_file": str(tmp_path / "alerts.json"),
+                  "email": _email(smtp.port, security="smtps", ca_file=certificate[0], username="lifeboat",
+                                  password=PASSWORD)}
+        outcome = _alerts.send_alert(config, EVENT)
+    assert outcome["sent"] == ["email"] and not outcome["failed"], outcome
+    assert [tls for _envelope, tls in smtp.messages] == [True]
+    assert smtp.logins == [("lifeboat", PASSWORD)]
+
+
+@pytest.mark.parametrize("security", ["starttls", "smtps"])
 def test_an_untrusted_certificate_stops_the_email_before_the_login(tmp_path, certificate, security):
     with SMTPServer(security, certificate) as smtp:
         config = {"state_file": str(tmp_path / "alerts.json"),
@@ -139,12 +150,12 @@ def test_an_untrusted_certificate_stops_the_email_before_the_login(tmp_path, cer
      "the email subject '[lifeboat] failure on web1\\nBcc: victim@example.org: app' is not a single line of text"),
     ({"recipients": "ops@example.org"}, EVENT,
      "the email recipients must be a list of addresses, not 'ops@example.org'"),
-    ({"security": "ssl"}, EVENT, "the email security 'ssl' is not one of starttls, none"),
+    ({"security": "ssl"}, EVENT, "the email security 'ssl' is not one of starttls, smtps, none"),
     ({"starttls": False}, EVENT, "the email settings hold starttls, which are not settings of lifeboat (known: "),
     ({"port": "465"}, EVENT, "the email port '465' is not a port number"),
     ({"security": "none", "username": "lifeboat", "password": PASSWORD}, EVENT,
      "the email settings log in to 127.0.0.1 without TLS, which would send the password in clear text: set "
-     "security to starttls"),
+     "security to starttls or smtps"),
 ])
 def test_bad_email_settings_are_a_clear_error_and_the_webhook_still_goes_out(tmp_path, receiver, settings, event,
                                                                              expected):
