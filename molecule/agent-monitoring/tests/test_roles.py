@@ -104,6 +104,22 @@ def test_units_pass_systemd_analyze_verify(host):
     assert checked.rc == 0, checked.stderr
 
 
+@pytest.mark.parametrize('unit, capabilities, timeout', [
+    ('lifeboat-backup@app.service', 'cap_chown cap_dac_override cap_dac_read_search', '6h'),
+    ('lifeboat-health.service', '', '30min'),
+    ('lifeboat-alert@lifeboat-backup@app.service.service', '', '5min'),
+])
+def test_units_keep_only_the_capabilities_they_need_and_time_out(host, unit, capabilities, timeout):
+    shown = host.run('systemctl show -p CapabilityBoundingSet -p PrivateDevices -p SystemCallFilter '
+                     '-p TimeoutStartUSec %s', unit)
+    assert shown.rc == 0, shown.stderr
+    properties = dict(line.split('=', 1) for line in shown.stdout.splitlines())
+    assert properties['CapabilityBoundingSet'] == capabilities
+    assert properties['PrivateDevices'] == 'yes'
+    assert properties['SystemCallFilter'] not in ('', '~'), 'a filter is set'
+    assert properties['TimeoutStartUSec'] == timeout
+
+
 def test_a_timer_run_makes_a_backup_that_verifies_fully_with_the_controllers_identity(host):
     started = host.run('systemctl start lifeboat-backup@app.service')
     assert started.rc == 0, host.run('journalctl -u lifeboat-backup@app.service -n 30 --no-pager').stdout
@@ -118,6 +134,10 @@ def test_a_timer_run_makes_a_backup_that_verifies_fully_with_the_controllers_ide
     assert identity.strip().splitlines()[-1] not in host.run('grep -r AGE-SECRET-KEY /etc /var /srv || true').stdout
     pings = [record['path'] for record in records('http.jsonl') if record['path'].startswith('/ping/app')]
     assert pings[-2:] == ['/ping/app/start', '/ping/app']
+    # Read what only nobody may read, and left the database's directory nobody's (SQLite chowns what it creates).
+    assert host.run('find /srv/app/data /srv/app/private ! -user nobody').stdout == ''
+    archive = [meta for meta in made if meta['kind'] == 'files'][0]
+    assert archive['warnings'] == [] and archive['files'] >= 3, archive
 
 
 def test_a_failing_job_alerts_by_email_and_webhook_with_its_journal(host):
