@@ -24,6 +24,9 @@ STATE_DIR = os.path.join(PROJECT_DIR, 'build', 'molecule', 'agent-monitoring')
 IDENTITY_FILE = os.path.join(STATE_DIR, 'identity.txt')
 TIMERS = ('lifeboat-backup@app.timer', 'lifeboat-backup@broken.timer', 'lifeboat-backup@reports.timer',
           'lifeboat-health.timer')
+# The values of converge.yml's secret variables: webhook URL and header, ping URLs, SMTP password.
+SECRETS = ('http://169.254.77.1:8025/hook', 'molecule-token', 'http://169.254.77.1:8025/ping/app',
+           'http://169.254.77.1:8025/ping/broken', 'molecule-smtp-secret')
 
 
 def records(name):
@@ -58,13 +61,15 @@ def backups(host, job):
 
 
 def converge(**extra_vars):
+    """ansible-playbook -v converge.yml: returns its output."""
     inventory = os.environ.get('MOLECULE_INVENTORY_FILE')
     assert inventory, 'run by molecule verify: MOLECULE_INVENTORY_FILE names the inventory'
-    command = ['ansible-playbook', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
+    command = ['ansible-playbook', '-v', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
                '-e', json.dumps(extra_vars)]
     environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(STATE_DIR, 'collections'))
     result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout + result.stderr
 
 
 @pytest.mark.parametrize('timer', TIMERS)
@@ -177,7 +182,11 @@ def test_removing_a_job_removes_its_timer_and_config_but_not_its_backups(host):
     assert host.run('systemctl start lifeboat-backup@reports.service').rc == 0
     kept = [meta['id'] for meta in backups(host, 'reports')]
     assert len(kept) == 1
-    converge(retire_job=True)
+    output = converge(retire_job=True)
+    assert 'ok=' in output, 'the output of the run is what is checked'
+    leaks = [line.split(secret)[0][-200:] + '<SECRET>' for line in output.splitlines() for secret in SECRETS
+             if secret in line]
+    assert leaks == [], 'ansible-playbook -v printed a secret'
     assert not host.file('/etc/systemd/system/lifeboat-backup@reports.timer').exists
     assert not host.file('/etc/lifeboat/jobs.d/reports.json').exists
     assert 'lifeboat-backup@reports.timer' not in host.run('systemctl list-timers --all --no-legend').stdout
