@@ -1,12 +1,17 @@
 """Helpers shared by the tests: trees to back up, their fingerprints, the age CLI, a small tmpfs, an HTTP
-receiver, a thread that runs beside a with-block, a time and memory bound on a block."""
+receiver, an SMTP server with its TLS certificate, a thread that runs beside a with-block, a time and memory bound
+on a block."""
 
 import contextlib
+import datetime
 import hashlib
 import http.server
+import ipaddress
 import os
 import shutil
 import signal
+import socket
+import ssl
 import stat
 import subprocess
 import threading
@@ -84,15 +89,15 @@ def age_decrypt_cli(path, identity, tmp_path):
 
 
 @contextlib.contextmanager
-def http_receiver():
-    """A real HTTP server on loopback that answers every POST with 200: yields (its base URL, the list of
+def http_receiver(status=200):
+    """A real HTTP server on loopback that answers every POST with status: yields (its base URL, the list of
     (path, body) it received, in order)."""
     received = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (the http.server API)
             received.append((self.path, self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-            self.send_response(200)
+            self.send_response(status)
             self.end_headers()
 
         def log_message(self, *args):
@@ -105,6 +110,71 @@ def http_receiver():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def self_signed_certificate(directory):
+    """A throwaway self-signed certificate for 127.0.0.1 in directory: (its PEM file, which is also the CA to
+    trust, its key file)."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    with open(cert_file, "wb") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_file, "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+class SMTPServer:
+    """A real aiosmtpd server on loopback: plain, STARTTLS (required) or SMTPS, with AUTH that records logins.
+    messages holds (envelope, whether it came over TLS), logins the (user, password) pairs it was given."""
+
+    def __init__(self, security="none", certificate=None):
+        controller_module = pytest.importorskip("aiosmtpd.controller")
+        smtp_module = pytest.importorskip("aiosmtpd.smtp")
+        self.messages, self.logins = [], []
+        server = self
+
+        class Recorder:
+            async def handle_DATA(self, smtp, session, envelope):  # noqa: N802 (the aiosmtpd API)
+                server.messages.append((envelope, smtp.transport.get_extra_info("ssl_object") is not None))
+                return "250 OK"
+
+        def authenticator(_smtp, _session, _envelope, _mechanism, data):
+            self.logins.append((data.login.decode(), data.password.decode()))
+            return smtp_module.AuthResult(success=True)
+
+        options = {"authenticator": authenticator}
+        if security != "none":
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*certificate)
+            # aiosmtpd only counts STARTTLS as TLS: on an SMTPS connection AUTH is allowed by turning that off
+            options.update({"starttls": dict(tls_context=context, require_starttls=True),
+                            "smtps": dict(ssl_context=context, auth_require_tls=False)}[security])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = controller_module.Controller(Recorder(), hostname="127.0.0.1", port=self.port, **options)
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
 
 
 @contextlib.contextmanager

@@ -82,6 +82,13 @@ def _backup_dir(settings, job=None):
     return (job or {}).get("backup_dir") or settings.get("backup_dir") or _catalog.DEFAULT_BACKUP_DIR
 
 
+def ping(job, state, progress, body=None):
+    """The job's healthchecks-style ping; a failed one is a warning in the log (its URL redacted), never a failure."""
+    answer = _alerts.ping(job.get("ping_url"), state, body)
+    if isinstance(answer, str):
+        progress.stream.write("warning: %s\n" % answer)
+
+
 def run_job(config_dir, name, progress, lock_timeout=None):
     """Every step of a job: dumps, archive, checksum verify, retention, metrics; pings around it.
 
@@ -96,7 +103,7 @@ def run_job(config_dir, name, progress, lock_timeout=None):
     # A job's keys are the options of the archive and dump modules, read through the same groups with the
     # same defaults; a database's name is the dump's database.
     options = dict(job, job=name, backup_dir=backup_dir, lock_timeout=lock_timeout)
-    _alerts.ping(job.get("ping_url"), "start")
+    ping(job, "start", progress)
     made = []
     try:
         for database in job.get("databases") or []:
@@ -125,10 +132,10 @@ def run_job(config_dir, name, progress, lock_timeout=None):
             progress.done("prune %s: %d kept, %d removed" % (name, len(pruned["kept"]), len(pruned["removed"])),
                           started)
     except BackupError as exc:
-        _alerts.ping(job.get("ping_url"), "fail", str(exc))
+        ping(job, "fail", progress, str(exc))
         raise
     write_metrics(settings, backup_dir)
-    _alerts.ping(job.get("ping_url"), "success", "%d backup(s) made" % len(made))
+    ping(job, "success", progress, "%d backup(s) made" % len(made))
     return {"job": name, "backups": [{"id": r["id"], "path": r["path"], "size": r["size"]} for r in made]}
 
 
@@ -252,7 +259,8 @@ def cmd_alert(args, _progress):
                                                                 "message": message, "unit": args.unit})
     _print(args, outcome, ["alert %s: sent via %s%s" % (
         outcome["key"], ", ".join(outcome["sent"]) or "nothing",
-        " (suppressed by the cooldown)" if outcome["suppressed"] else "")])
+        " (suppressed by the cooldown)" if outcome["suppressed"] else "")] +
+        ["alert %s: %s" % (outcome["key"], problem) for _channel, problem in sorted(outcome["failed"].items())])
     return EXIT_FAILED if outcome["failed"] and not outcome["sent"] else EXIT_OK
 
 

@@ -11,7 +11,7 @@ import sys
 import jinja2
 import pytest
 
-from testlib import http_receiver
+from testlib import SMTPServer, http_receiver, self_signed_certificate
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog
 
@@ -20,7 +20,9 @@ IDENTITY, RECIPIENT = _age.generate_identity()
 
 
 def install_command(prefix):
-    """The engine's tree as a package beside a small entry point: the layout of roles/agent."""
+    """The engine's tree as a package beside a small entry point: the layout of roles/agent. Returns the argv that
+    runs the command as its shebang line does, with this interpreter (the tests' environment has the engine's
+    dependencies)."""
     package = os.path.join(prefix, "lib", "lifeboat_engine")
     shutil.copytree(os.path.join(ROOT, "plugins", "module_utils"), package,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -28,18 +30,22 @@ def install_command(prefix):
         handle.write("")
     entry = os.path.join(prefix, "bin", "lifeboat")
     os.makedirs(os.path.dirname(entry))
+    environment = jinja2.Environment(keep_trailing_newline=True)
+    environment.filters.update(dirname=os.path.dirname, basename=os.path.basename)
     with open(os.path.join(ROOT, "roles", "agent", "templates", "lifeboat.j2"), encoding="utf-8") as handle:
-        script = jinja2.Template(handle.read()).render(ansible_managed="installed by the tests")
-    assert script.startswith("#!/usr/bin/python3\n")
+        script = environment.from_string(handle.read()).render(ansible_managed="installed by the tests",
+                                                               __agent_engine_dir=package)
+    shebang = script.split("\n", 1)[0]
+    assert shebang.startswith("#!/usr/bin/python3 "), shebang
     with open(entry, "w", encoding="utf-8") as handle:
         handle.write(script)
-    return entry
+    return [sys.executable] + shebang.split()[1:] + [entry]
 
 
 @pytest.fixture
 def host(tmp_path):
     """An installed command, a config dir with one job (a SQLite database and files), and its sources."""
-    entry = install_command(str(tmp_path / "prefix"))
+    command = install_command(str(tmp_path / "prefix"))
     app = tmp_path / "srv" / "app"
     (app / "data").mkdir(parents=True)
     (app / "index.html").write_text("<h1>app</h1>\n")
@@ -58,9 +64,9 @@ def host(tmp_path):
     (config / "jobs.d" / "app.json").write_text(json.dumps(job))
     (tmp_path / "key.txt").write_text(IDENTITY + "\n")
 
-    def run(*args, stdin=None):
-        env = dict(os.environ, LIFEBOAT_CONFIG_DIR=str(config))
-        return subprocess.run([sys.executable, entry] + list(args), env=env, capture_output=True, text=True,
+    def run(*args, stdin=None, env=None, cwd=None):
+        env = dict(os.environ, LIFEBOAT_CONFIG_DIR=str(config), **(env or {}))
+        return subprocess.run(command + list(args), env=env, cwd=cwd, capture_output=True, text=True,
                               input=stdin, check=False)
 
     run.tmp = tmp_path
@@ -208,3 +214,79 @@ def test_alert_sends_the_failed_units_details_once_per_cooldown(host, webhook):
     again = host(*args)
     assert again.returncode == 0 and "suppressed by the cooldown" in again.stdout
     assert len(received) == 1
+
+
+def test_the_command_imports_only_the_system_python_and_its_own_engine(host):
+    """What a user can put in the working directory, beside the command or in PYTHON* variables is never imported
+    by the root command: a json module and an engine of their own there would run as root."""
+    planted = host.tmp / "planted"
+    marker = host.tmp / "imported-planted-code"
+    trap = "open(%r, 'a').write(__name__ + '\\n')\n" % str(marker)
+    for directory in (planted, planted / "lifeboat_engine", host.tmp / "prefix" / "bin"):
+        directory.mkdir(parents=True, exist_ok=True)
+    engine = planted / "lifeboat_engine"
+    for path in (planted / "json.py", engine / "__init__.py", engine / "_cli.py", planted / "startup.py",
+                 host.tmp / "prefix" / "bin" / "json.py"):
+        path.write_text(trap)
+    listed = host("list", "--json", cwd=str(planted),
+                  env={"PYTHONPATH": str(planted), "PYTHONSTARTUP": str(planted / "startup.py"), "PYTHONINSPECT": "1"})
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    assert not marker.exists(), marker.read_text()
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    return self_signed_certificate(str(tmp_path))
+
+
+TOKEN = "tok-8c41e0"
+
+
+def test_a_failed_alert_says_why_without_the_webhooks_token(host, certificate):
+    """The failure lands in the journal (stdout) and in --json: the URL only as scheme://host/…."""
+    with http_receiver(status=500) as (url, received), SMTPServer() as smtp:
+        alerts = {"webhook": {"url": "%s/hooks/%s?key=%s" % (url, TOKEN, TOKEN),
+                              "headers": {"Authorization": "Bearer " + TOKEN}},
+                  "email": {"host": "127.0.0.1", "port": smtp.port, "sender": "lifeboat@web1",
+                            "recipients": ["ops@example.org"], "timeout": 5},
+                  "state_file": str(host.tmp / "state" / "alerts.json")}
+        (host.tmp / "etc" / "monitoring.json").write_text(json.dumps({"alerts": alerts}))
+        text = host("alert", "lifeboat-backup@app.service")
+        as_json = host("alert", "lifeboat-backup@app.service", "--json")
+    assert text.returncode == 1 and as_json.returncode == 1
+    webhook = "the webhook POST to %s/… failed: it answered HTTP 500" % url
+    email = "the email via 127.0.0.1:%d (starttls) failed: STARTTLS extension not supported by server." % smtp.port
+    assert text.stdout.splitlines() == ["alert failure:app: sent via nothing", "alert failure:app: " + email,
+                                        "alert failure:app: " + webhook]
+    assert json.loads(as_json.stdout)["failed"] == {"webhook": webhook, "email": email}
+    for result in (text, as_json):
+        assert TOKEN not in result.stdout + result.stderr
+    assert len(received) == 2 and smtp.messages == [], "the plain server never got the mail in clear text"
+    assert not (host.tmp / "state" / "alerts.json").exists()
+
+
+def test_alert_email_over_smtps(host, certificate):
+    with SMTPServer("smtps", certificate) as smtp:
+        alerts = {"email": {"host": "127.0.0.1", "port": smtp.port, "security": "smtps", "ca_file": certificate[0],
+                            "username": "lifeboat", "password": "pw-" + TOKEN, "sender": "lifeboat@web1",
+                            "recipients": ["ops@example.org"]},
+                  "state_file": str(host.tmp / "state" / "alerts.json")}
+        (host.tmp / "etc" / "monitoring.json").write_text(json.dumps({"alerts": alerts}))
+        sent = host("alert", "lifeboat-backup@app.service")
+    assert sent.returncode == 0 and "sent via email" in sent.stdout, sent.stdout + sent.stderr
+    assert [tls for _envelope, tls in smtp.messages] == [True] and smtp.logins == [("lifeboat", "pw-" + TOKEN)]
+    assert b"lifeboat-backup@app.service failed" in smtp.messages[0][0].content
+
+
+def test_a_failing_ping_is_a_warning_without_its_token_and_the_backup_is_made(host):
+    job_file = host.tmp / "etc" / "jobs.d" / "app.json"
+    with http_receiver(status=404) as (url, received):
+        job_file.write_text(json.dumps(dict(json.loads(job_file.read_text()), ping_url="%s/ping/%s" % (url, TOKEN))))
+        run = host("run", "app")
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: the ping")]
+    assert warnings == ["warning: the ping POST to %s/… failed: it answered HTTP 404" % url] * 2
+    assert TOKEN not in run.stdout + run.stderr
+    assert [path for path, _body in received] == ["/ping/%s/start" % TOKEN, "/ping/%s" % TOKEN]
+    assert len(_catalog.list_metadata(str(host.tmp / "backups"))) == 2

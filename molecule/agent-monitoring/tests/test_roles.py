@@ -24,6 +24,9 @@ STATE_DIR = os.path.join(PROJECT_DIR, 'build', 'molecule', 'agent-monitoring')
 IDENTITY_FILE = os.path.join(STATE_DIR, 'identity.txt')
 TIMERS = ('lifeboat-backup@app.timer', 'lifeboat-backup@broken.timer', 'lifeboat-backup@reports.timer',
           'lifeboat-health.timer')
+# The values of converge.yml's secret variables: webhook URL and header, ping URLs, SMTP password.
+SECRETS = ('http://169.254.77.1:8025/hook', 'molecule-token', 'http://169.254.77.1:8025/ping/app',
+           'http://169.254.77.1:8025/ping/broken', 'molecule-smtp-secret')
 
 
 def records(name):
@@ -58,13 +61,15 @@ def backups(host, job):
 
 
 def converge(**extra_vars):
+    """ansible-playbook -v converge.yml: returns its output."""
     inventory = os.environ.get('MOLECULE_INVENTORY_FILE')
     assert inventory, 'run by molecule verify: MOLECULE_INVENTORY_FILE names the inventory'
-    command = ['ansible-playbook', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
+    command = ['ansible-playbook', '-v', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
                '-e', json.dumps(extra_vars)]
     environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(STATE_DIR, 'collections'))
     result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout + result.stderr
 
 
 @pytest.mark.parametrize('timer', TIMERS)
@@ -104,6 +109,22 @@ def test_units_pass_systemd_analyze_verify(host):
     assert checked.rc == 0, checked.stderr
 
 
+@pytest.mark.parametrize('unit, capabilities, timeout', [
+    ('lifeboat-backup@app.service', 'cap_chown cap_dac_override cap_dac_read_search', '6h'),
+    ('lifeboat-health.service', '', '30min'),
+    ('lifeboat-alert@lifeboat-backup@app.service.service', '', '5min'),
+])
+def test_units_keep_only_the_capabilities_they_need_and_time_out(host, unit, capabilities, timeout):
+    shown = host.run('systemctl show -p CapabilityBoundingSet -p PrivateDevices -p SystemCallFilter '
+                     '-p TimeoutStartUSec %s', unit)
+    assert shown.rc == 0, shown.stderr
+    properties = dict(line.split('=', 1) for line in shown.stdout.splitlines())
+    assert properties['CapabilityBoundingSet'] == capabilities
+    assert properties['PrivateDevices'] == 'yes'
+    assert properties['SystemCallFilter'] not in ('', '~'), 'a filter is set'
+    assert properties['TimeoutStartUSec'] == timeout
+
+
 def test_a_timer_run_makes_a_backup_that_verifies_fully_with_the_controllers_identity(host):
     started = host.run('systemctl start lifeboat-backup@app.service')
     assert started.rc == 0, host.run('journalctl -u lifeboat-backup@app.service -n 30 --no-pager').stdout
@@ -118,6 +139,10 @@ def test_a_timer_run_makes_a_backup_that_verifies_fully_with_the_controllers_ide
     assert identity.strip().splitlines()[-1] not in host.run('grep -r AGE-SECRET-KEY /etc /var /srv || true').stdout
     pings = [record['path'] for record in records('http.jsonl') if record['path'].startswith('/ping/app')]
     assert pings[-2:] == ['/ping/app/start', '/ping/app']
+    # Read what only nobody may read, and left the database's directory nobody's (SQLite chowns what it creates).
+    assert host.run('find /srv/app/data /srv/app/private ! -user nobody').stdout == ''
+    archive = [meta for meta in made if meta['kind'] == 'files'][0]
+    assert archive['warnings'] == [] and archive['files'] >= 3, archive
 
 
 def test_a_failing_job_alerts_by_email_and_webhook_with_its_journal(host):
@@ -157,7 +182,11 @@ def test_removing_a_job_removes_its_timer_and_config_but_not_its_backups(host):
     assert host.run('systemctl start lifeboat-backup@reports.service').rc == 0
     kept = [meta['id'] for meta in backups(host, 'reports')]
     assert len(kept) == 1
-    converge(retire_job=True)
+    output = converge(retire_job=True)
+    assert 'ok=' in output, 'the output of the run is what is checked'
+    leaks = [line.split(secret)[0][-200:] + '<SECRET>' for line in output.splitlines() for secret in SECRETS
+             if secret in line]
+    assert leaks == [], 'ansible-playbook -v printed a secret'
     assert not host.file('/etc/systemd/system/lifeboat-backup@reports.timer').exists
     assert not host.file('/etc/lifeboat/jobs.d/reports.json').exists
     assert 'lifeboat-backup@reports.timer' not in host.run('systemctl list-timers --all --no-legend').stdout
