@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import stat
 import subprocess
@@ -18,6 +19,13 @@ import threading
 import tracemalloc
 
 import pytest
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+# One operator key for the whole test run: every backup the tests make is encrypted to it.
+IDENTITY, RECIPIENT = _age.generate_identity()
 
 
 def make_tree(root):
@@ -235,3 +243,24 @@ def bounded(seconds=1.0, memory=16 << 20):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak <= memory, "the block allocated %d bytes at its peak, more than %d" % (peak, memory)
+
+
+def sqlite_sample(path):
+    with sqlite3.connect(path) as connection:
+        connection.executescript(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, photo BLOB);"
+            "CREATE TABLE \"odd \"\"name\" (v);")
+        connection.executemany("INSERT INTO people VALUES (?, ?, ?)", [
+            (i, None if i % 7 == 0 else "Zoë %d 名前 🚀" % i,
+             None if i % 5 == 0 else hashlib.md5(str(i).encode()).digest() + b"\x00\xff") for i in range(1, 501)])
+        connection.executemany('INSERT INTO "odd ""name" VALUES (?)', [("a",), (None,), (b"\x00",)])
+    connection.close()
+
+
+def sqlite_rows(path):
+    connection = sqlite3.connect(path)
+    try:
+        return {table: connection.execute('SELECT * FROM "%s" ORDER BY rowid' % table.replace('"', '""')).fetchall()
+                for (table,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        connection.close()

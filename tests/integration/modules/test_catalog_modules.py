@@ -9,12 +9,12 @@ import pytest
 
 from test_modules import run_target
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age
+from testlib import IDENTITY, RECIPIENT
 
 
 @pytest.mark.parametrize("target", ["prune", "catalog_info"])
 def test_catalog_target(target, tmp_path):
-    identity, recipient = _age.generate_identity()
+    identity, recipient = IDENTITY, RECIPIENT
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "file.txt").write_text("data\n")
     output = run_target(target, tmp_path, {"identity": identity, "recipient": recipient})

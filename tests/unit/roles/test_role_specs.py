@@ -4,8 +4,9 @@ import os
 import re
 
 import yaml
+import testlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = testlib.ROOT
 # Option names that hold a secret: a password, a token-bearing URL, HTTP headers (Authorization).
 SECRET_NAME = re.compile(r"password|passphrase|secret|token|identity|(^|_)url$|headers$")
 SECRETS = {

@@ -10,12 +10,13 @@ import time
 
 import pytest
 
+import testlib
+from testlib import IDENTITY, RECIPIENT
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _pipeline
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore.payload import (
     BLOCK_SIZE, SLOT_SIZE, PayloadProcess)
 
-IDENTITY, RECIPIENT = _age.generate_identity()
 PAYLOAD = b"".join(b"line %d of a file\n" % number for number in range(300_000)) + os.urandom(3 << 20)
 
 
@@ -179,8 +180,7 @@ with open(sys.argv[2], "rb") as handle:
 
 def test_a_killed_parent_leaves_no_child_behind(tmp_path):
     path = _artifact(tmp_path, "none", True, payload=os.urandom(64 << 20))
-    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with subprocess.Popen([sys.executable, "-c", READ_THEN_WAIT, tests_dir, path, IDENTITY],
+    with subprocess.Popen([sys.executable, "-c", READ_THEN_WAIT, testlib.TESTS, path, IDENTITY],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE) as parent:
         assert parent.stdout.readline() == b"reading\n"
         children = _children(parent.pid)

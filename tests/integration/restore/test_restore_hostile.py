@@ -16,14 +16,12 @@ import tarfile
 
 import pytest
 
-from testlib import bounded
+from testlib import IDENTITY, RECIPIENT, bounded
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import (
-    _age, _catalog, _manifest, _restore, _tarstream, _verify)
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _manifest, _restore, _tarstream, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 from ansible_collections.lifeboat.backup.plugins.module_utils._pipeline import ArtifactWriter
 
-IDENTITY, RECIPIENT = _age.generate_identity()
 MTIME_NS = 1_600_000_000_000_000_000
 
 

@@ -12,12 +12,14 @@ import pickle
 import pytest
 import yaml
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _option_groups
+import testlib
+from testlib import IDENTITY
+from ansible_collections.lifeboat.backup.plugins.module_utils import _option_groups
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, UsageError
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import (
     ARCHIVE_OPTIONS, CONNECTION, DECRYPTION, DUMP_OPTIONS, ENCRYPTION, RETENTION, OptionGroup, build_policy)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = testlib.ROOT
 FIELDS = ("type", "elements", "default", "choices", "required")
 KINDS = ("type", "elements", "choices")
 # Keys of an agent job that configure the role or the command, not a module.
@@ -98,7 +100,7 @@ def test_a_missing_or_null_option_takes_its_default_and_defaults_are_never_share
 
 
 def test_the_decryption_group_parses_the_identity_in_memory():
-    identity, _recipient = _age.generate_identity()
+    identity = IDENTITY
     assert DECRYPTION.read({"identity": "# made by age-keygen\n" + identity.lower() + "\n"}) == {
         "identities": [identity], "passphrase": None}
     assert DECRYPTION.read({"identity": "", "passphrase": "secret"}) == {"identities": None, "passphrase": "secret"}

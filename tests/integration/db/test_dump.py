@@ -16,19 +16,18 @@ import time
 
 import pytest
 
-from testlib import BackgroundThread, age_decrypt_cli, require_binary
+from testlib import IDENTITY, RECIPIENT, BackgroundThread, age_decrypt_cli, require_binary, sqlite_rows, sqlite_sample
 # Fixtures of the dumper tests, shared rather than redefined.
 from test_dumpers import (my_database, my_fresh, pg_database, pg_fresh)  # pylint: disable=unused-import
 from test_dumpers import (LOAD_SCHEMA, LOAD_TOTAL, MY_SAMPLE, MY_SAMPLE_COUNTS, PG_SAMPLE, PG_SAMPLE_COUNTS,
                           TransferWriter, _broken_sqlite, children_named, cmdlines_containing, my_fingerprint,
-                          pg_as_owner, pg_fingerprint, sqlite_bank_under_load, sqlite_rows, sqlite_sample, unique,
+                          pg_as_owner, pg_fingerprint, sqlite_bank_under_load, unique,
                           wait_for_progress)
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog, _dump, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, IntegrityError, LockedError, MissingDependencyError, SourceError, UsageError)
 
-IDENTITY, RECIPIENT = _age.generate_identity()
 KILL_AFTER_BYTES = 4 << 20
 LARGE_ROWS = 200000  # about 100 MB of dump: a tool can be stopped long before it is done
 

@@ -22,7 +22,7 @@ import time
 import pytest
 
 import dbservers
-from testlib import BackgroundThread
+from testlib import BackgroundThread, sqlite_rows, sqlite_sample
 from ansible_collections.lifeboat.backup.plugins.module_utils import _db, _tools
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, MissingDependencyError, SourceError, UsageError)
@@ -221,26 +221,6 @@ def my_big(mariadb_server):
 
 
 # --- SQLite helpers ------------------------------------------------------------------------------
-
-def sqlite_sample(path):
-    with sqlite3.connect(path) as connection:
-        connection.executescript(
-            "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, photo BLOB);"
-            "CREATE TABLE \"odd \"\"name\" (v);")
-        connection.executemany("INSERT INTO people VALUES (?, ?, ?)", [
-            (i, None if i % 7 == 0 else "Zoë %d 名前 🚀" % i,
-             None if i % 5 == 0 else hashlib.md5(str(i).encode()).digest() + b"\x00\xff") for i in range(1, 501)])
-        connection.executemany('INSERT INTO "odd ""name" VALUES (?)', [("a",), (None,), (b"\x00",)])
-    connection.close()
-
-
-def sqlite_rows(path):
-    connection = sqlite3.connect(path)
-    try:
-        return {table: connection.execute('SELECT * FROM "%s" ORDER BY rowid' % table.replace('"', '""')).fetchall()
-                for (table,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    finally:
-        connection.close()
 
 
 # --- round trips ---------------------------------------------------------------------------------

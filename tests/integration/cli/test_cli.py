@@ -11,12 +11,12 @@ import sys
 import jinja2
 import pytest
 
-from testlib import SMTPServer, http_receiver, self_signed_certificate
+import testlib
+from testlib import IDENTITY, RECIPIENT, SMTPServer, http_receiver, self_signed_certificate
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-IDENTITY, RECIPIENT = _age.generate_identity()
+ROOT = testlib.ROOT
 
 
 def install_command(prefix):

@@ -10,12 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from testlib import make_tree, tree_digest
+from testlib import IDENTITY, RECIPIENT, make_tree, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _fileio, _health, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 
-IDENTITY, RECIPIENT = _age.generate_identity()
 
 
 def backup(source, backup_dir, job="app", **options):

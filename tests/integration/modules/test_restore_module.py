@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from test_modules import run_target
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age
+from testlib import IDENTITY, RECIPIENT
 
 
 def test_restore_target(tmp_path):
-    identity, recipient = _age.generate_identity()
+    identity, recipient = IDENTITY, RECIPIENT
     output = run_target("restore", tmp_path, {"identity": identity, "recipient": recipient})
     assert identity not in output

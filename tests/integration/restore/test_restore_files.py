@@ -16,13 +16,13 @@ import time
 
 import pytest
 
-from testlib import make_tree, mounted_tmpfs
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _pipeline, _restore
+import testlib
+from testlib import IDENTITY, RECIPIENT, make_tree, mounted_tmpfs
+from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _pipeline, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore import extract, swap
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, CryptoError, IntegrityError, StorageError, UsageError)
 
-IDENTITY, RECIPIENT = _age.generate_identity()
 AS_ROOT = os.geteuid() == 0
 
 
@@ -402,8 +402,7 @@ def test_a_killed_restore_leaves_the_target_as_it_was_and_the_next_run_cleans_up
     with open(os.path.join(source, "big0.bin"), "r+b") as handle:
         handle.write(b"changed")
     spoiled = full_fingerprint(source)
-    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.Popen([sys.executable, "-c", KILLED_RESTORE, tests_dir,  # pylint: disable=consider-using-with
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RESTORE, testlib.TESTS,  # pylint: disable=consider-using-with
                                 str(tmp_path / "backups"), made["id"], IDENTITY])
     parent = str(tmp_path / "data")
     deadline = time.monotonic() + 60

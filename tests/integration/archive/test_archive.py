@@ -12,14 +12,13 @@ import time
 
 import pytest
 
-from testlib import age_decrypt_cli, fingerprint, make_tree, mounted_tmpfs, require_binary, tree_digest
+from testlib import IDENTITY, RECIPIENT, age_decrypt_cli, fingerprint, make_tree, mounted_tmpfs, require_binary, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._fileio import hash_file
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     CryptoError, IntegrityError, LockedError, SourceError, StorageError)
 
-IDENTITY, RECIPIENT = _age.generate_identity()
 
 
 def _backup(source, backup_dir, **options):

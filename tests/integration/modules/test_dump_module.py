@@ -8,15 +8,13 @@ from __future__ import annotations
 import glob
 import subprocess
 
-from testlib import age_decrypt_cli
-from test_dumpers import sqlite_rows, sqlite_sample
+from testlib import IDENTITY, RECIPIENT, sqlite_rows, sqlite_sample, age_decrypt_cli
 from test_modules import run_target
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age
 
 
 def test_dump_target(tmp_path):
-    identity, recipient = _age.generate_identity()
+    identity, recipient = IDENTITY, RECIPIENT
     database = tmp_path / "app.db"
     sqlite_sample(database)
     output = run_target("dump", tmp_path, {"identity": identity, "recipient": recipient, "database": str(database)})

@@ -15,12 +15,12 @@ import sqlite3
 
 import pytest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _dump, _pipeline
+from testlib import IDENTITY, RECIPIENT, sqlite_rows
+from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _dump, _pipeline
 from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, IntegrityError, NotFoundError, UsageError)
 
-IDENTITY, RECIPIENT = _age.generate_identity()
 _NAMES = itertools.count()
 
 
@@ -196,13 +196,6 @@ def test_mariadb_restore_into_another_database_creates_it(mariadb_server, tmp_pa
 
 
 # --- SQLite -------------------------------------------------------------------------------------
-
-def sqlite_rows(path):
-    connection = sqlite3.connect(path)
-    try:
-        return connection.execute("SELECT id, v FROM t ORDER BY id").fetchall()
-    finally:
-        connection.close()
 
 
 @pytest.fixture(name="sqlite_db")

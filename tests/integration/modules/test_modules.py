@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
+import testlib
+from testlib import IDENTITY, RECIPIENT
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTIONS = [path for path in sys.path if path.endswith("pytest-collections")][0]
 
 
@@ -18,7 +19,7 @@ def run_target(target, tmp_path, extra_vars):
     playbook.write_text(
         "- name: Target %s\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
         "    - name: Run the target\n      ansible.builtin.include_tasks: %s\n"
-        % (target, os.path.join(HERE, "targets", target, "tasks", "main.yml")))
+        % (target, os.path.join(testlib.TESTS, "integration", "targets", target, "tasks", "main.yml")))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
@@ -33,7 +34,7 @@ def run_target(target, tmp_path, extra_vars):
 
 @pytest.mark.parametrize("target", ["archive", "verify", "encrypt", "keypair"])
 def test_module_target(target, tmp_path):
-    identity, recipient = _age.generate_identity()
+    identity, recipient = IDENTITY, RECIPIENT
     other_identity = _age.generate_identity()[0]
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "file.txt").write_text("data\n")
