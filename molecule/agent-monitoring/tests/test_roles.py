@@ -10,9 +10,12 @@ controller's receivers (receivers.py) record what the host sends.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import time
 
@@ -22,6 +25,8 @@ SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_DIR = os.path.dirname(os.path.dirname(SCENARIO_DIR))
 STATE_DIR = os.path.join(PROJECT_DIR, 'build', 'molecule', 'agent-monitoring')
 IDENTITY_FILE = os.path.join(STATE_DIR, 'identity.txt')
+ENGINE_SOURCE = os.path.join(PROJECT_DIR, 'plugins', 'module_utils')
+ENGINE_DIR = '/usr/lib/lifeboat/lifeboat_engine'
 TIMERS = ('lifeboat-backup@app.timer', 'lifeboat-backup@broken.timer', 'lifeboat-backup@reports.timer',
           'lifeboat-health.timer')
 # The values of converge.yml's secret variables: webhook URL and header, ping URLs, SMTP password.
@@ -60,16 +65,68 @@ def backups(host, job):
     return json.loads(listed.stdout)
 
 
-def converge(**extra_vars):
-    """ansible-playbook -v converge.yml: returns its output."""
+def converge(*options, succeed=True, **extra_vars):
+    """Run converge.yml again (options: e.g. --check); returns how many tasks changed and the output."""
     inventory = os.environ.get('MOLECULE_INVENTORY_FILE')
     assert inventory, 'run by molecule verify: MOLECULE_INVENTORY_FILE names the inventory'
-    command = ['ansible-playbook', '-v', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
-               '-e', json.dumps(extra_vars)]
-    environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(STATE_DIR, 'collections'))
+    command = ['ansible-playbook', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
+               '-e', json.dumps(extra_vars)] + list(options)
+    # Plain output, whatever molecule asks for, so that the recap's counts can be read.
+    environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(STATE_DIR, 'collections'),
+                       ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1')
     result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert (result.returncode == 0) == succeed, output[-8000:]
+    return sum(int(count) for count in re.findall(r' changed=(\d+) ', result.stdout)), output
+
+
+def shipped_engine(source=ENGINE_SOURCE):
+    """Path below the engine directory -> sha256 of every file the collection ships there, at any depth."""
+    shipped = {'__init__.py': hashlib.sha256(b'').hexdigest()}
+    for directory, subdirectories, names in os.walk(source):
+        subdirectories[:] = [name for name in subdirectories if name != '__pycache__']
+        for name in names:
+            if name.endswith('.py'):
+                with open(os.path.join(directory, name), 'rb') as handle:
+                    path = os.path.relpath(os.path.join(directory, name), source)
+                    shipped[path] = hashlib.sha256(handle.read()).hexdigest()
+    return shipped
+
+
+def installed_engine(host):
+    """Path below the engine directory -> (type, mode, owner, group, sha256 of a regular file)."""
+    listed = host.run("find %s -mindepth 1 -printf '%%P\\t%%y\\t%%m\\t%%u\\t%%g\\n'", ENGINE_DIR)
+    assert listed.rc == 0, listed.stderr
+    entries = {}
+    for line in listed.stdout.splitlines():
+        path, kind, mode, user, group = line.split('\t')
+        entries[path] = (kind, mode, user, group)
+    summed = host.run("cd %s && find . -type f -exec sha256sum {} +", ENGINE_DIR)
+    assert summed.rc == 0, summed.stderr
+    digests = {path[2:]: digest for digest, path in (line.split(None, 1) for line in summed.stdout.splitlines())}
+    return {path: entry + (digests.get(path),) for path, entry in entries.items()}
+
+
+def assert_engine_is(host, shipped):
+    """The host holds exactly the shipped files (root, 0644) in their packages (root, 0755), and besides only the
+    bytecode Python wrote of shipped modules."""
+    installed = installed_engine(host)
+    for path, digest in shipped.items():
+        assert installed.get(path) == ('f', '644', 'root', 'root', digest), path
+    packages = set()
+    for path in shipped:
+        while path := os.path.dirname(path):
+            packages.add(path)
+    for path in packages:
+        assert installed.get(path, ())[:4] == ('d', '755', 'root', 'root'), path
+    for path, entry in installed.items():
+        if path in shipped or path in packages:
+            continue
+        package, pycache = os.path.split(os.path.dirname(path)) if entry[0] == 'f' else os.path.split(path)
+        assert pycache == '__pycache__' and (package == '' or package in packages), path
+        if entry[0] == 'f':
+            module = os.path.join(package, os.path.basename(path).split('.')[0] + '.py')
+            assert path.endswith('.pyc') and module in shipped, path
 
 
 @pytest.mark.parametrize('timer', TIMERS)
@@ -178,11 +235,61 @@ def test_metrics_and_alert_rules_pass_promtool(host, tmp_path):
     assert {'BackupTooOld', 'BackupTooSmall', 'BackupDiskFull', 'BackupFailed'} <= names
 
 
+def test_the_engine_is_the_collections_tree_and_what_it_no_longer_ships_is_gone(host):
+    assert_engine_is(host, shipped_engine())
+    for planted in ('_old_engine.py', '_old_engine.pyc', '__pycache__/_old_engine.cpython-311.pyc', '_gone'):
+        assert not host.file('%s/%s' % (ENGINE_DIR, planted)).exists, planted
+    beside = host.file('/usr/lib/lifeboat/_old_engine.py')
+    assert beside.exists and 'does not ship' in beside.content_string, 'outside the engine directory: untouched'
+
+
+def test_a_subpackage_is_installed_imported_and_removed_once_no_longer_shipped(host, tmp_path):
+    source = tmp_path / 'module_utils'
+    shutil.copytree(ENGINE_SOURCE, source, ignore=shutil.ignore_patterns('__pycache__'))
+    (source / '_probe' / 'deep').mkdir(parents=True)
+    (source / '_probe' / '__init__.py').write_text('')
+    (source / '_probe' / 'stream.py').write_text('from .. import _version\nVALUE = "probe"\n')
+    (source / '_probe' / 'deep' / '__init__.py').write_text('VALUE = "deep"\n')
+    with_probe = {'__agent_engine_source': str(source)}
+    before = installed_engine(host)
+
+    changed, output = converge('--check', **with_probe)
+    assert changed and '(item=_probe/deep/__init__.py)' in output, output
+    assert installed_engine(host) == before, 'check mode changes nothing'
+    changed, output = converge(**with_probe)
+    assert changed and '(item=_probe/stream.py)' in output, output
+    assert_engine_is(host, shipped_engine(source))
+    imported = host.run('python3 -c %s', 'import sys; sys.path.insert(0, "/usr/lib/lifeboat"); '
+                        'from lifeboat_engine._probe import stream, deep; print(stream.VALUE, deep.VALUE)')
+    assert imported.stdout.split() == ['probe', 'deep'], imported.stderr
+    assert host.file(ENGINE_DIR + '/_probe/__pycache__').is_directory, 'Python wrote its bytecode'
+    assert host.run('lifeboat list --json').rc == 0
+    assert converge(**with_probe)[0] == 0, 'the bytecode Python wrote is no change'
+
+    before = installed_engine(host)
+    changed, output = converge('--check')
+    assert changed and '(item=_probe)' in output and installed_engine(host) == before, output
+    changed, output = converge()
+    assert changed and '(item=_probe)' in output, output
+    assert not host.file(ENGINE_DIR + '/_probe').exists
+    assert_engine_is(host, shipped_engine())
+    assert host.run('lifeboat list --json').rc == 0
+    assert converge()[0] == 0
+
+
+def test_an_engine_source_without_the_engine_stops_before_anything_is_removed(host, tmp_path):
+    before = installed_engine(host)
+    _changed, output = converge(succeed=False, __agent_engine_source=str(tmp_path))
+    assert 'No engine (_cli.py) under %s on the controller' % tmp_path in output
+    assert 'Nothing was installed or removed.' in output
+    assert installed_engine(host) == before
+
+
 def test_removing_a_job_removes_its_timer_and_config_but_not_its_backups(host):
     assert host.run('systemctl start lifeboat-backup@reports.service').rc == 0
     kept = [meta['id'] for meta in backups(host, 'reports')]
     assert len(kept) == 1
-    output = converge(retire_job=True)
+    _changed, output = converge('-v', retire_job=True)
     assert 'ok=' in output, 'the output of the run is what is checked'
     leaks = [line.split(secret)[0][-200:] + '<SECRET>' for line in output.splitlines() for secret in SECRETS
              if secret in line]
