@@ -20,7 +20,7 @@ import tracemalloc
 
 import pytest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _dump, _restore
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -58,28 +58,35 @@ def make_tree(root):
     return root
 
 
-def fingerprint(root):
-    """Content, mode, mtime (seconds), owner and link target of every entry under root, by relative path."""
-    found = {}
+def fingerprint(root, exclude=(), seconds=False, dir_mtimes=True):
+    """Per relative path under root: type, mode, owner, mtime, content digest, link target, and which files share
+    an inode: what a restore must keep. seconds: file mtimes in whole seconds (what a ustar header keeps);
+    dir_mtimes false leaves directory mtimes out (making and removing an entry touches its parent's); exclude:
+    absolute paths whose subtree is left out (a catalog beside the tree under test)."""
+    found, inodes = {}, {}
     for directory, dirs, files in os.walk(root):
-        for name in dirs + files:
+        dirs[:] = sorted(name for name in dirs if os.path.join(directory, name) not in exclude)
+        for name in sorted(dirs + files):
             path = os.path.join(directory, name)
-            st = os.lstat(path)
             rel = os.path.relpath(path, root)
-            owner = (st.st_uid, st.st_gid)
+            st = os.lstat(path)
+            common = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
             if stat.S_ISLNK(st.st_mode):
-                found[rel] = ("link", os.readlink(path), owner)
+                found[rel] = ("link", os.readlink(path), st.st_uid, st.st_gid)
             elif stat.S_ISDIR(st.st_mode):
-                found[rel] = ("dir", stat.S_IMODE(st.st_mode), owner)
+                found[rel] = ("dir",) + common + ((st.st_mtime_ns,) if dir_mtimes else ())
             else:
                 with open(path, "rb") as handle:
                     digest = hashlib.sha256(handle.read()).hexdigest()
-                found[rel] = ("file", stat.S_IMODE(st.st_mode), int(st.st_mtime), digest, owner)
+                group = inodes.setdefault((st.st_dev, st.st_ino), rel) if st.st_nlink > 1 else None
+                mtime = int(st.st_mtime) if seconds else st.st_mtime_ns
+                found[rel] = ("file",) + common + (mtime, digest, group)
     return found
 
 
 def tree_digest(root):
-    return hashlib.sha256(repr(sorted(fingerprint(root).items())).encode()).hexdigest()
+    """One digest of a tree's fingerprint (file mtimes in seconds, directory mtimes left out)."""
+    return hashlib.sha256(repr(sorted(fingerprint(root, seconds=True, dir_mtimes=False).items())).encode()).hexdigest()
 
 
 def require_binary(name):
@@ -264,3 +271,24 @@ def sqlite_rows(path):
                 for (table,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     finally:
         connection.close()
+
+
+def backup(paths, backup_dir, job="app", **options):
+    """A file backup of paths (one or a list), encrypted to RECIPIENT, without default excludes: exactly the tree."""
+    options.setdefault("recipients", [RECIPIENT])
+    options.setdefault("default_excludes", False)
+    paths = [str(paths)] if isinstance(paths, (str, os.PathLike)) else [str(path) for path in paths]
+    return _archive.run_archive(_archive.ArchiveRequest(paths, job, backup_dir=str(backup_dir), **options))
+
+
+def dump(database, backup_dir, engine="sqlite", check_mode=False, **options):
+    """A dump of the job "db", encrypted to RECIPIENT unless told otherwise."""
+    options.setdefault("recipients", [RECIPIENT])
+    request = _dump.DumpRequest(engine, str(database), "db", backup_dir=str(backup_dir), **options)
+    return _dump.run_dump(request, check_mode=check_mode)
+
+
+def restore(backup_dir, backup_id, check_mode=False, **options):
+    """A restore by id through the one entry point, decrypted with IDENTITY."""
+    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, identities=[IDENTITY], **options)
+    return _restore.restore_backup(request, check_mode=check_mode)

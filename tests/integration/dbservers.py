@@ -238,3 +238,9 @@ def started(server_class, parent=None):
         server.stop()
         raise
     return server
+
+
+def login(server, password=None):
+    """The password user over TCP: the path a real secret takes."""
+    return dict(login_host=server.host, login_port=server.port, login_user=server.user,
+                login_password=password or server.password)

@@ -43,7 +43,8 @@ def test_restores_by_hand_with_age_and_tar(tmp_path, compression, tool):
     out = tmp_path / "out"
     out.mkdir()
     subprocess.run(["tar", "-x", "-C", str(out)], input=tar_stream, check=True)
-    assert fingerprint(str(out) + str(source)) == fingerprint(source)
+    assert (fingerprint(str(out) + str(source), seconds=True, dir_mtimes=False)
+            == fingerprint(source, seconds=True, dir_mtimes=False))
     members = subprocess.run(["tar", "-t"], input=tar_stream, capture_output=True, check=True).stdout.decode()
     assert members.splitlines()[0] == ".lifeboat-manifest.json"
     check = subprocess.run(["sha256sum", "-c", os.path.basename(result["path"]).split(".")[0] + ".sha256"],

@@ -10,17 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from testlib import IDENTITY, RECIPIENT, make_tree, tree_digest
+from testlib import IDENTITY, backup, make_tree, tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _fileio, _health, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog, _fileio, _health, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
-
-
-
-def backup(source, backup_dir, job="app", **options):
-    request = _archive.ArchiveRequest([str(source)], job, backup_dir=str(backup_dir), recipients=[RECIPIENT],
-                                      **options)
-    return _archive.run_archive(request)
 
 
 def info(backup_dir, **options):

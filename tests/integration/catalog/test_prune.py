@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from testlib import IDENTITY, RECIPIENT, tree_digest
+from testlib import IDENTITY, backup, tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import (
-    _age, _archive, _catalog, _health, _option_groups, _prune, _verify)
+from ansible_collections.lifeboat.backup.plugins.module_utils import (_age, _catalog, _health, _option_groups, _prune,
+                                                                      _verify)
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import LockedError, UsageError
 
 COLLECTIONS = [path for path in sys.path if path.endswith("pytest-collections")][0]
@@ -32,9 +32,7 @@ def make_backups(tmp_path, count, job="app"):
     ids = []
     for number in range(count):
         (source / "data.txt").write_text("version %d\n" % number)
-        request = _archive.ArchiveRequest([str(source)], job, backup_dir=str(tmp_path / "backups"),
-                                          recipients=[RECIPIENT], compression="gzip")
-        ids.append(_archive.run_archive(request)["id"])
+        ids.append(backup(source, tmp_path / "backups", job, compression="gzip")["id"])
     return ids
 
 

@@ -16,7 +16,9 @@ import time
 
 import pytest
 
-from testlib import IDENTITY, RECIPIENT, BackgroundThread, age_decrypt_cli, require_binary, sqlite_rows, sqlite_sample
+from dbservers import login
+from testlib import (IDENTITY, RECIPIENT, BackgroundThread, age_decrypt_cli, dump, require_binary, sqlite_rows,
+                     sqlite_sample)
 # Fixtures of the dumper tests, shared rather than redefined.
 from test_dumpers import (my_database, my_fresh, pg_database, pg_fresh)  # pylint: disable=unused-import
 from test_dumpers import (LOAD_SCHEMA, LOAD_TOTAL, MY_SAMPLE, MY_SAMPLE_COUNTS, PG_SAMPLE, PG_SAMPLE_COUNTS,
@@ -33,18 +35,6 @@ LARGE_ROWS = 200000  # about 100 MB of dump: a tool can be stopped long before i
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-def dump(database, backup_dir, engine="sqlite", check_mode=False, **options):
-    """A dump through the module's engine function, encrypted to RECIPIENT unless told otherwise."""
-    options.setdefault("recipients", [RECIPIENT])
-    request = _dump.DumpRequest(engine, str(database), "db", backup_dir=str(backup_dir), **options)
-    return _dump.run_dump(request, check_mode=check_mode)
-
-
-def login(server, password=None):
-    """The password user over TCP: the path a real secret takes."""
-    return dict(login_host=server.host, login_port=server.port, login_user=server.user,
-                login_password=password or server.password)
 
 
 def payload(result, tmp_path):

@@ -15,8 +15,9 @@ import sqlite3
 
 import pytest
 
-from testlib import IDENTITY, RECIPIENT, sqlite_rows
-from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _dump, _pipeline
+from dbservers import login
+from testlib import IDENTITY, RECIPIENT, dump, restore, sqlite_rows
+from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _pipeline
 from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, IntegrityError, NotFoundError, UsageError)
@@ -26,24 +27,6 @@ _NAMES = itertools.count()
 
 def unique(prefix):
     return "%s_%d_%d" % (prefix, os.getpid(), next(_NAMES))
-
-
-def login(server):
-    """The password user over TCP: the path a real secret takes."""
-    return dict(login_host=server.host, login_port=server.port, login_user=server.user,
-                login_password=server.password)
-
-
-def dump(engine, database, backup_dir, connection=None, **options):
-    request = _dump.DumpRequest(engine, str(database), "db", backup_dir=str(backup_dir), recipients=[RECIPIENT],
-                                **dict(connection or {}, **options))
-    return _dump.run_dump(request)
-
-
-def restore(backup_dir, backup_id, connection=None, check_mode=False, **options):
-    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, identities=[IDENTITY],
-                                      connection=connection, **options)
-    return _restore.restore_backup(request, check_mode=check_mode)
 
 
 def craft_failing_copy(made, extra_sql):
@@ -85,11 +68,11 @@ PG_TABLE = "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1
 @pytest.mark.parametrize("pg_format", ["custom", "plain"])
 def test_postgres_restore_over_newer_data_gives_the_dumped_rows(postgres_server, tmp_path, pg_format):
     database = pg_database(postgres_server, PG_TABLE)
-    made = dump("postgresql", database, tmp_path / "b", login(postgres_server), pg_format=pg_format)
+    made = dump(database, tmp_path / "b", "postgresql", **login(postgres_server), pg_format=pg_format)
     dumped = pg_rows(postgres_server, database)
     postgres_server.psql("INSERT INTO t VALUES (4, 'new'); UPDATE t SET v = 'changed' WHERE id = 1",
                          database=database)
-    result = restore(tmp_path / "b", made["id"], login(postgres_server))
+    result = restore(tmp_path / "b", made["id"], connection=login(postgres_server))
     assert result["changed"] and not result["rolled_back"] and not result["created"]
     assert pg_rows(postgres_server, database) == dumped
     safety = safety_metadata(tmp_path / "b", result["safety_backup_id"])
@@ -99,13 +82,13 @@ def test_postgres_restore_over_newer_data_gives_the_dumped_rows(postgres_server,
 def test_postgres_failing_restore_is_rolled_back_from_the_safety_dump(postgres_server, tmp_path):
     """Since the dump, another table references t: dropping t's key fails, and the newer data must survive."""
     database = pg_database(postgres_server, PG_TABLE)
-    made = dump("postgresql", database, tmp_path / "b", login(postgres_server))
+    made = dump(database, tmp_path / "b", "postgresql", **login(postgres_server))
     postgres_server.psql("CREATE TABLE u (id int PRIMARY KEY, t_id int REFERENCES t (id));"
                          "ALTER TABLE u OWNER TO %s; INSERT INTO t VALUES (4, 'new'); INSERT INTO u VALUES (1, 4)"
                          % postgres_server.user, database=database)
     newer = (pg_rows(postgres_server, database), postgres_server.psql("SELECT * FROM u", database=database))
     with pytest.raises(BackupError) as failure:
-        restore(tmp_path / "b", made["id"], login(postgres_server))
+        restore(tmp_path / "b", made["id"], connection=login(postgres_server))
     assert failure.value.stage == "pg_restore"
     assert failure.value.result["rolled_back"] is True and failure.value.result["safety_backup_id"]
     assert "put back" in str(failure.value) and postgres_server.password not in str(failure.value)
@@ -114,24 +97,24 @@ def test_postgres_failing_restore_is_rolled_back_from_the_safety_dump(postgres_s
 
 def test_postgres_restore_into_another_database_creates_it(postgres_server, tmp_path):
     database = pg_database(postgres_server, PG_TABLE)
-    made = dump("postgresql", database, tmp_path / "b", login(postgres_server))
+    made = dump(database, tmp_path / "b", "postgresql", **login(postgres_server))
     other = unique("copy")
-    check = restore(tmp_path / "b", made["id"], login(postgres_server), check_mode=True, target_database=other)
+    check = restore(tmp_path / "b", made["id"], connection=login(postgres_server), check_mode=True, target_database=other)
     assert check["changed"] and check["created"]
     assert not postgres_server.psql("SELECT 1 FROM pg_database WHERE datname = '%s'" % other).strip()
-    result = restore(tmp_path / "b", made["id"], login(postgres_server), target_database=other)
+    result = restore(tmp_path / "b", made["id"], connection=login(postgres_server), target_database=other)
     assert result["created"] and result["safety_backup_id"] is None
     assert pg_rows(postgres_server, other) == pg_rows(postgres_server, database)
 
 
 def test_postgres_plain_restore_that_fails_midway_is_rolled_back(postgres_server, tmp_path):
     database = pg_database(postgres_server, PG_TABLE)
-    made = dump("postgresql", database, tmp_path / "b", login(postgres_server), pg_format="plain")
+    made = dump(database, tmp_path / "b", "postgresql", **login(postgres_server), pg_format="plain")
     failing = craft_failing_copy(made, b"\nINSERT INTO t VALUES (1, 'duplicate key');\n")
     postgres_server.psql("INSERT INTO t VALUES (4, 'new')", database=database)
     newer = pg_rows(postgres_server, database)
     with pytest.raises(BackupError) as failure:
-        restore(tmp_path / "b", failing, login(postgres_server))
+        restore(tmp_path / "b", failing, connection=login(postgres_server))
     assert failure.value.result["rolled_back"] is True
     assert pg_rows(postgres_server, database) == newer
 
@@ -140,11 +123,11 @@ def test_postgres_tar_dump_with_globals_restores_the_database(postgres_server, t
     database = pg_database(postgres_server, PG_TABLE)
     superuser = dict(login_unix_socket=postgres_server.socket_dir, login_port=postgres_server.port,
                      login_user=postgres_server.superuser)
-    made = dump("postgresql", database, tmp_path / "b", superuser, include_globals=True)
+    made = dump(database, tmp_path / "b", "postgresql", **superuser, include_globals=True)
     assert made["path"].endswith(".tar.zst.age")
     dumped = pg_rows(postgres_server, database)
     postgres_server.psql("DELETE FROM t", database=database)
-    restore(tmp_path / "b", made["id"], login(postgres_server))
+    restore(tmp_path / "b", made["id"], connection=login(postgres_server))
     assert pg_rows(postgres_server, database) == dumped
 
 
@@ -166,22 +149,22 @@ def my_database(server):
 
 def test_mariadb_restore_over_newer_data_gives_the_dumped_rows(mariadb_server, tmp_path):
     database = my_database(mariadb_server)
-    made = dump("mysql", database, tmp_path / "b", login(mariadb_server))
+    made = dump(database, tmp_path / "b", "mysql", **login(mariadb_server))
     dumped = my_rows(mariadb_server, database)
     mariadb_server.sql("INSERT INTO t VALUES (4, 'new'); UPDATE t SET v = 'changed' WHERE id = 1", database=database)
-    result = restore(tmp_path / "b", made["id"], login(mariadb_server))
+    result = restore(tmp_path / "b", made["id"], connection=login(mariadb_server))
     assert result["changed"] and result["safety_backup_id"]
     assert my_rows(mariadb_server, database) == dumped
 
 
 def test_mariadb_failing_restore_is_rolled_back_from_the_safety_dump(mariadb_server, tmp_path):
     database = my_database(mariadb_server)
-    made = dump("mysql", database, tmp_path / "b", login(mariadb_server))
+    made = dump(database, tmp_path / "b", "mysql", **login(mariadb_server))
     failing = craft_failing_copy(made, b"\nINSERT INTO t VALUES (1, 'duplicate key');\n")
     mariadb_server.sql("INSERT INTO t VALUES (4, 'new')", database=database)
     newer = my_rows(mariadb_server, database)
     with pytest.raises(BackupError) as failure:
-        restore(tmp_path / "b", failing, login(mariadb_server))
+        restore(tmp_path / "b", failing, connection=login(mariadb_server))
     assert "Duplicate entry" in str(failure.value) and failure.value.result["rolled_back"] is True
     assert mariadb_server.password not in str(failure.value)
     assert my_rows(mariadb_server, database) == newer
@@ -189,9 +172,9 @@ def test_mariadb_failing_restore_is_rolled_back_from_the_safety_dump(mariadb_ser
 
 def test_mariadb_restore_into_another_database_creates_it(mariadb_server, tmp_path):
     database = my_database(mariadb_server)
-    made = dump("mysql", database, tmp_path / "b", login(mariadb_server))
+    made = dump(database, tmp_path / "b", "mysql", **login(mariadb_server))
     other = unique("copy")
-    result = restore(tmp_path / "b", made["id"], login(mariadb_server), target_database=other)
+    result = restore(tmp_path / "b", made["id"], connection=login(mariadb_server), target_database=other)
     assert result["created"] and my_rows(mariadb_server, other) == my_rows(mariadb_server, database)
 
 
@@ -210,7 +193,7 @@ def sqlite_db_fixture(tmp_path):
 
 
 def test_sqlite_restore_replaces_the_file_and_drops_the_old_wal(sqlite_db, tmp_path):
-    made = dump("sqlite", sqlite_db, tmp_path / "b")
+    made = dump(sqlite_db, tmp_path / "b", "sqlite")
     dumped = sqlite_rows(sqlite_db)
     writer = sqlite3.connect(sqlite_db)
     writer.execute("PRAGMA wal_autocheckpoint=0")  # keep the newer rows in the WAL
@@ -228,7 +211,7 @@ def test_sqlite_restore_replaces_the_file_and_drops_the_old_wal(sqlite_db, tmp_p
 
 
 def test_sqlite_restore_of_a_broken_file_leaves_the_live_one(sqlite_db, tmp_path):
-    made = dump("sqlite", sqlite_db, tmp_path / "b")
+    made = dump(sqlite_db, tmp_path / "b", "sqlite")
     with open(made["path"], "rb") as handle:
         payload, _raw = _pipeline.open_payload(handle, "zstd", True, [IDENTITY])
         data = b"".join(iter(lambda: payload.read(1 << 20), b""))
@@ -251,7 +234,7 @@ def test_sqlite_restore_of_a_broken_file_leaves_the_live_one(sqlite_db, tmp_path
 
 
 def test_sqlite_restore_to_a_new_file(sqlite_db, tmp_path):
-    made = dump("sqlite", sqlite_db, tmp_path / "b")
+    made = dump(sqlite_db, tmp_path / "b", "sqlite")
     other = str(tmp_path / "copy.sqlite")
     result = restore(tmp_path / "b", made["id"], target_database=other)
     assert result["created"] and sqlite_rows(other) == sqlite_rows(sqlite_db)
@@ -259,7 +242,7 @@ def test_sqlite_restore_to_a_new_file(sqlite_db, tmp_path):
 
 def test_sqlite_restore_keeps_the_live_files_owner_and_mode(sqlite_db, tmp_path):
     """The application runs as its own user: the restored file must stay readable to it."""
-    made = dump("sqlite", sqlite_db, tmp_path / "b")
+    made = dump(sqlite_db, tmp_path / "b", "sqlite")
     os.chmod(sqlite_db, 0o640)
     if os.geteuid() == 0:
         os.chown(sqlite_db, 1234, 5678)
@@ -272,7 +255,7 @@ def test_sqlite_restore_keeps_the_live_files_owner_and_mode(sqlite_db, tmp_path)
 
 def test_a_job_with_files_and_a_dump_needs_to_be_told_which(sqlite_db, tmp_path):
     """job + latest or deploy_id never guesses between a job's series: an operator says files or which database."""
-    made = dump("sqlite", sqlite_db, tmp_path / "b", deploy_id="v1")
+    made = dump(sqlite_db, tmp_path / "b", "sqlite", deploy_id="v1")
     files = _archive.run_archive(_archive.ArchiveRequest([sqlite_db], "db", backup_dir=str(tmp_path / "b"),
                                                          recipients=[RECIPIENT], deploy_id="v1"))
 

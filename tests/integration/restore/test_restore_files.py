@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -17,35 +16,13 @@ import time
 import pytest
 
 import testlib
-from testlib import IDENTITY, RECIPIENT, make_tree, mounted_tmpfs
+from testlib import IDENTITY, RECIPIENT, backup, fingerprint, make_tree, mounted_tmpfs, restore
 from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _pipeline, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore import extract, swap
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     BackupError, CryptoError, IntegrityError, StorageError, UsageError)
 
 AS_ROOT = os.geteuid() == 0
-
-
-def full_fingerprint(root):
-    """Everything a restore must keep, per relative path: type, mode, owner, mtime (ns), content, link, inode group."""
-    found, inodes = {}, {}
-    for directory, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            path = os.path.join(directory, name)
-            rel = os.path.relpath(path, root)
-            st = os.lstat(path)
-            common = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
-            if stat.S_ISLNK(st.st_mode):
-                found[rel] = ("link", os.readlink(path), st.st_uid, st.st_gid)
-            elif stat.S_ISDIR(st.st_mode):
-                found[rel] = ("dir",) + common + (st.st_mtime_ns,)
-            else:
-                with open(path, "rb") as handle:
-                    digest = hashlib.sha256(handle.read()).hexdigest()
-                group = inodes.setdefault((st.st_dev, st.st_ino), rel) if st.st_nlink > 1 else None
-                found[rel] = ("file",) + common + (st.st_mtime_ns, digest, group)
-    return found
 
 
 def listing(directory):
@@ -70,25 +47,12 @@ def rich_tree(root):
     return root
 
 
-def backup(paths, backup_dir, **options):
-    request = _archive.ArchiveRequest(list(paths), options.pop("job", "app"), backup_dir=str(backup_dir),
-                                      recipients=[RECIPIENT], default_excludes=False, **options)
-    return _archive.run_archive(request)
-
-
-def restore(backup_dir, backup_id, check_mode=False, **options):
-    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, identities=[IDENTITY],
-                                      **options)
-    artifact, metadata = _restore.select_backup(request)
-    return _restore.run_restore_files(request, artifact, metadata, check_mode=check_mode)
-
-
 @pytest.fixture(name="tree")
 def tree_fixture(tmp_path):
     """A rich tree, backed up; returns (source, backup_dir, backup result, fingerprint at backup time)."""
     source = rich_tree(str(tmp_path / "data" / "src"))
     made = backup([source], tmp_path / "backups")
-    return source, tmp_path / "backups", made, full_fingerprint(source)
+    return source, tmp_path / "backups", made, fingerprint(source)
 
 
 def spoil(source):
@@ -109,7 +73,7 @@ def test_round_trip_to_another_path_is_byte_identical(tree, tmp_path):
     result = restore(backups, made["id"], dest=str(tmp_path / "out"))
     assert result["changed"] and result["restored"]["files"] == made["files"]
     assert result["restored"]["hardlinks"] == 1 and result["restored"]["symlinks"] == 2
-    assert full_fingerprint(str(tmp_path / "out") + source) == before
+    assert fingerprint(str(tmp_path / "out") + source) == before
     assert result["safety_backup_id"] is None  # nothing was there to replace
     assert listing(os.path.dirname(str(tmp_path / "out") + source)) == ["src"]
 
@@ -117,7 +81,7 @@ def test_round_trip_to_another_path_is_byte_identical(tree, tmp_path):
 def test_in_place_restore_puts_back_everything_and_its_safety_backup_undoes_it(tree):
     source, backups, made, before = tree
     spoil(source)
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     result = restore(backups, made["id"])
     differences = result["differences"]
     prefix = source.lstrip("/") + "/"
@@ -126,19 +90,19 @@ def test_in_place_restore_puts_back_everything_and_its_safety_backup_undoes_it(t
         prefix + "text.txt"}
     assert differences["removed"] == []
     kept = dict(before, **{"new.txt": spoiled["new.txt"]})  # without delete_extra, new files stay
-    assert full_fingerprint(source) == kept
+    assert fingerprint(source) == kept
     assert listing(os.path.dirname(source)) == ["src"]
     safety = _catalog.locate(str(backups), result["safety_backup_id"])[1]
     assert safety["tags"] == ["safety"] and safety["job"] == "app"
     undo = restore(backups, result["safety_backup_id"], safety_backup=False, delete_extra=True)
-    assert undo["changed"] and full_fingerprint(source) == spoiled
+    assert undo["changed"] and fingerprint(source) == spoiled
 
 
 def test_second_restore_of_an_identical_tree_changes_nothing(tree):
     source, backups, made, before = tree
     spoil(source)
     restore(backups, made["id"], delete_extra=True)
-    assert full_fingerprint(source) == before
+    assert fingerprint(source) == before
     catalog = sorted(os.listdir(backups / "app"))
     again = restore(backups, made["id"], delete_extra=True)
     assert not again["changed"] and again["safety_backup_id"] is None
@@ -163,7 +127,7 @@ def test_delete_extra_removes_what_the_backup_does_not_have(tree):
     restore(backups, made["id"], safety_backup=False, check_mode=False)
     assert os.lstat(os.path.join(source, "sub", "extra.txt")).st_ino == inode
     deleted = restore(backups, made["id"], delete_extra=True, safety_backup=False)
-    assert deleted["changed"] and full_fingerprint(source) == before
+    assert deleted["changed"] and fingerprint(source) == before
 
 
 def test_kept_extras_are_the_same_inodes_after_a_restore(tree):
@@ -184,7 +148,7 @@ def test_selective_restore_takes_only_matching_paths(tree, tmp_path):
     source, backups, made, before = tree
     out = str(tmp_path / "out")
     result = restore(backups, made["id"], dest=out, include=["*.txt"])
-    restored = full_fingerprint(out + source)
+    restored = fingerprint(out + source)
     files = sorted(name for name, entry in restored.items() if entry[0] == "file")
     assert files == sorted(name for name in before if name.endswith(".txt"))
     for name in files:
@@ -197,7 +161,7 @@ def test_selective_restore_of_a_directory_in_place(tree):
     spoil(source)
     result = restore(backups, made["id"], include=[source + "/sub/**", source + "/sub"], safety_backup=False)
     assert result["changed"]
-    now = full_fingerprint(source)
+    now = fingerprint(source)
     for name, entry in before.items():
         if name.startswith("sub"):
             assert now[name][:6] == entry[:6]  # the hard link to text.txt, outside the selection, is not kept
@@ -214,13 +178,13 @@ def test_include_matching_nothing_fails(tree):
 def test_check_mode_reports_and_touches_nothing(tree):
     source, backups, made, _before = tree
     spoil(source)
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     parent = listing(os.path.dirname(source))
     catalog = sorted(os.listdir(backups / "app"))
     result = restore(backups, made["id"], check_mode=True, delete_extra=True)
     assert result["changed"]
     assert result["differences"]["removed"] == [source.lstrip("/") + "/new.txt"]
-    assert full_fingerprint(source) == spoiled and listing(os.path.dirname(source)) == parent
+    assert fingerprint(source) == spoiled and listing(os.path.dirname(source)) == parent
     assert sorted(os.listdir(backups / "app")) == catalog
 
 
@@ -288,7 +252,7 @@ def two_trees(tmp_path):
 @pytest.mark.skipif(not AS_ROOT, reason="chattr +i needs root")
 def test_failure_in_the_middle_of_the_swap_rolls_the_renames_back(tmp_path):
     first, second, made = two_trees(tmp_path)
-    before = (full_fingerprint(first), full_fingerprint(second))
+    before = (fingerprint(first), fingerprint(second))
     if subprocess.run(["chattr", "+i", second], check=False, capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not supported here")
     try:
@@ -296,7 +260,7 @@ def test_failure_in_the_middle_of_the_swap_rolls_the_renames_back(tmp_path):
             restore(tmp_path / "backups", made["id"], safety_backup=False)
     finally:
         subprocess.run(["chattr", "-i", second], check=True)
-    assert (full_fingerprint(first), full_fingerprint(second)) == before
+    assert (fingerprint(first), fingerprint(second)) == before
     assert listing(str(tmp_path / "data")) == ["a", "b"]
 
 
@@ -307,20 +271,20 @@ def test_an_immutable_extra_file_fails_the_restore_cleanly(tree):
     extra = os.path.join(source, "new.txt")
     if subprocess.run(["chattr", "+i", extra], check=False, capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not supported here")
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     try:
         with pytest.raises(StorageError):
             restore(backups, made["id"], safety_backup=False)
     finally:
         subprocess.run(["chattr", "-i", extra], check=True)
-    assert full_fingerprint(source) == spoiled
+    assert fingerprint(source) == spoiled
     assert listing(os.path.dirname(source)) == ["src"]
 
 
 def test_a_corrupted_last_chunk_changes_nothing(tree):
     source, backups, made, _before = tree
     spoil(source)
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     with open(made["path"], "r+b") as handle:
         handle.seek(-5, os.SEEK_END)
         byte = handle.read(1)
@@ -329,7 +293,7 @@ def test_a_corrupted_last_chunk_changes_nothing(tree):
     with pytest.raises((CryptoError, IntegrityError)) as failure:
         restore(backups, made["id"], safety_backup=False)
     assert "chunk" in str(failure.value)
-    assert full_fingerprint(source) == spoiled
+    assert fingerprint(source) == spoiled
     assert listing(os.path.dirname(source)) == ["src"]
 
 
@@ -337,7 +301,7 @@ def test_a_file_that_does_not_match_the_manifest_changes_nothing(tree):
     """The artifact re-encrypted with one file's bytes changed: age opens it, the SHA-256 check refuses it."""
     source, backups, made, _before = tree
     spoil(source)
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     with open(made["path"], "rb") as handle:
         payload, _raw = _pipeline.open_payload(handle, "zstd", True, [IDENTITY])
         plain = b"".join(iter(lambda: payload.read(1 << 20), b""))
@@ -349,7 +313,7 @@ def test_a_file_that_does_not_match_the_manifest_changes_nothing(tree):
     _catalog.write_sidecars(made["path"], dict(made["metadata"], sha256=written["sha256"], size=written["size"]))
     with pytest.raises(IntegrityError, match="does not match its SHA-256"):
         restore(backups, made["id"], safety_backup=False)
-    assert full_fingerprint(source) == spoiled
+    assert fingerprint(source) == spoiled
     assert listing(os.path.dirname(source)) == ["src"]
 
 
@@ -362,7 +326,7 @@ def test_a_killed_hasher_or_decoder_changes_nothing(tmp_path, monkeypatch, which
         handle.write(os.urandom(48 << 20))
     made = backup([source], tmp_path / "backups")
     spoil(source)
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     write_file = extract.Extractor._write_file
 
     def kill_then_write(extractor, *args):
@@ -375,7 +339,7 @@ def test_a_killed_hasher_or_decoder_changes_nothing(tmp_path, monkeypatch, which
     with pytest.raises(BackupError) as failure:
         restore(tmp_path / "backups", made["id"], safety_backup=False)
     assert message in str(failure.value)
-    assert full_fingerprint(source) == spoiled
+    assert fingerprint(source) == spoiled
     assert listing(os.path.dirname(source)) == ["src"]
 
 
@@ -401,7 +365,7 @@ def test_a_killed_restore_leaves_the_target_as_it_was_and_the_next_run_cleans_up
     made = backup([source], tmp_path / "backups", compression="none")
     with open(os.path.join(source, "big0.bin"), "r+b") as handle:
         handle.write(b"changed")
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     process = subprocess.Popen([sys.executable, "-c", KILLED_RESTORE, testlib.TESTS,  # pylint: disable=consider-using-with
                                 str(tmp_path / "backups"), made["id"], IDENTITY])
     parent = str(tmp_path / "data")
@@ -412,7 +376,7 @@ def test_a_killed_restore_leaves_the_target_as_it_was_and_the_next_run_cleans_up
     time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert full_fingerprint(source) == spoiled
+    assert fingerprint(source) == spoiled
     leftovers = [name for name in listing(parent) if name != "src"]
     assert leftovers and all(name.startswith(".src" + swap.STAGING_MARKER) for name in leftovers)
     result = restore(tmp_path / "backups", made["id"], safety_backup=False)
@@ -422,13 +386,13 @@ def test_a_killed_restore_leaves_the_target_as_it_was_and_the_next_run_cleans_up
 def test_a_swap_killed_between_its_renames_is_put_back_by_the_next_run(tree):
     source, backups, made, before = tree
     spoil(source)
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     aside = os.path.join(os.path.dirname(source), ".src" + swap.OLD_MARKER + "x1")
     os.rename(source, aside)  # what a kill between the two renames of a swap leaves
     assert swap.clean_leftovers(source) == [aside]
-    assert full_fingerprint(source) == spoiled
+    assert fingerprint(source) == spoiled
     restore(backups, made["id"], delete_extra=True, safety_backup=False)
-    assert full_fingerprint(source) == before
+    assert fingerprint(source) == before
 
 
 @pytest.fixture(name="small_tmpfs")
@@ -446,8 +410,8 @@ def test_a_full_filesystem_changes_nothing(small_tmpfs, tmp_path):
     spoil(source)
     with open(os.path.join(small_tmpfs, "filler"), "wb") as handle:
         handle.write(b"\0" * ((8 << 20) - (3 << 20) - (1 << 20)))  # leaves less room than one more copy
-    spoiled = full_fingerprint(source)
+    spoiled = fingerprint(source)
     with pytest.raises(StorageError, match="no space left"):
         restore(tmp_path / "backups", made["id"], safety_backup=False)
-    assert full_fingerprint(source) == spoiled
+    assert fingerprint(source) == spoiled
     assert listing(small_tmpfs) == ["filler", "src"]

@@ -10,15 +10,17 @@ holds what it held before, and the place a hostile link points to stays empty.
 from __future__ import annotations
 
 import hashlib
+import functools
 import os
 import stat
 import tarfile
 
 import pytest
 
-from testlib import IDENTITY, RECIPIENT, bounded
+import testlib
+from testlib import IDENTITY, RECIPIENT, bounded, fingerprint
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _manifest, _restore, _tarstream, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _manifest, _tarstream, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 from ansible_collections.lifeboat.backup.plugins.module_utils._pipeline import ArtifactWriter
 
@@ -103,11 +105,13 @@ def craft_backup(backup_dir, job, sources, entries, backup_id=None, edit_manifes
     return backup_id
 
 
-def restore(backup_dir, backup_id, **options):
-    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, identities=[IDENTITY],
-                                      safety_backup=False, **options)
-    artifact, metadata = _restore.select_backup(request)
-    return _restore.run_restore_files(request, artifact, metadata)
+# The hostile archives are never restored over anything worth a safety backup.
+restore = functools.partial(testlib.restore, safety_backup=False)
+
+
+def everything_but_the_catalog(place):
+    """Every path under the test's directory except the catalog: nothing may appear or change."""
+    return fingerprint(place["root"], exclude=[str(place["backups"])], dir_mtimes=False)
 
 
 @pytest.fixture(name="place")
@@ -121,22 +125,6 @@ def place_fixture(tmp_path):
     outside.mkdir()
     return {"dest": str(dest), "app": str(app), "outside": str(outside), "backups": tmp_path / "backups",
             "root": str(tmp_path)}
-
-
-def snapshot(place):
-    """Every path under the test's directory except the catalog: nothing may appear or change.
-
-    Directory mtimes are left out: the staging directory made and removed beside a target touches its parent's.
-    """
-    found = {}
-    for directory, dirs, files in os.walk(place["root"]):
-        dirs[:] = [name for name in dirs if os.path.join(directory, name) != str(place["backups"])]
-        for name in dirs + files:
-            path = os.path.join(directory, name)
-            st = os.lstat(path)
-            mtime = None if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
-            found[os.path.relpath(path, place["root"])] = (stat.S_IFMT(st.st_mode), st.st_size, mtime)
-    return found
 
 
 def base_entries():
@@ -197,11 +185,11 @@ def test_hostile_member_is_refused_and_nothing_is_written(case, place):
                                           sha256=hashlib.sha256(b"forged content").hexdigest(),
                                           size=len(b"other bytes"))
     backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
-    before = snapshot(place)
+    before = everything_but_the_catalog(place)
     with pytest.raises(IntegrityError) as refused:
         restore(place["backups"], backup_id, dest=place["dest"])
     assert named.lstrip("/") in str(refused.value) or named in str(refused.value)
-    assert snapshot(place) == before
+    assert everything_but_the_catalog(place) == before
     assert os.listdir(place["outside"]) == []
 
 
@@ -229,13 +217,13 @@ def test_a_hostile_tar_header_is_refused_at_once_and_nothing_is_written(case, pl
     header, problem = HOSTILE_HEADERS[case]
     entries = base_entries() + [Crafted("srv/app/evil.txt", b"evil\n", header)]
     backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
-    before = snapshot(place)
+    before = everything_but_the_catalog(place)
     with pytest.raises(IntegrityError) as refused:
         with bounded(seconds=30, memory=32 << 20):
             restore(place["backups"], backup_id, dest=place["dest"])
     assert "tar header at byte " in str(refused.value)
     assert "('PaxHeaders/srv/app/evil.txt') " + problem in str(refused.value)
-    assert snapshot(place) == before
+    assert everything_but_the_catalog(place) == before
     assert os.listdir(place["outside"]) == []
 
 
@@ -263,11 +251,11 @@ MALFORMED_MANIFESTS = {
 def test_a_malformed_manifest_is_refused_by_restore_and_verify_and_nothing_is_written(case, place):
     edit, problem = MALFORMED_MANIFESTS[case]
     backup_id = craft_backup(place["backups"], "app", ["/srv/app"], base_entries(), edit_manifest=edit)
-    before = snapshot(place)
+    before = everything_but_the_catalog(place)
     with pytest.raises(IntegrityError) as refused:
         restore(place["backups"], backup_id, dest=place["dest"])
     assert problem in str(refused.value)
-    assert snapshot(place) == before
+    assert everything_but_the_catalog(place) == before
     for level in ("full", "source"):
         with pytest.raises(IntegrityError) as refused:
             _verify.verify(backup_dir=str(place["backups"]), backup_id=backup_id, level=level,
