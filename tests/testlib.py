@@ -1,6 +1,6 @@
-"""Helpers shared by the tests: trees to back up, their fingerprints, the age CLI, a small tmpfs, an HTTP
-receiver, an SMTP server with its TLS certificate, a thread that runs beside a with-block, a time and memory bound
-on a block."""
+"""Helpers shared by the tests: the one operator key of a run, builders of backups, dumps and restores, trees to
+back up and their fingerprint, SQLite samples, the age CLI, a small tmpfs, an HTTP receiver, an SMTP server with its
+TLS certificate, a thread that runs beside a with-block, a time and memory bound on a block."""
 
 import contextlib
 import datetime

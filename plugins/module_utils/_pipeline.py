@@ -4,6 +4,11 @@
 """The write side of every artifact: payload -> compression -> age -> SHA-256 -> atomic file.
 
 And the read side: file -> SHA-256 -> age -> decompression -> payload.
+
+Each stage of the write side writes into the next, its sink, through three calls: write(data) appends;
+skip(count) leaves count bytes to be filled later and goes on after them; write_at(offset, data) fills such room.
+AgeWriter, _HashingSink and AtomicFile are sinks. The room an archive keeps at its start for its manifest, which
+is complete only at the end, relies on skip() and write_at() (ArtifactWriter.reserve).
 """
 
 from __future__ import annotations
