@@ -87,7 +87,7 @@ class Plan:
         for record in records:  # manifest order: a directory comes before its content
             name = record["path"]
             if parent_of(name) in selected or globs.matches("/" + name, name.rpartition("/")[2],
-                                                          record["type"] == "dir"):
+                                                            record["type"] == "dir"):
                 selected[name] = record
         if not selected:
             raise NotFoundError("no path in the backup matches include %s" % ", ".join(include), stage="plan")

@@ -20,7 +20,6 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
     CryptoError, IntegrityError, LockedError, SourceError, StorageError)
 
 
-
 def _backup(source, backup_dir, **options):
     options.setdefault("recipients", [RECIPIENT])
     return _archive.run_archive(_archive.ArchiveRequest([str(source)], "app", backup_dir=str(backup_dir), **options))

@@ -137,12 +137,12 @@ def private_dir_is_gone(parent):
 def pg_dumper(server, database, **options):
     """The password user over TCP: the path a real secret takes."""
     return _db.make_dumper("postgresql", database, login_host=server.host, login_port=server.port,
-                                login_user=server.user, login_password=server.password, **options)
+                           login_user=server.user, login_password=server.password, **options)
 
 
 def pg_superuser_dumper(server, database, **options):
     return _db.make_dumper("postgresql", database, login_unix_socket=server.socket_dir,
-                                login_port=server.port, login_user=server.superuser, **options)
+                           login_port=server.port, login_user=server.superuser, **options)
 
 
 def pg_as_owner(server, database, sql):
@@ -185,7 +185,7 @@ def pg_big(postgres_server):
 
 def my_dumper(server, database, **options):
     return _db.make_dumper("mysql", database, login_host=server.host, login_port=server.port,
-                                login_user=server.user, login_password=server.password, **options)
+                           login_user=server.user, login_password=server.password, **options)
 
 
 def my_fingerprint(server, database):
@@ -473,8 +473,8 @@ def test_sqlite_consistent_under_load_in_wal_mode(tmp_path):
 
 def test_postgres_wrong_password(postgres_server, pg_database):
     dumper = _db.make_dumper("postgresql", pg_database, login_host=postgres_server.host,
-                                  login_port=postgres_server.port, login_user=postgres_server.user,
-                                  login_password="not-the-password")
+                             login_port=postgres_server.port, login_user=postgres_server.user,
+                             login_password="not-the-password")
     with pytest.raises(BackupError) as caught:
         dumper.check()
     assert caught.value.stage == "connect"
@@ -496,8 +496,8 @@ def test_postgres_unknown_database(postgres_server):
 
 def test_mariadb_wrong_password(mariadb_server, my_database):
     dumper = _db.make_dumper("mysql", my_database, login_host=mariadb_server.host,
-                                  login_port=mariadb_server.port, login_user=mariadb_server.user,
-                                  login_password="not-the-password")
+                             login_port=mariadb_server.port, login_user=mariadb_server.user,
+                             login_password="not-the-password")
     with pytest.raises(BackupError) as caught:
         dumper.check()
     assert caught.value.stage == "connect"
@@ -700,8 +700,8 @@ def test_postgres_echoed_password_is_scrubbed(postgres_server):
 
 def test_mariadb_echoed_password_is_scrubbed(mariadb_server, my_database):
     dumper = _db.make_dumper("mysql", my_database, login_host=mariadb_server.host,
-                                  login_port=mariadb_server.port, login_user=mariadb_server.password[:16],
-                                  login_password=mariadb_server.password[:16])
+                             login_port=mariadb_server.port, login_user=mariadb_server.password[:16],
+                             login_password=mariadb_server.password[:16])
     with pytest.raises(BackupError) as caught:
         dumper.check()
     assert "Access denied for user '********'" in str(caught.value)

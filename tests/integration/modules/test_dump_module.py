@@ -12,7 +12,6 @@ from testlib import IDENTITY, RECIPIENT, sqlite_rows, sqlite_sample, age_decrypt
 from test_modules import run_target
 
 
-
 def test_dump_target(tmp_path):
     identity, recipient = IDENTITY, RECIPIENT
     database = tmp_path / "app.db"
