@@ -8,7 +8,7 @@ A module adds its own OptionGroup to the shared ones below, builds AnsibleModule
 arguments. The on-host command reads a job file through the same groups as the archive and dump
 modules, so a job's keys and defaults are the modules' options.
 
-A group with a doc fragment names it (fragment); tests/unit/test_option_groups.py keeps the two the same.
+A group with a doc fragment names it (fragment); tests/unit/modules/test_option_groups.py keeps the two the same.
 """
 
 from __future__ import annotations
