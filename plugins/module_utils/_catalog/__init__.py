@@ -12,7 +12,7 @@ scan.py       reading without changing: backups by job or id, leftovers of kille
 from __future__ import annotations
 
 from .layout import (CHECKSUM_SUFFIX, DEFAULT_BACKUP_DIR, FORMAT_VERSION, LOCK_NAME, METADATA_SUFFIX, SIDECAR_SUFFIXES,
-                     artifact_path, check_job_name, ensure_dir, is_catalog_file, iso_utc, job_dir, local_iso,
+                     artifact_path, check_job_name, ensure_dir, is_catalog_file, iso_utc, job_dir, job_of, local_iso,
                      name_patterns, new_backup_id, public, series_key, strip_artifact_suffix, utc_now)
 from .lock import CatalogLock
 from .scan import (LEFTOVER_AGE, STATES, JobScan, backup_time, find_backup, list_metadata, locate, parse_time,
@@ -21,7 +21,7 @@ from .sidecars import checksum_line, read_checksum, read_metadata, write_metadat
 
 __all__ = [
     "CHECKSUM_SUFFIX", "DEFAULT_BACKUP_DIR", "FORMAT_VERSION", "LOCK_NAME", "METADATA_SUFFIX", "SIDECAR_SUFFIXES",
-    "artifact_path", "check_job_name", "ensure_dir", "is_catalog_file", "iso_utc", "job_dir", "local_iso",
+    "artifact_path", "check_job_name", "ensure_dir", "is_catalog_file", "iso_utc", "job_dir", "job_of", "local_iso",
     "name_patterns", "new_backup_id", "public", "series_key", "strip_artifact_suffix", "utc_now",
     "CatalogLock",
     "LEFTOVER_AGE", "STATES", "JobScan", "backup_time", "find_backup", "list_metadata", "locate", "parse_time",
