@@ -66,6 +66,7 @@ from typing import List, Optional, Tuple
 from ._errors import UsageError
 
 UNLIMITED = -1
+SAFETY_TAG = "safety"  # the tag of the backup a restore takes of what it replaces
 STATES = ("verified", "unverified", "failed")
 _PREFERENCE = {state: rank for rank, state in enumerate(STATES)}
 _DURATION_UNITS = {"y": "years", "m": "months", "d": "days", "h": "hours"}
