@@ -4,6 +4,7 @@
 """Where things live in a catalog: the backup directory, job directories, backup ids and the names of their files.
 
     <backup_dir>/.lock                  one writer at a time (flock: a dead holder releases it)
+    <backup_dir>/.restores/<name>.json  the journal of a restore in progress: what it swaps, to put back after a kill
     <backup_dir>/<job>/<id>.<suffix>    the artifact
     <backup_dir>/<job>/<id>.sha256      `sha256sum -c` format
     <backup_dir>/<job>/<id>.json        metadata, written last: a backup exists once this file does
@@ -20,6 +21,7 @@ from .._fileio import TEMP_MARKER
 
 DEFAULT_BACKUP_DIR = "/var/backups/lifeboat"
 LOCK_NAME = ".lock"
+RESTORES_DIR = ".restores"
 METADATA_SUFFIX = ".json"
 CHECKSUM_SUFFIX = ".sha256"
 FORMAT_VERSION = 1

@@ -24,8 +24,9 @@ import stat
 from datetime import datetime
 
 from .._errors import BackupError, IntegrityError, NotFoundError, UsageError
-from .layout import (CHECKSUM_SUFFIX, METADATA_SUFFIX, artifact_path, check_artifact_name, check_job_name, job_of, name_patterns,
+from .layout import (CHECKSUM_SUFFIX, METADATA_SUFFIX, RESTORES_DIR, artifact_path, check_artifact_name, check_job_name, job_of, name_patterns,
                      strip_artifact_suffix, utc_now)
+from .lock import lock_holder
 from .sidecars import read_metadata
 
 LEFTOVER_AGE = 3600  # seconds: younger artifacts without metadata and temporary files may belong to a live writer
@@ -172,6 +173,31 @@ def _leftover(scan, kind, backup_id, names, files, now):
         removable = False
     return {"job": scan.job, "kind": kind, "id": backup_id, "files": names,
             "paths": [os.path.join(scan.directory, name) for name in names], "age_s": age, "removable": removable}
+
+
+def restore_journals(backup_dir):
+    """The journals of restores from this catalog that were killed: [{"path", "journal" or "problem"}].
+
+    A running restore holds the catalog lock for its whole run, so a journal whose owner does not hold the
+    lock now belongs to a restore that was killed.
+    """
+    directory = os.path.join(backup_dir, RESTORES_DIR)
+    names = sorted(name for name in os.listdir(directory) if name.endswith(METADATA_SUFFIX)) \
+        if os.path.isdir(directory) else []
+    holder = lock_holder(backup_dir) if names else None
+    found = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            journal = read_metadata(path)
+            if not isinstance(journal, dict) or not isinstance(journal.get("units"), list):
+                raise IntegrityError("the restore journal %s is not one lifeboat wrote" % path)
+        except BackupError as exc:
+            found.append({"path": path, "problem": exc.msg})
+            continue
+        if holder is None or not holder.startswith("%s since" % journal.get("owner")):
+            found.append({"path": path, "journal": journal})
+    return found
 
 
 def list_metadata(backup_dir, job=None):
