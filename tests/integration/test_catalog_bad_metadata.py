@@ -13,7 +13,8 @@ import pytest
 
 from testlib import make_tree, tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _health, _restore, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import (
+    _age, _archive, _catalog, _health, _restore, _verify)
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 
 IDENTITY, RECIPIENT = _age.generate_identity()
@@ -37,7 +38,8 @@ def catalog_files(backup_dir):
     for directory, _dirs, files in os.walk(backup_dir):
         for name in files:
             if name != _catalog.LOCK_NAME:
-                found[os.path.relpath(os.path.join(directory, name), backup_dir)] = digest(os.path.join(directory, name))
+                path = os.path.join(directory, name)
+                found[os.path.relpath(path, backup_dir)] = digest(path)
     return found
 
 

@@ -24,8 +24,8 @@ import stat
 from datetime import datetime
 
 from .._errors import BackupError, IntegrityError, NotFoundError, UsageError
-from .layout import (CHECKSUM_SUFFIX, METADATA_SUFFIX, RESTORES_DIR, artifact_path, check_artifact_name, check_job_name, job_of, name_patterns,
-                     strip_artifact_suffix, utc_now)
+from .layout import (CHECKSUM_SUFFIX, METADATA_SUFFIX, RESTORES_DIR, artifact_path, check_artifact_name,
+                     check_job_name, job_of, name_patterns, strip_artifact_suffix, utc_now)
 from .lock import lock_holder
 from .sidecars import read_metadata
 
