@@ -56,4 +56,12 @@ options:
       - Whatever the rules say, keep at least the newest N good (not failed) backups of each job.
     type: int
     default: 1
+  keep_safety_within:
+    description:
+      - Whatever the rules say, keep every backup tagged C(safety) for this long after it was made, measured back
+        from now. A restore takes such a backup of what it replaces, the way back from that restore; the rules
+        alone would soon remove it, since it is never verified and the verified backup of the same day takes the
+        day's slot. Units as O(keep_within); V(0d) turns it off.
+    type: str
+    default: 7d
 """

@@ -208,14 +208,23 @@ def cmd_verify(args, _progress):
 
 def cmd_restore(args, _progress):
     settings = load_settings(args.config_dir)
+    if args.repair:
+        if args.id:
+            raise UsageError("restore --repair takes no id: it puts right what killed restores left")
+        result = _restore.repair_restores(_backup_dir(settings), args.lock_timeout)
+        _print(args, result, [result["msg"]])
+        return EXIT_OK
+    if not args.id:
+        raise UsageError("restore needs the id of a backup (lifeboat list shows them), or --repair")
     if not args.identity_file:
         raise UsageError("restore needs the identity: --identity-file FILE, or --identity-file - to read it from "
                          "standard input")
     request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id,
                                       identities=read_identities(args.identity_file), dest=args.to,
-                                      safety_backup=not args.no_safety_backup)
+                                      safety_backup=not args.no_safety_backup, lock_timeout=args.lock_timeout)
     result = _restore.restore_backup(request)
-    _print(args, result, [result.get("msg", "restored %s" % args.id)])
+    _print(args, result, ["warning: %s" % warning for warning in result.get("warnings", [])] +
+           [result.get("msg", "restored %s" % args.id)])
     return EXIT_OK
 
 
@@ -288,8 +297,13 @@ def build_parser():
     verify.add_argument("id")
     verify.add_argument("--full", action="store_true")
     verify.add_argument("--identity-file", help="age identity file, or - for standard input")
-    restore = command("restore", cmd_restore, "restore a backup (to its original paths, or --to DIR)")
-    restore.add_argument("id")
+    restore = command("restore", cmd_restore, "restore a backup (to its original paths, or --to DIR), or --repair "
+                                              "what a killed restore left")
+    restore.add_argument("id", nargs="?")
+    restore.add_argument("--repair", action="store_true",
+                         help="only put back the targets of a restore that was killed (lifeboat health reports one)")
+    restore.add_argument("--lock-timeout", type=float, default=0.0,
+                         help="seconds to wait for another run's lock (default 0)")
     restore.add_argument("--to", help="restore files under this directory instead of their original paths")
     restore.add_argument("--identity-file", help="age identity file, or - for standard input")
     restore.add_argument("--no-safety-backup", action="store_true")

@@ -6,7 +6,7 @@
 Health problems and their levels (``health.problems``):
 
 critical   disk_full (the filesystem is fuller than the threshold and than 95 %)
-error      no_backup, too_old, failed, bad_metadata, missing_checksum
+error      no_backup, too_old, failed, bad_metadata, missing_checksum, interrupted_restore
 warning    disk_full (over the threshold, up to 95 %), too_small, unverified, orphan, no_metadata, temp_file
 """
 
@@ -225,6 +225,26 @@ def disk_problems(usage, threshold):
                      % (usage["path"], usage["used_percent"], threshold, human_size(usage["free_bytes"])))]
 
 
+def restore_problems(backup_dir):
+    """A restore from this catalog that was killed may have left a target missing: never silent."""
+    problems = []
+    for found in _catalog.restore_journals(backup_dir):
+        journal = found.get("journal")
+        if journal is None:
+            what = "a restore journal that cannot be read (%s): check the paths of the restores run from %s by hand" \
+                % (found["problem"], backup_dir)
+        else:
+            targets = ", ".join(str(unit.get("target")) for unit in journal["units"] if isinstance(unit, dict))
+            what = ("a restore of %s into %s was killed (%s, started %s): %s; put it right with: lifeboat restore "
+                    "--repair (any restore from this catalog does it first)"
+                    % (journal.get("backup"), targets, journal.get("owner"), journal.get("started_at"),
+                       "the restored trees are in place, the trees they replaced are still beside them"
+                       if journal.get("state") == "committed" else
+                       "a target may be missing or half restored, what it replaced is kept beside it"))
+        problems.append(_problem("error", "interrupted_restore", what, paths=[found["path"]]))
+    return problems
+
+
 def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshold, now):
     """Health of the scanned jobs and of the filesystem holding backup_dir."""
     jobs, problems = {}, []
@@ -235,6 +255,7 @@ def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshol
     for scan in scans:
         jobs[scan.job], job_problems = job_health(scan, max_age, min_size_ratio, now)
         problems.extend(job_problems)
+    problems.extend(restore_problems(backup_dir))
     usage = disk_usage(backup_dir)
     usage["threshold"] = disk_usage_threshold
     problems.extend(disk_problems(usage, disk_usage_threshold))

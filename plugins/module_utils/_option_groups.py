@@ -98,7 +98,8 @@ def build_policy(**options):
     values.update((name, value) for name, value in options.items() if value is not None)
     policy = Policy(last=values["keep_last"], hourly=values["keep_hourly"], daily=values["keep_daily"],
                     weekly=values["keep_weekly"], monthly=values["keep_monthly"], yearly=values["keep_yearly"],
-                    within=values["keep_within"], tags=tuple(values["keep_tags"] or ()), min_keep=values["min_keep"])
+                    within=values["keep_within"], tags=tuple(values["keep_tags"] or ()), min_keep=values["min_keep"],
+                    safety_within=values["keep_safety_within"])
     policy.validate()
     return policy
 
@@ -147,6 +148,7 @@ RETENTION = OptionGroup(dict(
     keep_within=dict(type="str"),
     keep_tags=dict(type="list", elements="str", default=[]),
     min_keep=dict(type="int", default=1),
+    keep_safety_within=dict(type="str", default="7d"),
 ), read=lambda values: {"policy": build_policy(**values)}, fragment="retention")
 
 # What the archive module backs up and how the tree is walked (its own options, documented in the module).

@@ -5,7 +5,7 @@
 
 The decisions are those of ``restic forget`` (restic 0.16 and later, which keeps the oldest backup
 as below; its reason labels as of 0.18) for the same times and policy; the only departures are the
-backup states and ``min_keep`` described at the end, and stricter duration parsing.
+backup states, ``min_keep`` and ``safety_within`` described at the end, and stricter duration parsing.
 
 Order
     Backups are sorted newest first by absolute time; equal times are ordered by id, the greater id
@@ -53,6 +53,14 @@ Backup states (our addition)
     The newest ``min_keep`` *good* backups are kept, with reason ``min_keep`` when no rule kept
     them. Good means not failed (verified or unverified). Failed backups are never kept by this
     reason: when every backup is failed only the rules keep something.
+
+``safety_within`` (our addition, default ``7d``)
+    A backup tagged ``safety`` (what a restore took of what it replaced, the way back from that
+    restore) is kept while it is younger than this duration, measured back from now, with reason
+    ``safety``, whatever the other rules say. The rules alone would remove it soon: it is
+    unverified, so a verified backup of the same period takes the period's slot. Like ``tags`` it
+    takes no slot; like ``min_keep`` it is not a rule, so a policy with only it is an empty policy.
+    A zero duration (``0d``) turns it off.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ from typing import List, Optional, Tuple
 from ._errors import UsageError
 
 UNLIMITED = -1
+SAFETY_TAG = "safety"  # the tag of the backup a restore takes of what it replaces
 STATES = ("verified", "unverified", "failed")
 _PREFERENCE = {state: rank for rank, state in enumerate(STATES)}
 _DURATION_UNITS = {"y": "years", "m": "months", "d": "days", "h": "hours"}
@@ -162,13 +171,15 @@ class Policy:
     within: Optional[str] = None
     tags: Tuple[str, ...] = ()
     min_keep: int = 1
+    safety_within: Optional[str] = "7d"
 
     def within_duration(self):
         """The ``within`` rule as a Duration, None when not set or zero."""
-        if self.within is None:
-            return None
-        duration = parse_duration(self.within)
-        return None if duration.is_zero() else duration
+        return _optional_duration(self.within)
+
+    def safety_duration(self):
+        """How long safety backups are kept, None when not set or zero."""
+        return _optional_duration(self.safety_within)
 
     def is_empty(self):
         """True when no rule is set (``min_keep`` is not a rule); such a policy keeps everything."""
@@ -186,6 +197,14 @@ class Policy:
         if isinstance(self.tags, str) or not all(isinstance(tag, str) for tag in self.tags):
             raise UsageError("keep tags must be a list of strings, not %r" % (self.tags,))
         self.within_duration()
+        self.safety_duration()
+
+
+def _optional_duration(text):
+    if text is None:
+        return None
+    duration = parse_duration(text)
+    return None if duration.is_zero() else duration
 
 
 @dataclass
@@ -210,8 +229,9 @@ class Decision:
 def apply_policy(candidates, policy, now=None):
     """Decide which of one job's backups ``policy`` keeps (see the module docstring).
 
-    ``candidates`` may come in any order. ``now`` (aware datetime, optional) only keeps backups
-    dated in the future from defining the newest backup for ``within``.
+    ``candidates`` may come in any order. ``now`` (aware datetime, optional: the current time) keeps
+    backups dated in the future from defining the newest backup for ``within``, and is what the age of a
+    safety backup is measured from.
     """
     policy.validate()
     ordered = _newest_first(candidates)
@@ -227,6 +247,7 @@ def apply_policy(candidates, policy, now=None):
         count = getattr(policy, rule)
         if count:
             _keep_periods(ordered, rule, period_key, count, reasons)
+    _keep_safety(ordered, policy.safety_duration(), now, reasons)
     _keep_newest_good(ordered, policy.min_keep, reasons)
     return Decision(kept=[{"id": backup.id, "reasons": reasons[backup.id]} for backup in ordered if reasons[backup.id]],
                     removed=[backup.id for backup in ordered if not reasons[backup.id]])
@@ -267,6 +288,15 @@ def _keep_within(ordered, duration, now, reasons):
     for backup in ordered:
         if cutoff is None or backup.time > cutoff:
             reasons[backup.id].append("within")
+
+
+def _keep_safety(ordered, duration, now, reasons):
+    if duration is None:
+        return
+    cutoff = duration.before(now or datetime.now(timezone.utc))
+    for backup in ordered:
+        if SAFETY_TAG in backup.tags and (cutoff is None or backup.time > cutoff):
+            reasons[backup.id].append("safety")
 
 
 def _keep_periods(ordered, rule, period_key, count, reasons):

@@ -81,7 +81,7 @@ EXAMPLES = r"""
 RETURN = r"""
 kept:
   description: The backups kept, newest first, each with C(id) and C(reasons) (V(last), V(hourly), V(daily),
-    V(weekly), V(monthly), V(yearly), V(oldest daily) and the like, V(within), V(tag), V(min_keep),
+    V(weekly), V(monthly), V(yearly), V(oldest daily) and the like, V(within), V(tag), V(min_keep), V(safety),
     V(empty_policy)).
   returned: always
   type: list

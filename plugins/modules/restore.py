@@ -122,7 +122,8 @@ options:
     type: str
   lock_timeout:
     description:
-      - Seconds to wait for the catalog lock when the safety backup is written.
+      - Seconds to wait for the lock of the backup's catalog, which the restore holds from start to end (backups,
+        prunes and other restores from the catalog take it too).
     type: float
     default: 0
 requirements:
@@ -199,6 +200,13 @@ rolled_back:
   description: V(true) when the restore failed and what it had changed was put back.
   returned: always
   type: bool
+repaired:
+  description: What a restore from the same catalog that was killed had left, put right before this restore
+    began, each with C(targets), C(state) (V(started) put the targets back as they were, V(committed) kept the
+    restored trees) and C(msg). Empty when there was nothing to put right.
+  returned: unless in check mode
+  type: list
+  elements: dict
 database:
   description: The database (or SQLite file) restored into.
   returned: database backups

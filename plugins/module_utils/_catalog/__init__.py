@@ -4,27 +4,29 @@
 """The on-disk catalog of a host's backups; callers use ``from . import _catalog`` and the names below.
 
 layout.py     the backup directory, job directories, backup ids, the names of catalog files
-lock.py       the writer lock: one writer at a time per backup directory
+lock.py       the writer lock: one writer at a time per backup directory (a restore holds it for its whole run)
 sidecars.py   a backup's `.sha256` and `.json` sidecars, written checksum first, metadata last
-scan.py       reading without changing: backups by job or id, leftovers of killed runs, lookups
+scan.py       reading without changing: backups by job or id, leftovers of killed runs and restores, lookups
 """
 
 from __future__ import annotations
 
-from .layout import (CHECKSUM_SUFFIX, DEFAULT_BACKUP_DIR, FORMAT_VERSION, LOCK_NAME, METADATA_SUFFIX, SIDECAR_SUFFIXES,
-                     artifact_path, check_job_name, ensure_dir, is_catalog_file, iso_utc, job_dir, local_iso,
-                     name_patterns, new_backup_id, public, series_key, strip_artifact_suffix, utc_now)
-from .lock import CatalogLock
+from .layout import (CHECKSUM_SUFFIX, DEFAULT_BACKUP_DIR, FORMAT_VERSION, LOCK_NAME, METADATA_SUFFIX, RESTORES_DIR,
+                     SIDECAR_SUFFIXES, artifact_path, check_job_name, ensure_dir, is_catalog_file, iso_utc, job_dir,
+                     job_of, local_iso, name_patterns, new_backup_id, public, series_key, strip_artifact_suffix,
+                     utc_now)
+from .lock import CatalogLock, lock_holder, owner
 from .scan import (LEFTOVER_AGE, STATES, JobScan, backup_time, find_backup, list_metadata, locate, parse_time,
-                   scan_catalog, verification_state)
+                   restore_journals, scan_catalog, verification_state)
 from .sidecars import checksum_line, read_checksum, read_metadata, write_metadata, write_sidecars
 
 __all__ = [
-    "CHECKSUM_SUFFIX", "DEFAULT_BACKUP_DIR", "FORMAT_VERSION", "LOCK_NAME", "METADATA_SUFFIX", "SIDECAR_SUFFIXES",
-    "artifact_path", "check_job_name", "ensure_dir", "is_catalog_file", "iso_utc", "job_dir", "local_iso",
+    "CHECKSUM_SUFFIX", "DEFAULT_BACKUP_DIR", "FORMAT_VERSION", "LOCK_NAME", "METADATA_SUFFIX", "RESTORES_DIR",
+    "SIDECAR_SUFFIXES",
+    "artifact_path", "check_job_name", "ensure_dir", "is_catalog_file", "iso_utc", "job_dir", "job_of", "local_iso",
     "name_patterns", "new_backup_id", "public", "series_key", "strip_artifact_suffix", "utc_now",
-    "CatalogLock",
+    "CatalogLock", "lock_holder", "owner",
     "LEFTOVER_AGE", "STATES", "JobScan", "backup_time", "find_backup", "list_metadata", "locate", "parse_time",
-    "scan_catalog", "verification_state",
+    "restore_journals", "scan_catalog", "verification_state",
     "checksum_line", "read_checksum", "read_metadata", "write_metadata", "write_sidecars",
 ]

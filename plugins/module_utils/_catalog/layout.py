@@ -4,6 +4,7 @@
 """Where things live in a catalog: the backup directory, job directories, backup ids and the names of their files.
 
     <backup_dir>/.lock                  one writer at a time (flock: a dead holder releases it)
+    <backup_dir>/.restores/<name>.json  the journal of a restore in progress: what it swaps, to put back after a kill
     <backup_dir>/<job>/<id>.<suffix>    the artifact
     <backup_dir>/<job>/<id>.sha256      `sha256sum -c` format
     <backup_dir>/<job>/<id>.json        metadata, written last: a backup exists once this file does
@@ -15,11 +16,12 @@ import datetime
 import os
 import re
 
-from .._errors import StorageError, UsageError
+from .._errors import IntegrityError, StorageError, UsageError
 from .._fileio import TEMP_MARKER
 
 DEFAULT_BACKUP_DIR = "/var/backups/lifeboat"
 LOCK_NAME = ".lock"
+RESTORES_DIR = ".restores"
 METADATA_SUFFIX = ".json"
 CHECKSUM_SUFFIX = ".sha256"
 FORMAT_VERSION = 1
@@ -94,8 +96,28 @@ def series_key(metadata):
     return metadata.get("kind") or "files"
 
 
+def job_of(backup_id):
+    """The job a backup id belongs to (its prefix), or None when it is not an id."""
+    match = re.match("^%s$" % (_ID_PATTERN % "(?P<job>.+)"), backup_id or "")
+    return match.group("job") if match and _JOB_RE.match(match.group("job")) else None
+
+
+def check_artifact_name(job, backup_id, artifact):
+    """An artifact name from metadata must be <id>.<suffix> of that job: no directory, no '..', not a sidecar."""
+    match = name_patterns(job)[0].match(artifact) if isinstance(artifact, str) and isinstance(job, str) else None
+    if not match or match.group("id") != backup_id or "." + match.group("suffix") in SIDECAR_SUFFIXES:
+        raise IntegrityError("it names an artifact that cannot belong to %s: %r" % (backup_id, artifact))
+    return artifact
+
+
 def artifact_path(metadata):
-    return os.path.join(os.path.dirname(metadata["_metadata_path"]), metadata["artifact"])
+    """The artifact beside the metadata; a name that could point anywhere else is refused."""
+    try:
+        name = check_artifact_name(metadata.get("job"), metadata.get("id"), metadata.get("artifact"))
+    except IntegrityError as exc:
+        raise IntegrityError("the metadata %s cannot be trusted: %s; refusing to use it"
+                             % (metadata["_metadata_path"], exc.msg), stage="catalog") from None
+    return os.path.join(os.path.dirname(metadata["_metadata_path"]), name)
 
 
 def public(metadata):

@@ -9,21 +9,37 @@ import errno
 import fcntl
 import os
 import socket
+import threading
 import time
 
 from .._errors import LockedError
 from .layout import LOCK_NAME, ensure_dir, iso_utc, utc_now
 
+_HELD = threading.local()  # lock paths this thread holds -> depth: a restore holds the lock its safety backup takes
+
+
+def owner():
+    """What the holder writes into the lock file, before " since <time>"."""
+    return "pid %d on %s" % (os.getpid(), socket.gethostname())
+
 
 class CatalogLock:
-    """Exclusive lock on <backup_dir>/.lock; the holder's pid and host are written in for the error message."""
+    """Exclusive lock on <backup_dir>/.lock; the holder's pid and host are written in for the error message.
+
+    Reentrant within a thread: a restore holds the lock for its whole run, and the safety backup it takes
+    inside enters it again instead of waiting for itself.
+    """
 
     def __init__(self, backup_dir, timeout=0.0):
-        self.path = os.path.join(backup_dir, LOCK_NAME)
+        self.path = os.path.join(os.path.realpath(backup_dir), LOCK_NAME)
         self.timeout = timeout
         self._fd = None
 
     def __enter__(self):
+        held = _HELD.__dict__.setdefault("depth", {})
+        if held.get(self.path):
+            held[self.path] += 1
+            return self
         ensure_dir(os.path.dirname(self.path))
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + self.timeout
@@ -40,13 +56,34 @@ class CatalogLock:
                                       stage="lock")
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, ("pid %d on %s since %s" % (os.getpid(), socket.gethostname(), iso_utc(utc_now())))
-                  .encode(), 0)
+        os.pwrite(fd, ("%s since %s" % (owner(), iso_utc(utc_now()))).encode(), 0)
         self._fd = fd
+        held[self.path] = 1
         return self
 
     def __exit__(self, *exc):
-        os.ftruncate(self._fd, 0)
-        os.close(self._fd)  # closing releases the flock
-        self._fd = None
+        held = _HELD.depth
+        held[self.path] -= 1
+        if held[self.path] == 0:
+            del held[self.path]
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
         return False
+
+
+def lock_holder(backup_dir):
+    """What the lock's holder wrote ("pid N on HOST since T"), or None when nobody holds it; changes nothing."""
+    try:
+        fd = os.open(os.path.join(backup_dir, LOCK_NAME), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+    finally:
+        os.close(fd)  # releases the shared lock if it was taken
+    return None

@@ -12,6 +12,9 @@ orphan          sidecars without their artifact: a prune or a removal was interr
 no_metadata     an artifact without ``.json``: a run was killed before it wrote its metadata
 bad_metadata    a ``.json`` that cannot be read or names an impossible artifact; never removed
 temp_file       a temporary file of a killed run
+
+Lookups (list_metadata, find_backup, locate) see only backups: one broken file is reported by health and
+stands in nobody's way; asked for by its id, it is refused with what is wrong with it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import stat
 from datetime import datetime
 
 from .._errors import BackupError, IntegrityError, NotFoundError, UsageError
-from .layout import (CHECKSUM_SUFFIX, METADATA_SUFFIX, SIDECAR_SUFFIXES, artifact_path, check_job_name,
-                     name_patterns, strip_artifact_suffix, utc_now)
+from .layout import (CHECKSUM_SUFFIX, METADATA_SUFFIX, RESTORES_DIR, artifact_path, check_artifact_name,
+                     check_job_name, job_of, name_patterns, strip_artifact_suffix, utc_now)
+from .lock import lock_holder
 from .sidecars import read_metadata
 
 LEFTOVER_AGE = 3600  # seconds: younger artifacts without metadata and temporary files may belong to a live writer
@@ -149,11 +153,7 @@ def _read_valid_metadata(path, job, backup_id):
     metadata = read_metadata(path)
     if not isinstance(metadata, dict) or metadata.get("id") != backup_id:
         raise IntegrityError("its id is not %s" % backup_id)
-    artifact = metadata.get("artifact")
-    catalog_re = name_patterns(job)[0]
-    match = catalog_re.match(artifact) if isinstance(artifact, str) else None
-    if not match or match.group("id") != backup_id or "." + match.group("suffix") in SIDECAR_SUFFIXES:
-        raise IntegrityError("it names an artifact that cannot belong to %s: %r" % (backup_id, artifact))
+    check_artifact_name(job, backup_id, metadata.get("artifact"))
     try:
         parse_time(metadata.get("created_at"))
         backup_time(metadata)
@@ -175,31 +175,61 @@ def _leftover(scan, kind, backup_id, names, files, now):
             "paths": [os.path.join(scan.directory, name) for name in names], "age_s": age, "removable": removable}
 
 
-def list_metadata(backup_dir, job=None):
-    """Metadata of every backup (or of one job), newest first."""
-    if not os.path.isdir(backup_dir):
-        return []
-    jobs = [job] if job else sorted(name for name in os.listdir(backup_dir)
-                                    if not name.startswith(".") and os.path.isdir(os.path.join(backup_dir, name)))
+def restore_journals(backup_dir):
+    """The journals of restores from this catalog that were killed: [{"path", "journal" or "problem"}].
+
+    A running restore holds the catalog lock for its whole run, so a journal whose owner does not hold the
+    lock now belongs to a restore that was killed.
+    """
+    directory = os.path.join(backup_dir, RESTORES_DIR)
+    names = sorted(name for name in os.listdir(directory) if name.endswith(METADATA_SUFFIX)) \
+        if os.path.isdir(directory) else []
+    holder = lock_holder(backup_dir) if names else None
     found = []
-    for name in jobs:
-        directory = os.path.join(backup_dir, name)
-        if not os.path.isdir(directory):
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            journal = read_metadata(path)
+            if not isinstance(journal, dict) or not isinstance(journal.get("units"), list):
+                raise IntegrityError("the restore journal %s is not one lifeboat wrote" % path)
+        except BackupError as exc:
+            found.append({"path": path, "problem": exc.msg})
             continue
-        for entry in os.listdir(directory):
-            if entry.endswith(METADATA_SUFFIX) and not entry.startswith("."):
-                metadata = read_metadata(os.path.join(directory, entry))
-                metadata["_metadata_path"] = os.path.join(directory, entry)
-                found.append(metadata)
-    found.sort(key=lambda meta: (meta.get("created_at", ""), meta.get("id", "")), reverse=True)
+        if holder is None or not holder.startswith("%s since" % journal.get("owner")):
+            found.append({"path": path, "journal": journal})
     return found
 
 
+def list_metadata(backup_dir, job=None):
+    """Metadata of every backup (or of one job), newest first; what scan_catalog does not trust is left out."""
+    found = [meta for scan in scan_catalog(backup_dir, job) for meta in scan.backups]
+    found.sort(key=lambda meta: (parse_time(meta["created_at"]), meta["id"]), reverse=True)
+    return found
+
+
+_UNUSABLE = {
+    "bad_metadata": "backup %(id)s cannot be used: its metadata cannot be trusted (%(problem)s); lifeboat health "
+                    "lists it: repair the metadata or remove its files by hand",
+    "orphan": "backup %(id)s has metadata but its artifact is missing from %(directory)s",
+    "no_metadata": "backup %(id)s has no metadata: the run that made it was killed before it finished",
+}
+
+
 def find_backup(backup_dir, backup_id):
-    """Metadata of one backup by id; the job is the id's prefix, so look where it must be."""
-    for metadata in list_metadata(backup_dir):
-        if metadata.get("id") == backup_id:
-            return metadata
+    """Metadata of one backup by id; the job is the id's prefix, so look where it must be.
+
+    Only that backup's own files are read: a broken file of another backup does not stand in the way.
+    """
+    job = job_of(backup_id)
+    if job is not None and os.path.isdir(os.path.join(backup_dir, job)):
+        scan = _scan_job(job, os.path.join(backup_dir, job), utc_now())
+        for metadata in scan.backups:
+            if metadata["id"] == backup_id:
+                return metadata
+        for leftover in scan.leftovers:
+            if leftover["id"] == backup_id:
+                error = IntegrityError if leftover["kind"] == "bad_metadata" else NotFoundError
+                raise error(_UNUSABLE[leftover["kind"]] % dict(leftover, directory=scan.directory), stage="catalog")
     raise NotFoundError("no backup with id %s in %s" % (backup_id, backup_dir))
 
 
@@ -210,15 +240,20 @@ def locate(backup_dir=None, backup_id=None, path=None):
         if not os.path.isfile(path):
             raise NotFoundError("artifact %s does not exist" % path)
         meta_path = strip_artifact_suffix(path) + METADATA_SUFFIX
-        if os.path.isfile(meta_path):
-            metadata = read_metadata(meta_path)
-            metadata["_metadata_path"] = meta_path
-            return path, metadata
-        return path, None
+        if not os.path.isfile(meta_path):
+            return path, None
+        backup_id = os.path.basename(strip_artifact_suffix(path))
+        try:
+            metadata = _read_valid_metadata(meta_path, job_of(backup_id), backup_id)
+            if metadata["artifact"] != os.path.basename(path):
+                raise IntegrityError("it describes %s, not %s" % (metadata["artifact"], os.path.basename(path)))
+        except BackupError as exc:
+            raise IntegrityError("the metadata %s beside the artifact cannot be trusted: %s; repair it or move it "
+                                 "away to restore the artifact without it" % (meta_path, exc.msg),
+                                 stage="catalog") from None
+        metadata["_metadata_path"] = meta_path
+        return path, metadata
     if not backup_dir or not backup_id:
         raise UsageError("name the backup with path, or with backup_dir and id")
     metadata = find_backup(backup_dir, backup_id)
-    artifact = artifact_path(metadata)
-    if not os.path.isfile(artifact):
-        raise NotFoundError("backup %s has metadata but its artifact %s is missing" % (backup_id, artifact))
-    return artifact, metadata
+    return artifact_path(metadata), metadata

@@ -11,7 +11,8 @@ SHA-256 checked while it is written. Only when the whole archive was read and ve
 unit swapped in: the live path is renamed to ``.<name>.lifeboat-old-XXXX``, the staged one
 renamed into place; the old trees are removed once every unit is swapped. A failure at any point
 before that removes the staging directories and renames back what was already swapped, so the
-targets are exactly as they were.
+targets are exactly as they were. The journal (journal.py) names every unit before anything is made,
+so what a kill leaves is put back by the next restore from the catalog.
 
 Writes never follow a symbolic link: every member is created (O_EXCL, O_NOFOLLOW) inside a
 directory this restore created itself in a 0700 staging directory, and a member below a
@@ -34,10 +35,11 @@ from .._manifest import parse_manifest
 from .._pipeline import artifact_layers
 from .._verify import expected_sha256, read_manifest_bytes
 from .extract import Extractor
+from .journal import Journal
 from .payload import PayloadProcess
 from .plan import LiveTree, Plan, parent_of
 from .request import SAFETY_TAG, catalog_dir, safety_encryption
-from .swap import Unit, clean_leftovers, sync_filesystem
+from .swap import Unit, sync_filesystem
 
 
 def _merge_extras(live, extractor):
@@ -97,8 +99,6 @@ class FileRestore:
                         msg="the restored paths already match the backup; nothing to do")
         if check_mode:
             return dict(result, changed=True, duration=0.0, msg=self._summary("would restore"))
-        for unit in self.plan.units:
-            clean_leftovers(self.plan.target(unit))
         if self.request.safety_backup:
             result["safety_backup_id"] = self._safety_backup()
         result["restored"], warnings = self._restore()
@@ -127,19 +127,27 @@ class FileRestore:
 
     def _restore(self):
         units = {name: Unit(name, self.plan.target(name)) for name in self.plan.units}
+        journal = Journal(catalog_dir(self.artifact, self.metadata, self.request),
+                          (self.metadata or {}).get("id") or self.artifact, units.values())
+        journal.write("started")
         try:
             extractor = self._stage(units)
             for parent in sorted({unit.parent for unit in units.values()}):
                 sync_filesystem(parent)  # the new trees are durable before the old ones go
             for unit in units.values():
                 unit.swap_in()
+            journal.write("committed")
         except OSError as exc:
             self._roll_back(units)
+            journal.remove()
             raise storage_error(exc, exc.filename or self.plan.dest) from exc
         except BaseException:
             self._roll_back(units)
+            journal.remove()
             raise
-        return extractor.counts, self._finish_swap(units)
+        warnings = self._finish_swap(units)
+        journal.remove()
+        return extractor.counts, warnings
 
     def _stage(self, units):
         for unit in units.values():

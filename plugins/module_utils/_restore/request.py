@@ -10,8 +10,7 @@ import os
 from .. import _catalog
 from .._age import recipient_from_identity
 from .._errors import NotFoundError, UsageError
-
-SAFETY_TAG = "safety"
+from .._retention import SAFETY_TAG
 
 
 class RestoreRequest:

@@ -2,15 +2,15 @@
 # Copyright: lifeboat.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Units of a file restore: staged beside their live path on the same filesystem, swapped in by renames, swapped
-back on failure; leftovers of a killed restore are put back."""
+back on failure. A unit's hidden names are chosen before anything is made, so the restore's journal can name them
+(journal.py puts back what a killed restore left)."""
 
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
+import secrets
 import shutil
-import tempfile
 
 
 STAGING_MARKER = ".lifeboat-staging-"
@@ -24,8 +24,8 @@ class Unit:
         self.name = name
         self.target = target
         self.parent, self.base = os.path.split(target)
-        self.staging = None
-        self.lock_fd = None
+        self.staging = hidden_name(target, STAGING_MARKER)
+        self.aside = hidden_name(target, OLD_MARKER)  # where swap_in moves the live tree
         self.old = None
         self.swapped = False
 
@@ -34,16 +34,12 @@ class Unit:
         return os.path.join(self.staging, self.base)
 
     def make_staging(self):
-        self.staging = tempfile.mkdtemp(prefix="." + self.base + STAGING_MARKER, dir=self.parent)
-        # Held until the staging directory is gone: a cleanup by a concurrent restore leaves it alone.
-        self.lock_fd = os.open(self.staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+        os.mkdir(self.staging, 0o700)
 
     def swap_in(self):
         if os.path.lexists(self.target):
-            self.old = tempfile.mkdtemp(prefix="." + self.base + OLD_MARKER, dir=self.parent)
-            os.rmdir(self.old)  # only the unique name is wanted; rename() puts the live tree there
-            os.rename(self.target, self.old)
+            os.rename(self.target, self.aside)
+            self.old = self.aside
         try:
             os.rename(self.staged, self.target)
         except BaseException:
@@ -63,12 +59,13 @@ class Unit:
         self.swapped = False
 
     def remove_staging(self):
-        if self.staging is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
-            self.staging = None
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)
-            self.lock_fd = None
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def hidden_name(target, marker):
+    """A hidden sibling of target, unique by a random suffix: .<name><marker><hex>."""
+    parent, base = os.path.split(target)
+    return os.path.join(parent, "." + base + marker + secrets.token_hex(6))
 
 
 def sync_filesystem(path):
@@ -82,42 +79,5 @@ def sync_filesystem(path):
         if syncfs(fd) != 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code), path)
-    finally:
-        os.close(fd)
-
-
-def clean_leftovers(target):
-    """Undo what a killed restore of target left: staging directories, and a live tree moved aside."""
-    parent, base = os.path.split(target)
-    try:
-        names = os.listdir(parent)
-    except FileNotFoundError:
-        return []
-    cleaned = []
-    for name in sorted(names):
-        path = os.path.join(parent, name)
-        if name.startswith("." + base + STAGING_MARKER):
-            if _unlocked(path):
-                shutil.rmtree(path, ignore_errors=True)
-                cleaned.append(path)
-        elif name.startswith("." + base + OLD_MARKER):
-            if not os.path.lexists(target):
-                os.rename(path, target)  # killed between the two renames of a swap: put the old tree back
-            else:
-                shutil.rmtree(path, ignore_errors=True)
-            cleaned.append(path)
-    return cleaned
-
-
-def _unlocked(path):
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
     finally:
         os.close(fd)
