@@ -10,13 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from testlib import make_tree, tree_digest
+from testlib import IDENTITY, backup, make_tree, tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import (
-    _age, _archive, _catalog, _option_groups, _prune, _restore, _verify)
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _option_groups, _prune, _restore, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
-
-IDENTITY, RECIPIENT = _age.generate_identity()
 
 
 @pytest.fixture(name="restored")
@@ -27,20 +24,19 @@ def restored_fixture(tmp_path):
     source = make_tree(str(tmp_path / "src"))
     backup_dir = str(tmp_path / "backups")
 
-    def backup():
-        made = _archive.run_archive(_archive.ArchiveRequest([source], "app", backup_dir=backup_dir,
-                                                            recipients=[RECIPIENT]))
+    def verified_backup():
+        made = backup(source, backup_dir)
         _verify.verify(backup_dir=backup_dir, backup_id=made["id"])
         return made["id"]
 
-    restored = backup()
+    restored = verified_backup()
     with open(os.path.join(source, "text.txt"), "a", encoding="utf-8") as handle:
         handle.write("changed after the backup\n")
     changed = tree_digest(source)
     result = _restore.restore_backup(_restore.RestoreRequest(backup_dir=backup_dir, backup_id=restored,
                                                              identities=[IDENTITY]))
     assert result["safety_backup_id"]
-    return backup_dir, backup(), result["safety_backup_id"], changed
+    return backup_dir, verified_backup(), result["safety_backup_id"], changed
 
 
 def prune(backup_dir, now=None, **options):

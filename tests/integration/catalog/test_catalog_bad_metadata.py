@@ -11,13 +11,11 @@ import os
 
 import pytest
 
-from testlib import make_tree, tree_digest
+from testlib import IDENTITY, backup, make_tree, tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import (
-    _age, _archive, _catalog, _health, _restore, _verify)
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _health, _restore, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 
-IDENTITY, RECIPIENT = _age.generate_identity()
 
 # What each broken metadata file holds, from the backup's own metadata.
 DAMAGE = {
@@ -49,14 +47,10 @@ def catalog_fixture(tmp_path):
     source = make_tree(str(tmp_path / "src"))
     backup_dir = str(tmp_path / "backups")
 
-    def backup():
-        request = _archive.ArchiveRequest([source], "app", backup_dir=backup_dir, recipients=[RECIPIENT])
-        return _archive.run_archive(request)["id"]
-
-    good = backup()
+    good = backup(source, backup_dir)["id"]
     broken = {}
     for kind, damage in DAMAGE.items():
-        broken[kind] = backup()
+        broken[kind] = backup(source, backup_dir)["id"]
         path = os.path.join(backup_dir, "app", broken[kind] + ".json")
         with open(path, "r", encoding="utf-8") as handle:
             text = handle.read()

@@ -15,7 +15,9 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from test_restore_files import IDENTITY, backup, full_fingerprint, listing, rich_tree, spoil
+import testlib
+from test_restore_files import listing, rich_tree, spoil
+from testlib import IDENTITY, backup, fingerprint
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _cli, _health, _restore, _verify
 
 # The restore in a child process that SIGKILLs itself at one point of the swap: os.rename and shutil.rmtree are
@@ -56,8 +58,7 @@ sys.exit("the restore ended before it was killed")
 
 
 def killed_restore(point, backup_dir, backup_id):
-    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    process = subprocess.run([sys.executable, "-c", KILLED_AT, tests_dir, point, str(backup_dir), backup_id, IDENTITY],
+    process = subprocess.run([sys.executable, "-c", KILLED_AT, testlib.TESTS, point, str(backup_dir), backup_id, IDENTITY],
                              check=False, capture_output=True, text=True, timeout=120)
     assert process.returncode == -9, process.stderr
 
@@ -86,9 +87,9 @@ def catalog_intact(backup_dir, ids):
 def spoiled_fixture(tmp_path):
     source = rich_tree(str(tmp_path / "data" / "src"))
     made = backup([source], tmp_path / "backups")
-    restored = full_fingerprint(source)
+    restored = fingerprint(source)
     spoil(source)
-    return source, tmp_path / "backups", made["id"], restored, full_fingerprint(source)
+    return source, tmp_path / "backups", made["id"], restored, fingerprint(source)
 
 
 @pytest.mark.parametrize("point,committed", [
@@ -110,10 +111,10 @@ def test_a_restore_killed_in_its_swap_is_reported_and_repaired_exactly(spoiled, 
     assert code == _cli.EXIT_OK
     if committed:
         assert "kept the restored %s" % source in printed
-        assert full_fingerprint(source) == restored
+        assert fingerprint(source) == restored
     else:
         assert "put %s back as it was before that restore" % source in printed
-        assert full_fingerprint(source) == before
+        assert fingerprint(source) == before
     assert listing(os.path.dirname(source)) == ["src"]
     catalog_intact(backups, [backup_id] + safety)
     assert not any(p["code"] == "interrupted_restore"
@@ -129,7 +130,7 @@ def test_the_next_restore_puts_the_target_back_first_and_says_so(spoiled):
     (repaired,) = result["repaired"]
     assert repaired["targets"] == [source] and repaired["state"] == "started"
     assert "put %s back as it was before that restore" % source in result["warnings"][0]
-    assert full_fingerprint(source) == restored and listing(os.path.dirname(source)) == ["src"]
+    assert fingerprint(source) == restored and listing(os.path.dirname(source)) == ["src"]
     safety = [meta["id"] for meta in _catalog.list_metadata(str(backups)) if meta["id"] != backup_id]
     catalog_intact(backups, [backup_id] + safety)
 
@@ -143,7 +144,7 @@ def test_a_second_restore_waits_for_the_running_one_and_touches_nothing(spoiled)
              "from ansible_collections.lifeboat.backup.plugins.module_utils._errors import LockedError\n"
              "try:\n    _restore.restore_backup(_restore.RestoreRequest(backup_dir=sys.argv[2], backup_id=sys.argv[3],"
              " identities=[sys.argv[4]], safety_backup=False))\nexcept LockedError as exc:\n    print(exc)\n",
-             os.path.dirname(os.path.dirname(os.path.abspath(__file__))), str(backups), backup_id, IDENTITY],
+             testlib.TESTS, str(backups), backup_id, IDENTITY],
             check=True, capture_output=True, text=True, timeout=120)
     assert "is locked by another run (pid %d on " % os.getpid() in holder.stdout
-    assert full_fingerprint(source) == before and listing(os.path.dirname(source)) == ["src"]
+    assert fingerprint(source) == before and listing(os.path.dirname(source)) == ["src"]
