@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -21,7 +22,8 @@ import tempfile
 import time
 
 PASSWORD_USER = "lifeboat"
-PASSWORD = "Tr0ub4dor&3-lifeboat"
+# Unique to the run: the tests that look for the password in every process must find only this run's leaks.
+PASSWORD = "Tr0ub4dor&3-lifeboat-%s" % secrets.token_hex(4)
 START_TIMEOUT = 60
 
 
