@@ -2,8 +2,8 @@
 
     python tests/benchmark/bench_archive.py [--size-gib 1] [--workdir DIR] [--skip-peers]
 
-Builds a corpus of about SIZE GiB (20,000 source-like files, a 200 MB SQL-like text and 100 MB of random bytes,
-scaled with --size-gib), then times:
+Builds a corpus of 0.96 GiB per --size-gib (corpus.archive_shape: 20,000 source-like files, a 155 MiB SQL-like
+text and 100 MiB of random bytes per GiB; the file count is fixed), then times:
   - lifeboat: run_archive with zstd-3, age to one recipient, SHA-256 (in a child process, for its own peak RSS)
   - shell:    tar -cf - DIR | zstd -3 -T0 | age -r R > F && sha256sum F
   - restic:   first backup into a fresh encrypted repository (if installed)
@@ -15,7 +15,6 @@ from memory, which is what makes the comparison about CPU work and not about the
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -26,43 +25,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SHELL_PIPELINE = ("tar -cf - -C %(corpus)s . | zstd -q -3 -T0 | age -r %(recipient)s > %(out)s/f.tar.zst.age"
                   " && sha256sum %(out)s/f.tar.zst.age > /dev/null")
-WORDS = ("def class return import from self if else elif for while in not and or None True False try except "
-         "finally with as lambda yield async await print len range dict list set tuple str int float value "
-         "result request response config logger error index count total user name path data items key").split()
-
-
-def source_pool(size, rng):
-    """Text that compresses like code: identifiers, indentation, repetition at short and long range."""
-    lines = []
-    total = 0
-    while total < size:
-        indent = "    " * rng.randint(0, 3)
-        line = indent + " ".join(rng.choice(WORDS) for _word in range(rng.randint(2, 9)))
-        line += "(%s)\n" % ", ".join("%s_%d" % (rng.choice(WORDS), rng.randint(0, 99)) for _arg in range(rng.randint(0, 3)))
-        lines.append(line)
-        total += len(line)
-    return "".join(lines).encode()
-
-
-def build_corpus(directory, scale, rng):
-    files, sql_mb, random_mb = 20_000, int(200 * scale), int(100 * scale)
-    per_file = int((scale * 1024 ** 3 - (sql_mb + random_mb) * 1024 ** 2) / files)
-    pool = source_pool(64 * 1024 * 1024, rng)
-    for index in range(files):
-        path = os.path.join(directory, "src", "pkg%03d" % (index // 100), "mod%05d.py" % index)
-        if index % 100 == 0:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        size = max(100, int(rng.expovariate(1 / per_file)))
-        start = rng.randrange(0, len(pool) - size - 1) if size < len(pool) else 0
-        with open(path, "wb") as handle:
-            handle.write(pool[start:start + size])
-    with open(os.path.join(directory, "dump.sql"), "wb") as handle:
-        for row in range(sql_mb * 1024 * 1024 // 100):
-            handle.write(b"INSERT INTO orders VALUES (%d, 'customer-%d', %d.%02d, '2026-11-%02d');\n"
-                         % (row, rng.randint(1, 99999), rng.randint(1, 9999), rng.randint(0, 99), rng.randint(1, 28)))
-    with open(os.path.join(directory, "random.bin"), "wb") as handle:
-        for _megabyte in range(random_mb):
-            handle.write(os.urandom(1024 * 1024))
 
 
 def tree_size(directory):
@@ -91,18 +53,14 @@ def main():
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--repeat", type=int, default=2, help="runs per tool; the best is reported")
-    parser.add_argument("--build-corpus", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.build_corpus:
-        build_corpus(args.build_corpus, args.size_gib, random.Random(42))
-        return
     work = tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir)
     try:
         corpus = os.path.join(work, "corpus")
         os.makedirs(corpus)
         started = time.monotonic()
         # In a child: ru_maxrss of the measured commands starts from the size of the process that forks them.
-        subprocess.run([sys.executable, __file__, "--build-corpus", corpus, "--size-gib", str(args.size_gib)],
+        subprocess.run([sys.executable, os.path.join(HERE, "corpus.py"), "archive", corpus, str(args.size_gib)],
                        check=True)
         size = tree_size(corpus)
         print("corpus: %.2f GiB in %.0f s" % (size / 1024 ** 3, time.monotonic() - started), flush=True)

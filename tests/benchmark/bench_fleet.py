@@ -40,38 +40,13 @@ HOSTS = ('lb-bench1', 'lb-bench2', 'lb-bench3')
 BIN = os.path.dirname(sys.executable)
 CPU_CGROUP = '/sys/fs/cgroup/cpu/lbfleet-bench'
 
-# Run on each host with the size in MiB: source-like files under /srv/bench and an SQLite database beside them.
-SEED_SCRIPT = r'''
-import os, random, sqlite3, sys
-size = int(float(sys.argv[1]) * 1024 * 1024)
-rng = random.Random(42)
-words = ("def class return import self value index result error config path name data item list dict for while "
-         "if else try except with as None True False").split()
-pool = "".join("    " * rng.randint(0, 3) + " ".join(rng.choices(words, k=rng.randint(3, 10))) + "\n"
-               for _ in range(20000)).encode()
-written, number = 0, 0
-while written < size * 3 // 4:
-    directory = "/srv/bench/src/d%03d" % (number // 100)
-    os.makedirs(directory, exist_ok=True)
-    start = rng.randrange(len(pool) // 2)
-    data = pool[start:start + rng.randint(2000, 60000)] + os.urandom(rng.randint(0, 2000))
-    with open("%s/f%05d.py" % (directory, number), "wb") as handle:
-        handle.write(data)
-    written += len(data)
-    number += 1
-os.makedirs("/srv/bench/data", exist_ok=True)
-db = sqlite3.connect("/srv/bench/data/bench.db")
-db.execute("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, host TEXT, body TEXT)")
-rows = (size // 4) // 120
-db.executemany("INSERT INTO events (host, body) VALUES (?, ?)",
-               (("web%d" % (i % 7), pool[i % 5000:i % 5000 + 100].decode()) for i in range(rows)))
-db.commit()
-db.close()
-'''
+# Run on each host (its source over ssh) as `python3 - fleet /srv/bench SIZE_MIB`: source-like files under
+# /srv/bench/src and an SQLite database in /srv/bench/data, from the same seed on every host.
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus.py')
 # Changes the data the way a deploy would: some files rewritten, rows deleted.
 CHANGE_SCRIPT = r'''
 import glob, sqlite3
-for path in sorted(glob.glob("/srv/bench/src/d00*/f*.py"))[:50]:
+for path in sorted(glob.glob("/srv/bench/src/pkg00*/mod*.py"))[:50]:
     with open(path, "ab") as handle:
         handle.write(b"# changed by the deploy\n")
 db = sqlite3.connect("/srv/bench/data/bench.db")
@@ -181,7 +156,8 @@ def report(name):
 
 
 def bench(rounds, size_mib):
-    on_hosts(HOSTS, SEED_SCRIPT, str(size_mib))
+    with open(CORPUS, encoding='utf-8') as handle:
+        on_hosts(HOSTS, handle.read(), 'fleet', '/srv/bench', str(size_mib))
     playbook('lifeboat.backup.backup', '-e', 'deploy_id=warm-up', '-e', 'backup_report_file=warm-up.json')
     one, three, rollback, restore = [], [], [], []
     for number in range(rounds):

@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Restore speed: lifeboat's restore (verifying every file's SHA-256) against `age -d | zstd -d | tar -x`.
 
-Builds a corpus (~20,000 source-like files, a SQL-like text file, random bytes), backs it up with
-run_archive (zstd level 3, age X25519), then restores it into a tmpfs with each contender, in the same
-run, each in its own process. Prints the wall times, the ratio (target <= 1.0) and each peak RSS.
+Builds a corpus (corpus.restore_shape: 20,000 source-like files, a SQL-like text file, random bytes),
+backs it up with run_archive (zstd level 3, age X25519), then restores it into a tmpfs with each
+contender, in the same run, each in its own process. Prints the wall times, the ratio (target <= 1.0) and each peak RSS.
 
 The pipeline checks nothing; a third contender gives it lifeboat's guarantee by hand, `sha256sum -c`
 of every restored file against a list made from the manifest before the rounds.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -28,54 +27,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTS = os.path.join(ROOT, "tests")
-
-WORDS = ("def class return import self value index result error config path name data item list dict "
-         "for while if else elif try except finally with as lambda yield async await None True False "
-         "int str bytes len range open read write close append extend update items keys values").split()
-SQL_MIB, RANDOM_MIB, FILES = 200, 100, 20000
-
-
-def _code_blob(rng, size):
-    """Text that compresses like source code: indented lines of identifiers and punctuation."""
-    lines, total = [], 0
-    while total < size:
-        words = rng.choices(WORDS, k=rng.randint(3, 12))
-        line = "    " * rng.randint(0, 3) + " ".join(words) + rng.choice(("(", ")", ":", " = 0", ",", "")) + "\n"
-        lines.append(line)
-        total += len(line)
-    return "".join(lines).encode()
-
-
-def _write_sql(path, size, rng):
-    with open(path, "wb") as handle:
-        written = 0
-        while written < size:
-            rows = "".join("INSERT INTO orders VALUES (%d, 'customer-%d', %d.%02d, '2024-%02d-%02d');\n"
-                           % (rng.getrandbits(31), rng.getrandbits(20), rng.getrandbits(16), rng.randint(0, 99),
-                              rng.randint(1, 12), rng.randint(1, 28)) for _row in range(10000))
-            data = rows.encode()
-            handle.write(data)
-            written += len(data)
-
-
-def build_corpus(root, size_mib, seed=42):
-    """~FILES source-like files making up what the SQL and random files leave of size_mib."""
-    rng = random.Random(seed)
-    fixed = min(SQL_MIB + RANDOM_MIB, size_mib // 2)
-    sql_mib = fixed * SQL_MIB // (SQL_MIB + RANDOM_MIB)
-    _write_sql(os.path.join(root, "dump.sql"), sql_mib << 20, rng)
-    with open(os.path.join(root, "random.bin"), "wb") as handle:
-        for _mib in range(fixed - sql_mib):
-            handle.write(os.urandom(1 << 20))
-    blob = _code_blob(rng, 16 << 20)
-    average = ((size_mib - fixed) << 20) // FILES
-    for number in range(FILES):
-        directory = os.path.join(root, "src", "pkg%03d" % (number // 200), "mod%02d" % (number % 200 // 20))
-        os.makedirs(directory, exist_ok=True)
-        size = rng.randint(average // 4, average * 7 // 4)
-        start = rng.randrange(0, len(blob) - size)
-        with open(os.path.join(directory, "file%05d.py" % number), "wb") as handle:
-            handle.write(b"# file %d\n" % number + blob[start:start + size])
 
 
 def timed(argv, env=None):
@@ -97,17 +48,17 @@ import json, os, sys
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, os.path.join(sys.argv[1], "benchmark"))
 import conftest
-import bench_restore
+import corpus
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _verify
 work, size_mib = sys.argv[2], int(sys.argv[3])
-corpus = os.path.join(work, "corpus")
-os.mkdir(corpus)
-bench_restore.build_corpus(corpus, size_mib)
+root = os.path.join(work, "corpus")
+os.mkdir(root)
+corpus.build_corpus(root, corpus.restore_shape(size_mib))
 identity, recipient = _age.generate_identity()
 key = os.path.join(work, "key.txt")
 with open(key, "w", encoding="utf-8") as handle:
     handle.write(identity + "\n")
-backup = _archive.run_archive(_archive.ArchiveRequest([corpus], "bench", backup_dir=os.path.join(work, "backups"),
+backup = _archive.run_archive(_archive.ArchiveRequest([root], "bench", backup_dir=os.path.join(work, "backups"),
                                                       recipients=[recipient]))
 _header, records = _verify.read_manifest(backup["path"], None, [identity])
 sums = os.path.join(work, "SHA256SUMS")
