@@ -21,7 +21,6 @@ from ._fileio import READ_SIZE
 
 STDERR_TAIL_BYTES = 2048
 SCRUBBED = "********"
-CLIENT_PACKAGES = {"postgresql": "postgresql-client", "mysql": "mariadb-client (or mysql-client)"}
 
 
 def scrub(text, secret):
@@ -31,14 +30,14 @@ def scrub(text, secret):
     return text
 
 
-def find_client(engine, names):
-    """Absolute path of the first client program found on PATH."""
+def find_client(names, package):
+    """Absolute path of the first client program found on PATH; the message names the package that brings it."""
     for name in names:
         path = shutil.which(name)
         if path:
             return path
     raise MissingDependencyError("%s not found on PATH: install the Debian package %s"
-                                 % (" or ".join(names), CLIENT_PACKAGES[engine]), stage="connect")
+                                 % (" or ".join(names), package), stage="connect")
 
 
 def describe_exit(returncode):

@@ -56,15 +56,18 @@ def streamed(tool):
 
 
 class Dumper:
-    """Common shape of the backends."""
+    """Common shape of the backends; connection is the engine's, shared with its restore target."""
 
     engine = None
     suffix = None
 
-    def __init__(self, database, row_counts="exact", tmp_parent=None):
+    def __init__(self, database, connection=None, row_counts="exact", tmp_parent=None, include_globals=False):
+        if include_globals:
+            raise UsageError("include_globals applies to PostgreSQL only")
         if row_counts not in ROW_COUNT_MODES:
             raise UsageError("row_counts must be one of %s, not %r" % (", ".join(ROW_COUNT_MODES), row_counts))
         self.database = database
+        self.connection = connection
         self.row_counts = row_counts
         self.tmp_parent = tmp_parent
 

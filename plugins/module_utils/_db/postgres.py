@@ -30,36 +30,30 @@ def sql_literal(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-class PostgresDumper(Dumper):
-    """pg_dump of one database, optionally with pg_dumpall --globals-only (roles, tablespaces)."""
+CLIENT_PACKAGE = "postgresql-client"
 
-    engine = "postgresql"
 
-    def __init__(self, database, login_host=None, login_port=None, login_user=None, login_password=None,
-                 login_unix_socket=None, pg_format="custom", jobs=1, include_globals=False, **common):
-        super().__init__(database, **common)
-        if pg_format not in PG_FORMATS:
-            raise UsageError("pg_format must be one of %s, not %r" % (", ".join(PG_FORMATS), pg_format))
-        if jobs != 1 and pg_format != "directory":
-            raise UsageError("jobs > 1 needs pg_format=directory (pg_dump dumps in parallel only into a directory)")
-        self.pg_format = pg_format
-        self.jobs = int(jobs)
-        self.include_globals = include_globals
+class PostgresConnection:
+    """How the tools reach a server: the login options as argv, the password in each child's environment only."""
+
+    def __init__(self, login_host=None, login_port=None, login_user=None, login_password=None,
+                 login_unix_socket=None, tmp_parent=None):
+        del tmp_parent  # the PostgreSQL tools need no scratch files
         self.password = login_password
-        self.connection = []
+        self.options = []
         host = _pg_socket_dir(login_unix_socket) if login_unix_socket else login_host
         if host:
-            self.connection += ["--host=" + host]
+            self.options += ["--host=" + host]
         if login_port:
-            self.connection += ["--port=%s" % login_port]
+            self.options += ["--port=%s" % login_port]
         if login_user:
-            self.connection += ["--username=" + login_user]
-        if pg_format == "directory" or include_globals:
-            self.suffix = "tar"
-        else:
-            self.suffix = {"custom": "pgdump", "plain": "sql"}[pg_format]
+            self.options += ["--username=" + login_user]
 
-    def _env(self):
+    @staticmethod
+    def client(name):
+        return find_client([name], CLIENT_PACKAGE)
+
+    def env(self):
         """The tools' environment: PGPASSWORD is set for the child only, never in this process."""
         env = dict(os.environ)
         if self.password is not None:
@@ -67,21 +61,60 @@ class PostgresDumper(Dumper):
         env.setdefault("PGCONNECT_TIMEOUT", "15")
         return env
 
-    def _tool(self, name, args, stage, stdout=subprocess.PIPE):
-        argv = [find_client(self.engine, [name])] + self.connection + ["--no-password"] + args
-        return ToolProcess(argv, stage, env=self._env(), secret=self.password, stdout=stdout)
+    def argv(self, name, args):
+        return [self.client(name)] + self.options + ["--no-password"] + args
+
+    def tool(self, name, args, stage, stdout=subprocess.PIPE):
+        return ToolProcess(self.argv(name, args), stage, env=self.env(), secret=self.password, stdout=stdout)
+
+    def feed(self, name, args, stage):
+        """A tool that reads a dump on its stdin."""
+        return FeedProcess(self.argv(name, args), stage, env=self.env(), secret=self.password)
+
+    def run(self, name, args, stage):
+        """A tool run to its end, its output not wanted."""
+        self.tool(name, args, stage, stdout=subprocess.DEVNULL).finish(require_eof=False)
+
+    def query(self, database, sql, stage="connect"):
+        """One value per line from psql, in a read-only transaction."""
+        args = ["--dbname=" + database, "-XAtq", "-v", "ON_ERROR_STOP=1",
+                "-c", "SET default_transaction_read_only = on", "-c", sql]
+        return self.tool("psql", args, stage).output()
+
+    def query_json(self, database, sql, stage="connect"):
+        return json.loads(self.query(database, sql, stage).strip() or "null")
+
+    def execute(self, database, sql, stage):
+        self.run("psql", ["-XAtq", "-v", "ON_ERROR_STOP=1", "--dbname=" + database, "-c", sql], stage)
+
+
+class PostgresDumper(Dumper):
+    """pg_dump of one database, optionally with pg_dumpall --globals-only (roles, tablespaces)."""
+
+    engine = "postgresql"
+
+    def __init__(self, database, connection, pg_format="custom", jobs=1, include_globals=False, **common):
+        super().__init__(database, connection, **common)
+        if pg_format not in PG_FORMATS:
+            raise UsageError("pg_format must be one of %s, not %r" % (", ".join(PG_FORMATS), pg_format))
+        if jobs != 1 and pg_format != "directory":
+            raise UsageError("jobs > 1 needs pg_format=directory (pg_dump dumps in parallel only into a directory)")
+        self.pg_format = pg_format
+        self.jobs = int(jobs)
+        self.include_globals = include_globals
+        if pg_format == "directory" or include_globals:
+            self.suffix = "tar"
+        else:
+            self.suffix = {"custom": "pgdump", "plain": "sql"}[pg_format]
 
     def query(self, sql, stage="connect"):
-        """One value per line from psql, in a read-only transaction."""
-        args = ["--dbname=" + self.database, "-XAtq", "-v", "ON_ERROR_STOP=1",
-                "-c", "SET default_transaction_read_only = on", "-c", sql]
-        return self._tool("psql", args, stage).output()
+        return self.connection.query(self.database, sql, stage)
 
     def query_json(self, sql, stage="connect"):
-        return json.loads(self.query(sql, stage).strip() or "null")
+        return self.connection.query_json(self.database, sql, stage)
 
     def check(self):
-        client = find_client(self.engine, ["pg_dump"])
+        client = self.connection.client("pg_dump")
         return {"server_version": self.query("SHOW server_version").strip(), "client": client}
 
     def inspect(self):
@@ -134,24 +167,19 @@ class PostgresDumper(Dumper):
             args += ["--file=" + output]
         return args + ["--dbname=" + self.database]
 
-    def _run_to_completion(self, name, args, stage):
-        self._tool(name, args, stage, stdout=subprocess.DEVNULL).finish(require_eof=False)
-
     @contextlib.contextmanager
     def open(self):
-        find_client(self.engine, ["pg_dump"])
+        self.connection.client("pg_dump")
         if self.suffix != "tar":
-            with streamed(self._tool("pg_dump", self._dump_args(), "pg_dump")) as source:
+            with streamed(self.connection.tool("pg_dump", self._dump_args(), "pg_dump")) as source:
                 yield source
             return
         with private_directory(self.tmp_parent) as tree:
             if self.include_globals:
-                self._run_to_completion("pg_dumpall", ["--globals-only", "--database=" + self.database,
-                                                       "--file=" + os.path.join(tree, "globals.sql")],
-                                        "pg_dumpall")
+                self.connection.run("pg_dumpall", ["--globals-only", "--database=" + self.database,
+                                                   "--file=" + os.path.join(tree, "globals.sql")], "pg_dumpall")
             member = {"custom": "database.pgdump", "plain": "database.sql", "directory": "database.dir"}
-            self._run_to_completion("pg_dump", self._dump_args(os.path.join(tree, member[self.pg_format])),
-                                    "pg_dump")
+            self.connection.run("pg_dump", self._dump_args(os.path.join(tree, member[self.pg_format])), "pg_dump")
             yield DumpSource(tree=tree)
 
 
@@ -164,33 +192,18 @@ class PostgresTarget:
     def __init__(self, database, connection):
         self.database = database
         self.connection = connection
-        self._dumper = PostgresDumper(PG_MAINTENANCE_DB, **connection)
-
-    def _env(self):
-        env = dict(os.environ)
-        if self._dumper.password is not None:
-            env["PGPASSWORD"] = self._dumper.password
-        env.setdefault("PGCONNECT_TIMEOUT", "15")
-        return env
-
-    def _argv(self, name, args):
-        return [find_client(self.engine, [name])] + self._dumper.connection + ["--no-password"] + args
-
-    def _execute(self, sql, stage):
-        argv = self._argv("psql", ["-XAtq", "-v", "ON_ERROR_STOP=1", "--dbname=" + PG_MAINTENANCE_DB, "-c", sql])
-        ToolProcess(argv, stage, env=self._env(), secret=self._dumper.password,
-                    stdout=subprocess.DEVNULL).finish(require_eof=False)
 
     def exists(self):
-        return bool(self._dumper.query_json("SELECT count(*) FROM pg_database WHERE datname = %s"
-                                            % sql_literal(self.database)))
+        return bool(self.connection.query_json(PG_MAINTENANCE_DB, "SELECT count(*) FROM pg_database WHERE datname = %s"
+                                               % sql_literal(self.database)))
 
     def create(self):
-        self._execute('CREATE DATABASE "%s"' % self.database.replace('"', '""'), "create database")
+        self.connection.execute(PG_MAINTENANCE_DB, 'CREATE DATABASE "%s"' % self.database.replace('"', '""'),
+                                "create database")
 
     def drop(self):
-        self._execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.database.replace('"', '""'),
-                      "drop database")
+        self.connection.execute(PG_MAINTENANCE_DB, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)'
+                                % self.database.replace('"', '""'), "drop database")
 
     def load(self, reader, dump_format):
         """Stream a custom or plain dump in; return the SHA-256 of what was fed."""
@@ -198,12 +211,11 @@ class PostgresTarget:
             self.drop()  # a plain dump has no DROP statements: it needs an empty database
             self.create()
             args = ["-Xq", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--dbname=" + self.database]
-            tool = FeedProcess(self._argv("psql", args), "psql", env=self._env(), secret=self._dumper.password)
+            tool = self.connection.feed("psql", args, "psql")
         else:
             args = ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--exit-on-error",
                     "--dbname=" + self.database]
-            tool = FeedProcess(self._argv("pg_restore", args), "pg_restore", env=self._env(),
-                               secret=self._dumper.password)
+            tool = self.connection.feed("pg_restore", args, "pg_restore")
         digest = tool.feed(reader)
         tool.finish()
         return digest
@@ -211,10 +223,8 @@ class PostgresTarget:
     def load_file(self, path, dump_format):
         """A dump member extracted from a tar (directory format, or dumps with globals)."""
         if dump_format == "directory":
-            args = ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--exit-on-error",
-                    "--dbname=" + self.database, path]
-            ToolProcess(self._argv("pg_restore", args), "pg_restore", env=self._env(), secret=self._dumper.password,
-                        stdout=subprocess.DEVNULL).finish(require_eof=False)
+            self.connection.run("pg_restore", ["--clean", "--if-exists", "--single-transaction", "--no-owner",
+                                               "--exit-on-error", "--dbname=" + self.database, path], "pg_restore")
             return
         with open(path, "rb") as handle:
             self.load(handle, dump_format)

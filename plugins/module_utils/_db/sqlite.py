@@ -25,8 +25,8 @@ class SqliteDumper(Dumper):
     engine = "sqlite"
     suffix = "sqlite"
 
-    def __init__(self, database, **common):
-        super().__init__(database, **common)
+    def __init__(self, database, connection=None, **common):
+        super().__init__(database, connection, **common)
         self.snapshot = None
 
     def _connect_source(self):

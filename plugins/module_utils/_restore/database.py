@@ -19,7 +19,7 @@ import os
 import time
 
 from .. import _catalog
-from .._db import TARGETS
+from .._db import make_target
 from .._dump import DumpRequest, run_dump
 from .._errors import BackupError, IntegrityError, UsageError
 from .._fileio import READ_SIZE, hash_file
@@ -69,7 +69,7 @@ class DatabaseRestore:
         self.dump_format = metadata.get("dump_format") or "custom"
         self.tar_payload = metadata["artifact"][len(metadata["id"]):].startswith(".tar")
         database = request.target_database or metadata["database"]
-        self.target = TARGETS[self.engine](database, request.connection)
+        self.target = make_target(self.engine, database, request.connection)
 
     def run(self, check_mode=False):
         started = time.monotonic()
