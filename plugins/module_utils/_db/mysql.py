@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 
 from .._tools import FeedProcess, ToolProcess, find_client, private_directory
-from .base import MIGRATION_QUERIES, Dumper, schema_version_of, streamed
+from .base import MIGRATION_QUERIES, Dumper, Target, schema_version_of, streamed
 
 
 def mysql_defaults_file(directory, password):
@@ -91,6 +92,12 @@ class MysqlConnection:
         with self.argv(names, args) as argv:
             yield FeedProcess(argv, stage, secret=self.password)
 
+    def supported(self, names, options):
+        """Those of the options that the client's --help lists."""
+        with self.tool(names, ["--help"], "connect") as tool:
+            listed = set(re.findall(r"--[a-z-]+", tool.output()))
+        return [option for option in options if option in listed]
+
     def execute(self, sql, stage):
         with self.tool(CLIENTS, ["--batch", "-e", sql], stage, stdout=subprocess.DEVNULL) as tool:
             tool.finish(require_eof=False)
@@ -152,15 +159,10 @@ class MysqlDumper(Dumper):
                 yield source
 
 
-class MysqlTarget:
+class MysqlTarget(Target):
     """A MariaDB/MySQL database to restore into."""
 
     engine = "mysql"
-    changes_live_before_success = True
-
-    def __init__(self, database, connection):
-        self.database = database
-        self.connection = connection
 
     def exists(self):
         literal = "'" + self.database.replace("\\", "\\\\").replace("'", "''") + "'"
@@ -174,9 +176,12 @@ class MysqlTarget:
     def drop(self):
         self.connection.execute("DROP DATABASE IF EXISTS %s" % _mysql_ident(self.database), "drop database")
 
-    def load(self, reader, dump_format):
-        del dump_format  # always SQL
+    def load(self, reader, dump_format, expected_sha256=None):
+        """--binary-mode turns off the client's commands (\\!, system, source) in a script, --sandbox (MariaDB
+        10.5.25, 10.6.18, 10.11.8, 11.0.6 and newer) refuses them too: a dump cannot run a shell command."""
+        del dump_format, expected_sha256  # always SQL; the digest is checked by the caller
         args = ["--batch", "--default-character-set=utf8mb4", "--binary-mode", "--database=" + self.database]
+        args += self.connection.supported(CLIENTS, ["--sandbox"])
         with self.connection.feed(CLIENTS, args, "mariadb") as tool:
             digest = tool.feed(reader)
             tool.finish()

@@ -7,16 +7,23 @@ restore target (pg_restore or psql, in one transaction)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
+import secrets
 import subprocess
 
-from .._errors import UsageError
+from .._errors import IntegrityError, MissingDependencyError, UsageError
+from .._fileio import READ_SIZE
 from .._tools import FeedProcess, ToolProcess, find_client, private_directory
-from .base import MIGRATION_QUERIES, Dumper, DumpSource, schema_version_of, streamed
+from .base import MIGRATION_QUERIES, Dumper, DumpSource, Target, schema_version_of, streamed
 
 PG_FORMATS = ("custom", "plain", "directory")
 PG_MAINTENANCE_DB = "postgres"
+# The first release of each major version whose psql knows \\restrict (CVE-2025-8714); every release from 18 on does.
+PSQL_RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+PSQL_RESTRICT_ALWAYS = 18
 
 
 def _pg_socket_dir(path):
@@ -24,6 +31,77 @@ def _pg_socket_dir(path):
     if os.path.basename(path).startswith(".s.PGSQL."):
         return os.path.dirname(path)
     return path
+
+
+def psql_restricts(version_text):
+    """Whether the `psql --version` output names a release that knows \\restrict."""
+    found = re.search(r"(\d+)(?:\.(\d+))?", version_text)
+    if not found:
+        return False
+    major, minor = int(found.group(1)), int(found.group(2) or 0)
+    return major >= PSQL_RESTRICT_ALWAYS or minor >= PSQL_RESTRICT_SINCE.get(major, float("inf"))
+
+
+class RestrictedScript:
+    """A plain dump as psql is to run it: unable to run a meta-command, committed only once complete.
+
+    It starts with `\\restrict KEY` (KEY random, unknown to the dump), after which psql refuses every
+    backslash command the dump holds: `\\!` would run a shell command as the restoring user. The
+    `\\restrict`/`\\unrestrict` pair that pg_dump writes around its own output is left out (psql refuses a
+    second `\\restrict`); any other is refused by psql. The SQL runs between BEGIN and a COMMIT sent only
+    after the whole dump, with the recorded digest: a restore killed midway leaves psql at the end of its input
+    inside an open transaction, which the server rolls back. read() hands out the script; sha256 is the dump's.
+    """
+
+    HEAD = re.compile(rb"(?:(?:--[^\n]*)?\r?\n)*")  # pg_dump's header: comment and blank lines
+    OWN_RESTRICT = re.compile(rb"\\restrict ([A-Za-z0-9]+)\r?\n")
+
+    def __init__(self, reader, expected_sha256=None):
+        self.sha256 = hashlib.sha256()
+        self._reader = reader
+        self._expected = expected_sha256
+        self._chunks = self._script()
+
+    def read(self, size=-1):
+        del size  # the chunks come as the dump is read
+        return next(self._chunks, b"")
+
+    def _read(self):
+        chunk = self._reader.read(READ_SIZE)
+        self.sha256.update(chunk)
+        return bytes(chunk)
+
+    def _script(self):
+        yield b"\\restrict %s\nBEGIN;\n" % secrets.token_hex(32).encode()
+        data, chunk = b"", b"x"
+        while chunk and b"\n" not in data[self.HEAD.match(data).end():]:  # until the first statement's line is in
+            chunk = self._read()
+            data += chunk
+        start = self.HEAD.match(data).end()
+        own = self.OWN_RESTRICT.match(data, start)
+        marker = None
+        if own:  # keep the newline that ended it: the dump's \\unrestrict line follows a newline too
+            marker = b"\n\\unrestrict " + own.group(1) + b"\n"
+            data = data[:start] + data[own.end() - 1:]
+        while data:
+            if marker is not None:
+                found = data.find(marker)
+                if found >= 0:
+                    data, marker = data[:found + 1] + data[found + len(marker):], None
+            keep = len(marker) - 1 if marker is not None else 0  # a marker may span two chunks
+            if len(data) > keep:
+                yield data[:len(data) - keep]
+                data = data[len(data) - keep:]
+            chunk = self._read()
+            if not chunk:
+                break
+            data += chunk
+        if data:
+            yield data
+        if self._expected is not None and self.sha256.hexdigest() != self._expected:
+            raise IntegrityError("the decrypted dump does not match its recorded SHA-256; nothing was committed",
+                                 stage="payload")
+        yield b"COMMIT;\n"
 
 
 def sql_literal(text):
@@ -183,15 +261,10 @@ class PostgresDumper(Dumper):
             yield DumpSource(tree=tree)
 
 
-class PostgresTarget:
+class PostgresTarget(Target):
     """A PostgreSQL database to restore into."""
 
     engine = "postgresql"
-    changes_live_before_success = True
-
-    def __init__(self, database, connection):
-        self.database = database
-        self.connection = connection
 
     def exists(self):
         return bool(self.connection.query_json(PG_MAINTENANCE_DB, "SELECT count(*) FROM pg_database WHERE datname = %s"
@@ -205,17 +278,32 @@ class PostgresTarget:
         self.connection.execute(PG_MAINTENANCE_DB, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)'
                                 % self.database.replace('"', '""'), "drop database")
 
-    def load(self, reader, dump_format):
-        """Stream a custom or plain dump in; return the SHA-256 of what was fed."""
+    def check_load(self, dump_format):
+        """Refuse, before anything changes, a dump that this host's client cannot load safely."""
+        if dump_format != "plain":
+            return
+        version = self.connection.tool("psql", ["--version"], "psql").output().strip()
+        if not psql_restricts(version):
+            raise MissingDependencyError(
+                "restoring a plain-format dump needs psql 13.22, 14.19, 15.14, 16.10, 17.6 or newer, whose "
+                "\\restrict stops the dump from running psql meta-commands such as \\! (shell commands); this host "
+                "has %s: upgrade the %s package, or restore a custom-format dump" % (version, CLIENT_PACKAGE),
+                stage="psql")
+
+    def load(self, reader, dump_format, expected_sha256=None):
+        """Stream a custom or plain dump in; return the SHA-256 of the dump."""
         if dump_format == "plain":
             self.drop()  # a plain dump has no DROP statements: it needs an empty database
             self.create()
-            args = ["-Xq", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--dbname=" + self.database]
-            tool = self.connection.feed("psql", args, "psql")
-        else:
-            args = ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--exit-on-error",
-                    "--dbname=" + self.database]
-            tool = self.connection.feed("pg_restore", args, "pg_restore")
+            script = RestrictedScript(reader, expected_sha256)
+            tool = self.connection.feed("psql", ["-Xq", "-v", "ON_ERROR_STOP=1", "--dbname=" + self.database],
+                                        "psql")
+            tool.feed(script)
+            tool.finish()
+            return script.sha256.hexdigest()
+        args = ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--exit-on-error",
+                "--dbname=" + self.database]
+        tool = self.connection.feed("pg_restore", args, "pg_restore")
         digest = tool.feed(reader)
         tool.finish()
         return digest

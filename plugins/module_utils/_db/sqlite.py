@@ -16,7 +16,7 @@ import urllib.request
 from .._errors import BackupError, IntegrityError, SourceError
 from .._fileio import READ_SIZE, fsync_dir, storage_error
 from .._tools import private_directory
-from .base import MIGRATION_QUERIES, Dumper, DumpSource, schema_version_of
+from .base import MIGRATION_QUERIES, Dumper, DumpSource, Target, schema_version_of
 
 
 class SqliteDumper(Dumper):
@@ -122,15 +122,14 @@ def _sqlite_schema_version(connection, tables):
     return None
 
 
-class SqliteTarget:
+class SqliteTarget(Target):
     """An SQLite file, replaced by a rename once the new file passed PRAGMA integrity_check."""
 
     engine = "sqlite"
     changes_live_before_success = False  # the live file is only ever replaced by the final rename
 
     def __init__(self, database, connection):
-        del connection
-        self.database = os.path.abspath(database)
+        super().__init__(os.path.abspath(database), connection)
 
     def exists(self):
         return os.path.isfile(self.database)
@@ -151,8 +150,8 @@ class SqliteTarget:
         if os.geteuid() == 0:
             os.fchown(fd, live.st_uid, live.st_gid)
 
-    def load(self, reader, dump_format):
-        del dump_format
+    def load(self, reader, dump_format, expected_sha256=None):
+        del dump_format, expected_sha256  # the digest is checked by the caller
         directory, name = os.path.split(self.database)
         fd, temp = tempfile.mkstemp(prefix="." + name + ".lifeboat-restore-", dir=directory)
         try:

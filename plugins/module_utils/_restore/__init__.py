@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .database import DatabaseRestore
 from .files import run_restore_files
-from .request import RestoreRequest, select_backup
+from .request import RestoreRequest, check_encryption, select_backup
 
 __all__ = ["RestoreRequest", "restore_backup", "run_restore_files", "select_backup"]
 
@@ -24,6 +24,7 @@ __all__ = ["RestoreRequest", "restore_backup", "run_restore_files", "select_back
 def restore_backup(request, check_mode=False):
     """Restore the backup the request names, files or database; returns the result dict."""
     artifact, metadata = select_backup(request)
+    check_encryption(request, artifact, metadata)
     if (metadata or {}).get("kind", "files") == "database":
         return DatabaseRestore(request, artifact, metadata).run(check_mode)
     return run_restore_files(request, artifact, metadata, check_mode)

@@ -73,6 +73,7 @@ class DatabaseRestore:
 
     def run(self, check_mode=False):
         started = time.monotonic()
+        self.target.check_load(self.dump_format)
         exists = self.target.exists()
         result = {"id": self.metadata["id"], "path": self.artifact, "kind": "database", "engine": self.engine,
                   "database": self.target.database, "created": not exists, "safety_backup_id": None,
@@ -115,7 +116,7 @@ class DatabaseRestore:
             if self.tar_payload:
                 self._load_tar(payload)
                 return
-            digest = self.target.load(payload, self.dump_format)
+            digest = self.target.load(payload, self.dump_format, metadata.get("content_sha256"))
         if metadata.get("content_sha256") not in (None, digest):
             raise IntegrityError("the decrypted dump does not match its recorded SHA-256", stage="payload")
 
