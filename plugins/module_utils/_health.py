@@ -5,7 +5,8 @@
 
 Health problems and their levels (``health.problems``):
 
-critical   disk_full (the filesystem is fuller than the threshold and than 95 %)
+critical   disk_full (the filesystem is fuller than the threshold and than 95 %), restore_interrupted (a database
+           restore was killed midway, or failed and could not put the database back: the message has the command)
 error      no_backup, too_old, failed, bad_metadata, missing_checksum
 warning    disk_full (over the threshold, up to 95 %), too_small, unverified, orphan, no_metadata, temp_file
 """
@@ -235,6 +236,8 @@ def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshol
     for scan in scans:
         jobs[scan.job], job_problems = job_health(scan, max_age, min_size_ratio, now)
         problems.extend(job_problems)
+    for record in _catalog.interrupted_restores(backup_dir):
+        problems.append(_problem("critical", "restore_interrupted", record["problem"], paths=[record["path"]]))
     usage = disk_usage(backup_dir)
     usage["threshold"] = disk_usage_threshold
     problems.extend(disk_problems(usage, disk_usage_threshold))

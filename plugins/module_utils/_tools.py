@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -126,14 +127,45 @@ class ToolProcess:
         return data.decode("utf-8")
 
 
+PRIVATE_PREFIX = "lifeboat-dump-"
+
+
 @contextlib.contextmanager
 def private_directory(tmp_parent):
-    """A 0700 directory for snapshots, dump directories and defaults files, removed on every path."""
-    path = tempfile.mkdtemp(prefix="lifeboat-dump-", dir=tmp_parent)
+    """A 0700 directory for snapshots, dump directories and defaults files, removed on every path.
+
+    It is held with flock while in use: clean_private_directories() removes only what a killed run left."""
+    while True:
+        path = tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=tmp_parent)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            break
+        os.close(fd)  # a cleaner removed it between mkdtemp and flock
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+def clean_private_directories(parent):
+    """Remove the private directories in parent that no running process holds: a killed run's leftovers."""
+    for name in os.listdir(parent):
+        if not name.startswith(PRIVATE_PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(path, ignore_errors=True)
+        except BlockingIOError:
+            pass  # in use
+        finally:
+            os.close(fd)
 
 
 class FeedProcess:

@@ -7,9 +7,13 @@ file checked with PRAGMA integrity_check and renamed over the live one)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import hashlib
 import os
+import re
 import sqlite3
+import stat
 import tempfile
 import urllib.request
 
@@ -150,21 +154,53 @@ class SqliteTarget(Target):
         if os.geteuid() == 0:
             os.fchown(fd, live.st_uid, live.st_gid)
 
+    def _temp_prefix(self):
+        directory, name = os.path.split(self.database)
+        return os.path.join(directory, "." + name + ".lifeboat-restore-")
+
+    def _clean_leftovers(self):
+        """Remove the copies (and moved-aside -wal, -shm, -journal) of killed restores; a running one holds flock."""
+        prefix = self._temp_prefix()
+        for path in sorted(glob.glob(glob.escape(prefix) + "*")):
+            base = re.sub(r"-(wal|shm|journal)$", "", path)
+            if base != path:
+                if not os.path.lexists(base):  # moved aside just before the final rename
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.unlink(path)
+            except BlockingIOError:
+                pass  # another restore is writing it
+            finally:
+                os.close(fd)
+
     def load(self, reader, dump_format, expected_sha256=None):
         del dump_format, expected_sha256  # the digest is checked by the caller
-        directory, name = os.path.split(self.database)
-        fd, temp = tempfile.mkstemp(prefix="." + name + ".lifeboat-restore-", dir=directory)
+        prefix = self._temp_prefix()
         try:
-            self._keep_owner_and_mode(fd)
-            digest = hashlib.sha256()
+            self._clean_leftovers()
+            fd, temp = tempfile.mkstemp(prefix=os.path.basename(prefix), dir=os.path.dirname(prefix))
+        except OSError as exc:
+            raise storage_error(exc, self.database) from exc
+        try:
             with os.fdopen(fd, "wb") as handle:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # held until the copy is renamed or removed
+                self._keep_owner_and_mode(fd)
+                digest = hashlib.sha256()
                 for chunk in iter(lambda: reader.read(READ_SIZE), b""):
                     digest.update(chunk)
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
-            self._check_integrity(temp)
-            self._replace(temp)
+                self._check_integrity(temp)
+                self._replace(temp)
         except OSError as exc:
             raise storage_error(exc, self.database) from exc
         finally:
