@@ -18,7 +18,7 @@ import tempfile
 import threading
 
 from ._errors import BackupError, MissingDependencyError
-from ._fileio import READ_SIZE
+from ._fileio import READ_SIZE, unheld
 
 STDERR_TAIL_BYTES = 2048
 SCRUBBED = "********"
@@ -152,20 +152,11 @@ def private_directory(tmp_parent):
 def clean_private_directories(parent):
     """Remove the private directories in parent that no running process holds: a killed run's leftovers."""
     for name in os.listdir(parent):
-        if not name.startswith(PRIVATE_PREFIX):
-            continue
-        path = os.path.join(parent, name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            shutil.rmtree(path, ignore_errors=True)
-        except BlockingIOError:
-            pass  # in use
-        finally:
-            os.close(fd)
+        if name.startswith(PRIVATE_PREFIX):
+            path = os.path.join(parent, name)
+            with unheld(path, os.O_DIRECTORY) as fd:
+                if fd is not None:
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 class FeedProcess:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,9 @@ from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore import database as restore_database
 
-from test_restore_db import IDENTITY, dump, login, my_database, my_rows, restore, unique
+from test_restore_db import IDENTITY, dump, login, my_database, my_rows, restore, sqlite_db_fixture, unique
+
+__all__ = ["sqlite_db_fixture"]  # the sqlite_db fixture, used here too
 
 BIG_ROWS = 1500000
 RESTORE_SCRIPT = """
@@ -83,14 +84,20 @@ def pg_loading(server, database):
                                "AND query LIKE 'COPY %% FROM stdin%%'" % database).strip() != "0"
 
 
+def restore_caught_loading(server, tmp_path):
+    """(database, backup, its state before, the restore process) once a plain restore of a big dump is loading."""
+    database = pg_big_database(server)
+    made = dump("postgresql", database, tmp_path / "b", login(server), pg_format="plain")
+    server.psql("UPDATE big SET v = 'newer' WHERE id = 1", database=database)
+    before = pg_state(server, database)
+    process = start_restore(tmp_path / "b", made["id"], login(server))
+    wait_for(pg_loading(server, database), process, "the load")
+    return database, made, before, process
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_postgres_restore_stopped_by_a_signal_mid_load_is_put_back(postgres_server, tmp_path, signum):
-    database = pg_big_database(postgres_server)
-    made = dump("postgresql", database, tmp_path / "b", login(postgres_server), pg_format="plain")
-    postgres_server.psql("UPDATE big SET v = 'newer' WHERE id = 1", database=database)
-    before = pg_state(postgres_server, database)
-    process = start_restore(tmp_path / "b", made["id"], login(postgres_server))
-    wait_for(pg_loading(postgres_server, database), process, "the load")
+    database, made, before, process = restore_caught_loading(postgres_server, tmp_path)
     process.send_signal(signum)
     stdout, _stderr = process.communicate(timeout=300)
     assert process.returncode == 1
@@ -103,12 +110,7 @@ def test_postgres_restore_stopped_by_a_signal_mid_load_is_put_back(postgres_serv
 
 
 def test_postgres_restore_killed_mid_load_is_reported_and_put_back_by_the_next_restore(postgres_server, tmp_path):
-    database = pg_big_database(postgres_server)
-    made = dump("postgresql", database, tmp_path / "b", login(postgres_server), pg_format="plain")
-    postgres_server.psql("UPDATE big SET v = 'newer' WHERE id = 1", database=database)
-    before = pg_state(postgres_server, database)
-    process = start_restore(tmp_path / "b", made["id"], login(postgres_server))
-    wait_for(pg_loading(postgres_server, database), process, "the load")
+    database, made, before, process = restore_caught_loading(postgres_server, tmp_path)
     process.kill()
     process.wait()
     problems = health(tmp_path / "b")
@@ -194,13 +196,8 @@ def hold_private_directory(parent):
     return process, process.stdout.readline().decode().strip()
 
 
-def test_scratch_space_of_a_killed_restore_is_no_job_and_goes_at_the_next_start(tmp_path):
-    source = tmp_path / "app.sqlite"
-    connection = sqlite3.connect(str(source))
-    connection.execute("CREATE TABLE t (id int)")
-    connection.commit()
-    connection.close()
-    made = dump("sqlite", source, tmp_path / "b")
+def test_scratch_space_of_a_killed_restore_is_no_job_and_goes_at_the_next_start(sqlite_db, tmp_path):
+    made = dump("sqlite", sqlite_db, tmp_path / "b")
     scratch = _catalog.private_dir(str(tmp_path / "b"))
     killed, left = hold_private_directory(scratch)
     killed.kill()
@@ -217,13 +214,8 @@ def test_scratch_space_of_a_killed_restore_is_no_job_and_goes_at_the_next_start(
     assert os.listdir(scratch) == []
 
 
-def test_sqlite_copy_left_by_a_killed_restore_goes_at_the_next_restore(tmp_path):
-    source = tmp_path / "app.sqlite"
-    connection = sqlite3.connect(str(source))
-    connection.execute("CREATE TABLE t (id int)")
-    connection.commit()
-    connection.close()
-    made = dump("sqlite", source, tmp_path / "b")
+def test_sqlite_copy_left_by_a_killed_restore_goes_at_the_next_restore(sqlite_db, tmp_path):
+    made = dump("sqlite", sqlite_db, tmp_path / "b")
     left = tmp_path / ".app.sqlite.lifeboat-restore-k1ll3d"
     left.write_bytes(b"plaintext of a killed restore")
     (tmp_path / ".app.sqlite.lifeboat-restore-k1ll3d-wal").write_bytes(b"")

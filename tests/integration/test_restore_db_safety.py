@@ -11,23 +11,29 @@ where a key says an encrypted one is expected is refused unless asked for.
 from __future__ import annotations
 
 import os
-import sqlite3
 
 import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _dump, _pipeline, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError
 
-from test_restore_db import (IDENTITY, PG_TABLE, craft_failing_copy, dump, login, my_database, my_rows, pg_database, pg_rows,
-                             restore)
+from test_restore_db import (IDENTITY, PG_TABLE, craft_failing_copy, dump, login, my_database, my_rows, pg_database,
+                             pg_rows, restore, sqlite_db_fixture)
+
+__all__ = ["sqlite_db_fixture"]  # the sqlite_db fixture, used here too
+
+
+def hostile_copy(made, command, tmp_path):
+    """(id, marker): a copy of the backup whose dump ends with a client command that would create the marker."""
+    marker = tmp_path / "pwned"
+    return craft_failing_copy(made, ("\n" + command.format(marker=marker) + "\n").encode()), marker
 
 
 @pytest.mark.parametrize("command", ["\\! touch {marker}", "SELECT 1 \\! touch {marker}"])
 def test_postgres_plain_dump_cannot_run_a_shell_command(postgres_server, tmp_path, command):
     database = pg_database(postgres_server, PG_TABLE)
     made = dump("postgresql", database, tmp_path / "b", login(postgres_server), pg_format="plain")
-    marker = tmp_path / "pwned"
-    hostile = craft_failing_copy(made, ("\n" + command.format(marker=marker) + "\n").encode())
+    hostile, marker = hostile_copy(made, command, tmp_path)
     postgres_server.psql("INSERT INTO t VALUES (4, 'new')", database=database)
     before = pg_rows(postgres_server, database)
     with pytest.raises(BackupError) as failure:
@@ -56,8 +62,7 @@ def test_postgres_plain_dump_made_by_pg_dump_still_restores(postgres_server, tmp
 def test_mariadb_dump_cannot_run_a_shell_command(mariadb_server, tmp_path, command):
     database = my_database(mariadb_server)
     made = dump("mysql", database, tmp_path / "b", login(mariadb_server))
-    marker = tmp_path / "pwned"
-    hostile = craft_failing_copy(made, ("\n" + command.format(marker=marker) + "\n").encode())
+    hostile, marker = hostile_copy(made, command, tmp_path)
     mariadb_server.sql("INSERT INTO t VALUES (4, 'new')", database=database)
     before = my_rows(mariadb_server, database)
     with pytest.raises(BackupError) as failure:
@@ -98,12 +103,7 @@ def test_an_unencrypted_backup_is_refused_when_a_key_is_given(mariadb_server, tm
     assert "evil" in my_rows(mariadb_server, database)
 
 
-def test_an_unencrypted_backup_restores_without_a_key(tmp_path):
-    source = tmp_path / "app.sqlite"
-    connection = sqlite3.connect(str(source))
-    connection.execute("CREATE TABLE t (id int)")
-    connection.commit()
-    connection.close()
-    made = _dump.run_dump(_dump.DumpRequest("sqlite", str(source), "db", backup_dir=str(tmp_path / "b")))
+def test_an_unencrypted_backup_restores_without_a_key(sqlite_db, tmp_path):
+    made = _dump.run_dump(_dump.DumpRequest("sqlite", sqlite_db, "db", backup_dir=str(tmp_path / "b")))
     result = _restore.restore_backup(_restore.RestoreRequest(backup_dir=str(tmp_path / "b"), backup_id=made["id"]))
     assert result["changed"] and not result["rolled_back"]

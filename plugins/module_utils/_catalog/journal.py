@@ -20,6 +20,7 @@ import os
 import socket
 
 from .._errors import LockedError
+from .._fileio import unheld
 from .layout import ensure_dir, iso_utc, utc_now
 
 JOURNAL_NAME = ".restores"
@@ -113,17 +114,8 @@ def interrupted_restores(backup_dir):
     found = []
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
         path = os.path.join(directory, name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            record = _read(fd)
-        except BlockingIOError:
-            continue  # running
-        finally:
-            os.close(fd)
+        with unheld(path, shared=True) as fd:
+            record = _read(fd) if fd is not None else None  # None too: held by the restore running now
         if record is not None:  # empty: killed before its first change, nothing to put back
             found.append(dict(record, path=path, problem=describe_restore(record)))
     return found

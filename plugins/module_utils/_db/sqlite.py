@@ -18,7 +18,7 @@ import tempfile
 import urllib.request
 
 from .._errors import BackupError, IntegrityError, SourceError
-from .._fileio import READ_SIZE, fsync_dir, storage_error
+from .._fileio import READ_SIZE, fsync_dir, storage_error, unheld
 from .._tools import private_directory
 from .base import MIGRATION_QUERIES, Dumper, DumpSource, Target, schema_version_of
 
@@ -168,18 +168,9 @@ class SqliteTarget(Target):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
                 continue
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if stat.S_ISREG(os.fstat(fd).st_mode):
+            with unheld(path) as fd:  # a restore in progress holds its copy
+                if fd is not None and stat.S_ISREG(os.fstat(fd).st_mode):
                     os.unlink(path)
-            except BlockingIOError:
-                pass  # another restore is writing it
-            finally:
-                os.close(fd)
 
     def load(self, reader, dump_format, expected_sha256=None):
         del dump_format, expected_sha256  # the digest is checked by the caller
