@@ -125,8 +125,8 @@ options:
   allow_unencrypted:
     description:
       - Restore a backup that is not encrypted although O(identity) or O(passphrase) is given.
-      - Without it such a backup is refused: whoever can write into O(backup_dir) could have put a plain
-        artifact, and metadata saying C(encryption: none), in place of an encrypted backup.
+      - "Without it such a backup is refused: whoever can write into O(backup_dir) could have put a plain
+        artifact, and metadata saying C(encryption: none), in place of an encrypted backup."
     type: bool
     default: false
   lock_timeout:
