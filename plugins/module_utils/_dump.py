@@ -25,12 +25,11 @@ import stat
 import time
 
 from . import _catalog
-from ._db import make_dumper
+from ._db import ENGINES, make_dumper
 from ._errors import SourceError, StorageError, UsageError
 from ._output import NewBackup, OutputRequest
 from ._tarstream import DIRECTORY, REGULAR, TarWriter
 
-ENGINES = ("postgresql", "mysql", "sqlite")
 SCRATCH_NAME = ".dump-tmp"
 READ_SIZE = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # the constant is in the fcntl module from Python 3.10

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -41,6 +42,27 @@ def open_nofollow(path):
     """Open a regular file for reading; a symlink swapped in after the walk fails instead of being followed."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     return os.fdopen(fd, "rb", buffering=0)
+
+
+@contextlib.contextmanager
+def unheld(path, flags=0, shared=False):
+    """The open descriptor of path (never through a symlink) while no other process holds flock on it, else None:
+    how a run's leftovers are told from the files of a run in progress, which holds them locked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags)
+    except OSError:
+        yield None
+        return
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def temp_prefix(final_path):

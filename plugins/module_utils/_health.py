@@ -5,8 +5,10 @@
 
 Health problems and their levels (``health.problems``):
 
-critical   disk_full (the filesystem is fuller than the threshold and than 95 %)
-error      no_backup, too_old, failed, bad_metadata, missing_checksum, interrupted_restore
+critical   disk_full (the filesystem is fuller than the threshold and than 95 %), interrupted_restore (a restore
+           was killed midway, or a database restore failed and could not put the database back: a target may be
+           missing or half restored; the message has the command that puts it right)
+error      no_backup, too_old, failed, bad_metadata, missing_checksum
 warning    disk_full (over the threshold, up to 95 %), too_small, unverified, orphan, no_metadata, temp_file
 """
 
@@ -241,7 +243,7 @@ def restore_problems(backup_dir):
                        "the restored trees are in place, the trees they replaced are still beside them"
                        if journal.get("state") == "committed" else
                        "a target may be missing or half restored, what it replaced is kept beside it"))
-        problems.append(_problem("error", "interrupted_restore", what, paths=[found["path"]]))
+        problems.append(_problem("critical", "interrupted_restore", what, paths=[found["path"]]))
     return problems
 
 
@@ -256,6 +258,8 @@ def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshol
         jobs[scan.job], job_problems = job_health(scan, max_age, min_size_ratio, now)
         problems.extend(job_problems)
     problems.extend(restore_problems(backup_dir))
+    for record in _catalog.interrupted_restores(backup_dir):
+        problems.append(_problem("critical", "interrupted_restore", record["problem"], paths=[record["path"]]))
     usage = disk_usage(backup_dir)
     usage["threshold"] = disk_usage_threshold
     problems.extend(disk_problems(usage, disk_usage_threshold))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -17,11 +18,10 @@ import tempfile
 import threading
 
 from ._errors import BackupError, MissingDependencyError
-from ._fileio import READ_SIZE
+from ._fileio import READ_SIZE, unheld
 
 STDERR_TAIL_BYTES = 2048
 SCRUBBED = "********"
-CLIENT_PACKAGES = {"postgresql": "postgresql-client", "mysql": "mariadb-client (or mysql-client)"}
 
 
 def scrub(text, secret):
@@ -31,14 +31,14 @@ def scrub(text, secret):
     return text
 
 
-def find_client(engine, names):
-    """Absolute path of the first client program found on PATH."""
+def find_client(names, package):
+    """Absolute path of the first client program found on PATH; the message names the package that brings it."""
     for name in names:
         path = shutil.which(name)
         if path:
             return path
     raise MissingDependencyError("%s not found on PATH: install the Debian package %s"
-                                 % (" or ".join(names), CLIENT_PACKAGES[engine]), stage="connect")
+                                 % (" or ".join(names), package), stage="connect")
 
 
 def describe_exit(returncode):
@@ -127,14 +127,36 @@ class ToolProcess:
         return data.decode("utf-8")
 
 
+PRIVATE_PREFIX = "lifeboat-dump-"
+
+
 @contextlib.contextmanager
 def private_directory(tmp_parent):
-    """A 0700 directory for snapshots, dump directories and defaults files, removed on every path."""
-    path = tempfile.mkdtemp(prefix="lifeboat-dump-", dir=tmp_parent)
+    """A 0700 directory for snapshots, dump directories and defaults files, removed on every path.
+
+    It is held with flock while in use: clean_private_directories() removes only what a killed run left."""
+    while True:
+        path = tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=tmp_parent)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            break
+        os.close(fd)  # a cleaner removed it between mkdtemp and flock
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+def clean_private_directories(parent):
+    """Remove the private directories in parent that no running process holds: a killed run's leftovers."""
+    for name in os.listdir(parent):
+        if name.startswith(PRIVATE_PREFIX):
+            path = os.path.join(parent, name)
+            with unheld(path, os.O_DIRECTORY) as fd:
+                if fd is not None:
+                    shutil.rmtree(path, ignore_errors=True)
 
 
 class FeedProcess:

@@ -22,8 +22,10 @@ description:
     written outside staging; the message names the member. Absolute symlink targets are restored verbatim,
     as GNU tar and restic do; the restore never writes through a symlink.
   - "Databases: PostgreSQL custom dumps through C(pg_restore --clean --if-exists --single-transaction
-    --no-owner), plain dumps into a recreated database through C(psql --single-transaction), MariaDB/MySQL through
-    the C(mariadb) client, SQLite by renaming a checked copy over the live file."
+    --no-owner), plain dumps into a recreated database through C(psql) in one transaction after C(\\restrict), so
+    that the dump cannot run psql meta-commands such as C(\\!) (psql 13.22, 14.19, 15.14, 16.10, 17.6 or newer),
+    MariaDB/MySQL through the C(mariadb) client with C(--binary-mode) and C(--sandbox) where the client has it,
+    SQLite by renaming a checked copy over the live file."
   - With O(safety_backup), the current content is backed up first (tag C(safety)); a database restore that
     fails is rolled back from it automatically. Its id is returned so a successful restore can be undone too.
   - A restore over a tree that already matches the backup changes nothing and reports no change.
@@ -120,6 +122,13 @@ options:
       - Databases only. Restore into this database (created if missing) instead of the one dumped; for SQLite,
         a file path.
     type: str
+  allow_unencrypted:
+    description:
+      - Restore a backup that is not encrypted although O(identity) or O(passphrase) is given.
+      - "Without it such a backup is refused: whoever can write into O(backup_dir) could have put a plain
+        artifact, and metadata saying C(encryption: none), in place of an encrypted backup."
+    type: bool
+    default: false
   lock_timeout:
     description:
       - Seconds to wait for the lock of the backup's catalog, which the restore holds from start to end (backups,
@@ -248,6 +257,7 @@ OPTIONS = OptionGroup(dict(
     numeric_owner=dict(type="bool", default=True),
     preserve_special=dict(type="bool", default=False),
     target_database=dict(type="str"),
+    allow_unencrypted=dict(type="bool", default=False),
     lock_timeout=dict(type="float", default=0),
 ), rename={"id": "backup_id"}, mutually_exclusive=[SELECTORS], required_one_of=[SELECTORS],
     required_by={"deploy_id": "job", "kind": "job", "database": "job"}) + DECRYPTION + CONNECTION.gathered("connection")

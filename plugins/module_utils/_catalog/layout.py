@@ -4,7 +4,9 @@
 """Where things live in a catalog: the backup directory, job directories, backup ids and the names of their files.
 
     <backup_dir>/.lock                  one writer at a time (flock: a dead holder releases it)
-    <backup_dir>/.restores/<name>.json  the journal of a restore in progress: what it swaps, to put back after a kill
+    <backup_dir>/.restores/files-*.json      the journal of a file restore in progress: what it swaps
+    <backup_dir>/.restores/database-*.json   the record of a database restore in progress: its safety backup
+    <backup_dir>/.tmp/                  private scratch space of restores (0700; a dot: never a job)
     <backup_dir>/<job>/<id>.<suffix>    the artifact
     <backup_dir>/<job>/<id>.sha256      `sha256sum -c` format
     <backup_dir>/<job>/<id>.json        metadata, written last: a backup exists once this file does
@@ -22,6 +24,8 @@ from .._fileio import TEMP_MARKER
 DEFAULT_BACKUP_DIR = "/var/backups/lifeboat"
 LOCK_NAME = ".lock"
 RESTORES_DIR = ".restores"
+FILES_JOURNAL_PREFIX = "files-"  # a file restore's journal; database restores' records are "database-*" (journal.py)
+PRIVATE_NAME = ".tmp"
 METADATA_SUFFIX = ".json"
 CHECKSUM_SUFFIX = ".sha256"
 FORMAT_VERSION = 1
@@ -47,6 +51,11 @@ def ensure_dir(path):
     except OSError as exc:
         raise StorageError("cannot create the backup directory %s: %s" % (path, exc.strerror), stage="prepare")
     return path
+
+
+def private_dir(backup_dir):
+    """<backup_dir>/.tmp, 0700: scratch space that job names, which never start with a dot, cannot collide with."""
+    return ensure_dir(os.path.join(backup_dir, PRIVATE_NAME))
 
 
 def job_dir(backup_dir, job):

@@ -24,7 +24,7 @@ import stat
 from datetime import datetime
 
 from .._errors import BackupError, IntegrityError, NotFoundError, UsageError
-from .layout import (CHECKSUM_SUFFIX, METADATA_SUFFIX, RESTORES_DIR, artifact_path, check_artifact_name,
+from .layout import (CHECKSUM_SUFFIX, FILES_JOURNAL_PREFIX, METADATA_SUFFIX, RESTORES_DIR, artifact_path, check_artifact_name,
                      check_job_name, job_of, name_patterns, strip_artifact_suffix, utc_now)
 from .lock import lock_holder
 from .sidecars import read_metadata
@@ -182,7 +182,8 @@ def restore_journals(backup_dir):
     lock now belongs to a restore that was killed.
     """
     directory = os.path.join(backup_dir, RESTORES_DIR)
-    names = sorted(name for name in os.listdir(directory) if name.endswith(METADATA_SUFFIX)) \
+    names = sorted(name for name in os.listdir(directory)
+                   if name.startswith(FILES_JOURNAL_PREFIX) and name.endswith(METADATA_SUFFIX)) \
         if os.path.isdir(directory) else []
     holder = lock_holder(backup_dir) if names else None
     found = []

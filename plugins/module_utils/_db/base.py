@@ -56,15 +56,18 @@ def streamed(tool):
 
 
 class Dumper:
-    """Common shape of the backends."""
+    """Common shape of the backends; connection is the engine's, shared with its restore target."""
 
     engine = None
     suffix = None
 
-    def __init__(self, database, row_counts="exact", tmp_parent=None):
+    def __init__(self, database, connection=None, row_counts="exact", tmp_parent=None, include_globals=False):
+        if include_globals:
+            raise UsageError("include_globals applies to PostgreSQL only")
         if row_counts not in ROW_COUNT_MODES:
             raise UsageError("row_counts must be one of %s, not %r" % (", ".join(ROW_COUNT_MODES), row_counts))
         self.database = database
+        self.connection = connection
         self.row_counts = row_counts
         self.tmp_parent = tmp_parent
 
@@ -84,3 +87,31 @@ class Dumper:
     def description(server_version, tables, schema_version, row_counts):
         return {"server_version": server_version, "tables": tables, "total_rows": sum(tables.values()),
                 "schema_version": schema_version, "row_counts": row_counts}
+
+
+class Target:
+    """Common shape of the restore targets: a database (or SQLite file) a restore loads a dump into."""
+
+    engine = None
+    changes_live_before_success = True  # whether a failed load can leave the live database changed
+
+    def __init__(self, database, connection):
+        self.database = database
+        self.connection = connection
+
+    def check_load(self, dump_format):
+        """Refuse, before anything changes, a dump that this host's client cannot load safely."""
+
+    def exists(self):
+        raise NotImplementedError
+
+    def create(self):
+        raise NotImplementedError
+
+    def drop(self):
+        raise NotImplementedError
+
+    def load(self, reader, dump_format, expected_sha256=None):
+        """Load the dump; returns its SHA-256. expected_sha256, when the target can, is checked before the load
+        becomes visible (the caller checks it afterwards either way)."""
+        raise NotImplementedError

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 
 from .._tools import FeedProcess, ToolProcess, find_client, private_directory
-from .base import MIGRATION_QUERIES, Dumper, schema_version_of, streamed
+from .base import MIGRATION_QUERIES, Dumper, Target, schema_version_of, streamed
 
 
 def mysql_defaults_file(directory, password):
@@ -36,6 +37,72 @@ def _mysql_unescape(field):
     return "".join(out)
 
 
+CLIENT_PACKAGE = "mariadb-client (or mysql-client)"
+CLIENTS = ["mariadb", "mysql"]
+
+
+class MysqlConnection:
+    """How the tools reach a server: the login options as argv, the password in a 0600 defaults file that exists
+    as long as one run, in a private directory under tmp_parent."""
+
+    def __init__(self, login_host=None, login_port=None, login_user=None, login_password=None,
+                 login_unix_socket=None, tmp_parent=None):
+        self.password = login_password
+        self.tmp_parent = tmp_parent
+        self.options = []
+        if login_unix_socket:
+            self.options += ["--socket=" + login_unix_socket]
+        if login_host:
+            self.options += ["--host=" + login_host]
+        if login_port:
+            self.options += ["--port=%s" % login_port]
+        if login_user:
+            self.options += ["--user=" + login_user]
+
+    @staticmethod
+    def client(names):
+        return find_client(names, CLIENT_PACKAGE)
+
+    @contextlib.contextmanager
+    def argv(self, names, args):
+        """The argv of the first client found, valid inside the block (its defaults file goes after)."""
+        client = self.client(names)
+        with private_directory(self.tmp_parent) as private:
+            defaults = []
+            if self.password is not None:
+                defaults = ["--defaults-extra-file=" + mysql_defaults_file(private, self.password)]
+            yield [client] + defaults + self.options + args
+
+    @contextlib.contextmanager
+    def tool(self, names, args, stage, stdout=subprocess.PIPE):
+        with self.argv(names, args) as argv:
+            yield ToolProcess(argv, stage, secret=self.password, stdout=stdout)
+
+    def query(self, database, sql, stage="connect"):
+        """Rows of tab-separated fields."""
+        args = ["--batch", "--skip-column-names", "--default-character-set=utf8mb4", "--database=" + database,
+                "-e", sql]
+        with self.tool(CLIENTS, args, stage) as tool:
+            output = tool.output()
+        return [[_mysql_unescape(field) for field in line.split("\t")] for line in output.splitlines()]
+
+    @contextlib.contextmanager
+    def feed(self, names, args, stage):
+        """A client that reads SQL on its stdin."""
+        with self.argv(names, args) as argv:
+            yield FeedProcess(argv, stage, secret=self.password)
+
+    def supported(self, names, options):
+        """Those of the options that the client's --help lists."""
+        with self.tool(names, ["--help"], "connect") as tool:
+            listed = set(re.findall(r"--[a-z-]+", tool.output()))
+        return [option for option in options if option in listed]
+
+    def execute(self, sql, stage):
+        with self.tool(CLIENTS, ["--batch", "-e", sql], stage, stdout=subprocess.DEVNULL) as tool:
+            tool.finish(require_eof=False)
+
+
 class MysqlDumper(Dumper):
     """mariadb-dump (or mysqldump) of one database.
 
@@ -47,40 +114,13 @@ class MysqlDumper(Dumper):
     suffix = "sql"
     DUMP_OPTIONS = ["--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
                     "--no-tablespaces", "--default-character-set=utf8mb4"]
-
-    def __init__(self, database, login_host=None, login_port=None, login_user=None, login_password=None,
-                 login_unix_socket=None, **common):
-        super().__init__(database, **common)
-        self.password = login_password
-        self.connection = []
-        if login_unix_socket:
-            self.connection += ["--socket=" + login_unix_socket]
-        if login_host:
-            self.connection += ["--host=" + login_host]
-        if login_port:
-            self.connection += ["--port=%s" % login_port]
-        if login_user:
-            self.connection += ["--user=" + login_user]
-
-    @contextlib.contextmanager
-    def _tool(self, names, args, stage):
-        """A client run, its password in a defaults file that lives as long as the run."""
-        client = find_client(self.engine, names)
-        with private_directory(self.tmp_parent) as private:
-            defaults = []
-            if self.password is not None:
-                defaults = ["--defaults-extra-file=" + mysql_defaults_file(private, self.password)]
-            yield ToolProcess([client] + defaults + self.connection + args, stage, secret=self.password)
+    DUMP_CLIENTS = ["mariadb-dump", "mysqldump"]
 
     def query(self, sql, stage="connect"):
-        """Rows of tab-separated fields."""
-        with self._tool(["mariadb", "mysql"], ["--batch", "--skip-column-names", "--default-character-set=utf8mb4",
-                                               "--database=" + self.database, "-e", sql], stage) as tool:
-            output = tool.output()
-        return [[_mysql_unescape(field) for field in line.split("\t")] for line in output.splitlines()]
+        return self.connection.query(self.database, sql, stage)
 
     def check(self):
-        client = find_client(self.engine, ["mariadb-dump", "mysqldump"])
+        client = self.connection.client(self.DUMP_CLIENTS)
         return {"server_version": self.query("SELECT VERSION()")[0][0], "client": client}
 
     def inspect(self):
@@ -113,53 +153,36 @@ class MysqlDumper(Dumper):
 
     @contextlib.contextmanager
     def open(self):
-        with self._tool(["mariadb-dump", "mysqldump"], self.DUMP_OPTIONS + ["--", self.database],
-                        "mariadb-dump") as tool:
+        with self.connection.tool(self.DUMP_CLIENTS, self.DUMP_OPTIONS + ["--", self.database],
+                                  "mariadb-dump") as tool:
             with streamed(tool) as source:
                 yield source
 
 
-class MysqlTarget:
+class MysqlTarget(Target):
     """A MariaDB/MySQL database to restore into."""
 
     engine = "mysql"
-    changes_live_before_success = True
-
-    def __init__(self, database, connection):
-        self.database = database
-        self._dumper = MysqlDumper("information_schema", **connection)
-
-    @contextlib.contextmanager
-    def _client(self, args):
-        """The client argv, its password in a defaults file that exists as long as the run."""
-        client = find_client(self.engine, ["mariadb", "mysql"])
-        with private_directory(None) as private:
-            defaults = []
-            if self._dumper.password is not None:
-                defaults = ["--defaults-extra-file=" + mysql_defaults_file(private, self._dumper.password)]
-            yield [client] + defaults + self._dumper.connection + args
 
     def exists(self):
         literal = "'" + self.database.replace("\\", "\\\\").replace("'", "''") + "'"
-        return bool(self._dumper.query("SELECT SCHEMA_NAME FROM SCHEMATA WHERE SCHEMA_NAME = %s" % literal))
-
-    def _execute(self, sql, stage):
-        with self._client(["--batch", "-e", sql]) as argv:
-            ToolProcess(argv, stage, secret=self._dumper.password,
-                        stdout=subprocess.DEVNULL).finish(require_eof=False)
+        return bool(self.connection.query("information_schema",
+                                          "SELECT SCHEMA_NAME FROM SCHEMATA WHERE SCHEMA_NAME = %s" % literal))
 
     def create(self):
-        self._execute("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4" % _mysql_ident(self.database),
-                      "create database")
+        self.connection.execute("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4" % _mysql_ident(self.database),
+                                "create database")
 
     def drop(self):
-        self._execute("DROP DATABASE IF EXISTS %s" % _mysql_ident(self.database), "drop database")
+        self.connection.execute("DROP DATABASE IF EXISTS %s" % _mysql_ident(self.database), "drop database")
 
-    def load(self, reader, dump_format):
-        del dump_format  # always SQL
+    def load(self, reader, dump_format, expected_sha256=None):
+        """--binary-mode turns off the client's commands (\\!, system, source) in a script, --sandbox (MariaDB
+        10.5.25, 10.6.18, 10.11.8, 11.0.6 and newer) refuses them too: a dump cannot run a shell command."""
+        del dump_format, expected_sha256  # always SQL; the digest is checked by the caller
         args = ["--batch", "--default-character-set=utf8mb4", "--binary-mode", "--database=" + self.database]
-        with self._client(args) as argv:
-            tool = FeedProcess(argv, "mariadb", secret=self._dumper.password)
+        args += self.connection.supported(CLIENTS, ["--sandbox"])
+        with self.connection.feed(CLIENTS, args, "mariadb") as tool:
             digest = tool.feed(reader)
             tool.finish()
         return digest

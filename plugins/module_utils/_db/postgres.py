@@ -7,16 +7,23 @@ restore target (pg_restore or psql, in one transaction)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
+import secrets
 import subprocess
 
-from .._errors import UsageError
+from .._errors import IntegrityError, MissingDependencyError, UsageError
+from .._fileio import READ_SIZE
 from .._tools import FeedProcess, ToolProcess, find_client, private_directory
-from .base import MIGRATION_QUERIES, Dumper, DumpSource, schema_version_of, streamed
+from .base import MIGRATION_QUERIES, Dumper, DumpSource, Target, schema_version_of, streamed
 
 PG_FORMATS = ("custom", "plain", "directory")
 PG_MAINTENANCE_DB = "postgres"
+# The first release of each major version whose psql knows \\restrict (CVE-2025-8714); every release from 18 on does.
+PSQL_RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+PSQL_RESTRICT_ALWAYS = 18
 
 
 def _pg_socket_dir(path):
@@ -26,40 +33,105 @@ def _pg_socket_dir(path):
     return path
 
 
+def psql_restricts(version_text):
+    """Whether the `psql --version` output names a release that knows \\restrict."""
+    found = re.search(r"(\d+)(?:\.(\d+))?", version_text)
+    if not found:
+        return False
+    major, minor = int(found.group(1)), int(found.group(2) or 0)
+    return major >= PSQL_RESTRICT_ALWAYS or minor >= PSQL_RESTRICT_SINCE.get(major, float("inf"))
+
+
+class RestrictedScript:
+    """A plain dump as psql is to run it: unable to run a meta-command, committed only once complete.
+
+    It starts with `\\restrict KEY` (KEY random, unknown to the dump), after which psql refuses every
+    backslash command the dump holds: `\\!` would run a shell command as the restoring user. The
+    `\\restrict`/`\\unrestrict` pair that pg_dump writes around its own output is left out (psql refuses a
+    second `\\restrict`); any other is refused by psql. The SQL runs between BEGIN and a COMMIT sent only
+    after the whole dump, with the recorded digest: a restore killed midway leaves psql at the end of its input
+    inside an open transaction, which the server rolls back. read() hands out the script; sha256 is the dump's.
+    """
+
+    HEAD = re.compile(rb"(?:(?:--[^\n]*)?\r?\n)*")  # pg_dump's header: comment and blank lines
+    OWN_RESTRICT = re.compile(rb"\\restrict ([A-Za-z0-9]+)\r?\n")
+
+    def __init__(self, reader, expected_sha256=None):
+        self.sha256 = hashlib.sha256()
+        self._reader = reader
+        self._expected = expected_sha256
+        self._chunks = self._script()
+
+    def read(self, size=-1):
+        del size  # the chunks come as the dump is read
+        return next(self._chunks, b"")
+
+    def _read(self):
+        chunk = self._reader.read(READ_SIZE)
+        self.sha256.update(chunk)
+        return bytes(chunk)
+
+    def _script(self):
+        yield b"\\restrict %s\nBEGIN;\n" % secrets.token_hex(32).encode()
+        data, chunk = b"", b"x"
+        while chunk and b"\n" not in data[self.HEAD.match(data).end():]:  # until the first statement's line is in
+            chunk = self._read()
+            data += chunk
+        start = self.HEAD.match(data).end()
+        own = self.OWN_RESTRICT.match(data, start)
+        marker = None
+        if own:  # keep the newline that ended it: the dump's \\unrestrict line follows a newline too
+            marker = b"\n\\unrestrict " + own.group(1) + b"\n"
+            data = data[:start] + data[own.end() - 1:]
+        while data:
+            if marker is not None:
+                found = data.find(marker)
+                if found >= 0:
+                    data, marker = data[:found + 1] + data[found + len(marker):], None
+            keep = len(marker) - 1 if marker is not None else 0  # a marker may span two chunks
+            if len(data) > keep:
+                yield data[:len(data) - keep]
+                data = data[len(data) - keep:]
+            chunk = self._read()
+            if not chunk:
+                break
+            data += chunk
+        if data:
+            yield data
+        if self._expected is not None and self.sha256.hexdigest() != self._expected:
+            raise IntegrityError("the decrypted dump does not match its recorded SHA-256; nothing was committed",
+                                 stage="payload")
+        yield b"COMMIT;\n"
+
+
 def sql_literal(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-class PostgresDumper(Dumper):
-    """pg_dump of one database, optionally with pg_dumpall --globals-only (roles, tablespaces)."""
+CLIENT_PACKAGE = "postgresql-client"
 
-    engine = "postgresql"
 
-    def __init__(self, database, login_host=None, login_port=None, login_user=None, login_password=None,
-                 login_unix_socket=None, pg_format="custom", jobs=1, include_globals=False, **common):
-        super().__init__(database, **common)
-        if pg_format not in PG_FORMATS:
-            raise UsageError("pg_format must be one of %s, not %r" % (", ".join(PG_FORMATS), pg_format))
-        if jobs != 1 and pg_format != "directory":
-            raise UsageError("jobs > 1 needs pg_format=directory (pg_dump dumps in parallel only into a directory)")
-        self.pg_format = pg_format
-        self.jobs = int(jobs)
-        self.include_globals = include_globals
+class PostgresConnection:
+    """How the tools reach a server: the login options as argv, the password in each child's environment only."""
+
+    def __init__(self, login_host=None, login_port=None, login_user=None, login_password=None,
+                 login_unix_socket=None, tmp_parent=None):
+        del tmp_parent  # the PostgreSQL tools need no scratch files
         self.password = login_password
-        self.connection = []
+        self.options = []
         host = _pg_socket_dir(login_unix_socket) if login_unix_socket else login_host
         if host:
-            self.connection += ["--host=" + host]
+            self.options += ["--host=" + host]
         if login_port:
-            self.connection += ["--port=%s" % login_port]
+            self.options += ["--port=%s" % login_port]
         if login_user:
-            self.connection += ["--username=" + login_user]
-        if pg_format == "directory" or include_globals:
-            self.suffix = "tar"
-        else:
-            self.suffix = {"custom": "pgdump", "plain": "sql"}[pg_format]
+            self.options += ["--username=" + login_user]
 
-    def _env(self):
+    @staticmethod
+    def client(name):
+        return find_client([name], CLIENT_PACKAGE)
+
+    def env(self):
         """The tools' environment: PGPASSWORD is set for the child only, never in this process."""
         env = dict(os.environ)
         if self.password is not None:
@@ -67,21 +139,60 @@ class PostgresDumper(Dumper):
         env.setdefault("PGCONNECT_TIMEOUT", "15")
         return env
 
-    def _tool(self, name, args, stage, stdout=subprocess.PIPE):
-        argv = [find_client(self.engine, [name])] + self.connection + ["--no-password"] + args
-        return ToolProcess(argv, stage, env=self._env(), secret=self.password, stdout=stdout)
+    def argv(self, name, args):
+        return [self.client(name)] + self.options + ["--no-password"] + args
+
+    def tool(self, name, args, stage, stdout=subprocess.PIPE):
+        return ToolProcess(self.argv(name, args), stage, env=self.env(), secret=self.password, stdout=stdout)
+
+    def feed(self, name, args, stage):
+        """A tool that reads a dump on its stdin."""
+        return FeedProcess(self.argv(name, args), stage, env=self.env(), secret=self.password)
+
+    def run(self, name, args, stage):
+        """A tool run to its end, its output not wanted."""
+        self.tool(name, args, stage, stdout=subprocess.DEVNULL).finish(require_eof=False)
+
+    def query(self, database, sql, stage="connect"):
+        """One value per line from psql, in a read-only transaction."""
+        args = ["--dbname=" + database, "-XAtq", "-v", "ON_ERROR_STOP=1",
+                "-c", "SET default_transaction_read_only = on", "-c", sql]
+        return self.tool("psql", args, stage).output()
+
+    def query_json(self, database, sql, stage="connect"):
+        return json.loads(self.query(database, sql, stage).strip() or "null")
+
+    def execute(self, database, sql, stage):
+        self.run("psql", ["-XAtq", "-v", "ON_ERROR_STOP=1", "--dbname=" + database, "-c", sql], stage)
+
+
+class PostgresDumper(Dumper):
+    """pg_dump of one database, optionally with pg_dumpall --globals-only (roles, tablespaces)."""
+
+    engine = "postgresql"
+
+    def __init__(self, database, connection, pg_format="custom", jobs=1, include_globals=False, **common):
+        super().__init__(database, connection, **common)
+        if pg_format not in PG_FORMATS:
+            raise UsageError("pg_format must be one of %s, not %r" % (", ".join(PG_FORMATS), pg_format))
+        if jobs != 1 and pg_format != "directory":
+            raise UsageError("jobs > 1 needs pg_format=directory (pg_dump dumps in parallel only into a directory)")
+        self.pg_format = pg_format
+        self.jobs = int(jobs)
+        self.include_globals = include_globals
+        if pg_format == "directory" or include_globals:
+            self.suffix = "tar"
+        else:
+            self.suffix = {"custom": "pgdump", "plain": "sql"}[pg_format]
 
     def query(self, sql, stage="connect"):
-        """One value per line from psql, in a read-only transaction."""
-        args = ["--dbname=" + self.database, "-XAtq", "-v", "ON_ERROR_STOP=1",
-                "-c", "SET default_transaction_read_only = on", "-c", sql]
-        return self._tool("psql", args, stage).output()
+        return self.connection.query(self.database, sql, stage)
 
     def query_json(self, sql, stage="connect"):
-        return json.loads(self.query(sql, stage).strip() or "null")
+        return self.connection.query_json(self.database, sql, stage)
 
     def check(self):
-        client = find_client(self.engine, ["pg_dump"])
+        client = self.connection.client("pg_dump")
         return {"server_version": self.query("SHOW server_version").strip(), "client": client}
 
     def inspect(self):
@@ -134,76 +245,65 @@ class PostgresDumper(Dumper):
             args += ["--file=" + output]
         return args + ["--dbname=" + self.database]
 
-    def _run_to_completion(self, name, args, stage):
-        self._tool(name, args, stage, stdout=subprocess.DEVNULL).finish(require_eof=False)
-
     @contextlib.contextmanager
     def open(self):
-        find_client(self.engine, ["pg_dump"])
+        self.connection.client("pg_dump")
         if self.suffix != "tar":
-            with streamed(self._tool("pg_dump", self._dump_args(), "pg_dump")) as source:
+            with streamed(self.connection.tool("pg_dump", self._dump_args(), "pg_dump")) as source:
                 yield source
             return
         with private_directory(self.tmp_parent) as tree:
             if self.include_globals:
-                self._run_to_completion("pg_dumpall", ["--globals-only", "--database=" + self.database,
-                                                       "--file=" + os.path.join(tree, "globals.sql")],
-                                        "pg_dumpall")
+                self.connection.run("pg_dumpall", ["--globals-only", "--database=" + self.database,
+                                                   "--file=" + os.path.join(tree, "globals.sql")], "pg_dumpall")
             member = {"custom": "database.pgdump", "plain": "database.sql", "directory": "database.dir"}
-            self._run_to_completion("pg_dump", self._dump_args(os.path.join(tree, member[self.pg_format])),
-                                    "pg_dump")
+            self.connection.run("pg_dump", self._dump_args(os.path.join(tree, member[self.pg_format])), "pg_dump")
             yield DumpSource(tree=tree)
 
 
-class PostgresTarget:
+class PostgresTarget(Target):
     """A PostgreSQL database to restore into."""
 
     engine = "postgresql"
-    changes_live_before_success = True
-
-    def __init__(self, database, connection):
-        self.database = database
-        self.connection = connection
-        self._dumper = PostgresDumper(PG_MAINTENANCE_DB, **connection)
-
-    def _env(self):
-        env = dict(os.environ)
-        if self._dumper.password is not None:
-            env["PGPASSWORD"] = self._dumper.password
-        env.setdefault("PGCONNECT_TIMEOUT", "15")
-        return env
-
-    def _argv(self, name, args):
-        return [find_client(self.engine, [name])] + self._dumper.connection + ["--no-password"] + args
-
-    def _execute(self, sql, stage):
-        argv = self._argv("psql", ["-XAtq", "-v", "ON_ERROR_STOP=1", "--dbname=" + PG_MAINTENANCE_DB, "-c", sql])
-        ToolProcess(argv, stage, env=self._env(), secret=self._dumper.password,
-                    stdout=subprocess.DEVNULL).finish(require_eof=False)
 
     def exists(self):
-        return bool(self._dumper.query_json("SELECT count(*) FROM pg_database WHERE datname = %s"
-                                            % sql_literal(self.database)))
+        return bool(self.connection.query_json(PG_MAINTENANCE_DB, "SELECT count(*) FROM pg_database WHERE datname = %s"
+                                               % sql_literal(self.database)))
 
     def create(self):
-        self._execute('CREATE DATABASE "%s"' % self.database.replace('"', '""'), "create database")
+        self.connection.execute(PG_MAINTENANCE_DB, 'CREATE DATABASE "%s"' % self.database.replace('"', '""'),
+                                "create database")
 
     def drop(self):
-        self._execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.database.replace('"', '""'),
-                      "drop database")
+        self.connection.execute(PG_MAINTENANCE_DB, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)'
+                                % self.database.replace('"', '""'), "drop database")
 
-    def load(self, reader, dump_format):
-        """Stream a custom or plain dump in; return the SHA-256 of what was fed."""
+    def check_load(self, dump_format):
+        """Refuse, before anything changes, a dump that this host's client cannot load safely."""
+        if dump_format != "plain":
+            return
+        version = self.connection.tool("psql", ["--version"], "psql").output().strip()
+        if not psql_restricts(version):
+            raise MissingDependencyError(
+                "restoring a plain-format dump needs psql 13.22, 14.19, 15.14, 16.10, 17.6 or newer, whose "
+                "\\restrict stops the dump from running psql meta-commands such as \\! (shell commands); this host "
+                "has %s: upgrade the %s package, or restore a custom-format dump" % (version, CLIENT_PACKAGE),
+                stage="psql")
+
+    def load(self, reader, dump_format, expected_sha256=None):
+        """Stream a custom or plain dump in; return the SHA-256 of the dump."""
         if dump_format == "plain":
             self.drop()  # a plain dump has no DROP statements: it needs an empty database
             self.create()
-            args = ["-Xq", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--dbname=" + self.database]
-            tool = FeedProcess(self._argv("psql", args), "psql", env=self._env(), secret=self._dumper.password)
-        else:
-            args = ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--exit-on-error",
-                    "--dbname=" + self.database]
-            tool = FeedProcess(self._argv("pg_restore", args), "pg_restore", env=self._env(),
-                               secret=self._dumper.password)
+            script = RestrictedScript(reader, expected_sha256)
+            tool = self.connection.feed("psql", ["-Xq", "-v", "ON_ERROR_STOP=1", "--dbname=" + self.database],
+                                        "psql")
+            tool.feed(script)
+            tool.finish()
+            return script.sha256.hexdigest()
+        args = ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--exit-on-error",
+                "--dbname=" + self.database]
+        tool = self.connection.feed("pg_restore", args, "pg_restore")
         digest = tool.feed(reader)
         tool.finish()
         return digest
@@ -211,10 +311,8 @@ class PostgresTarget:
     def load_file(self, path, dump_format):
         """A dump member extracted from a tar (directory format, or dumps with globals)."""
         if dump_format == "directory":
-            args = ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--exit-on-error",
-                    "--dbname=" + self.database, path]
-            ToolProcess(self._argv("pg_restore", args), "pg_restore", env=self._env(), secret=self._dumper.password,
-                        stdout=subprocess.DEVNULL).finish(require_eof=False)
+            self.connection.run("pg_restore", ["--clean", "--if-exists", "--single-transaction", "--no-owner",
+                                               "--exit-on-error", "--dbname=" + self.database, path], "pg_restore")
             return
         with open(path, "rb") as handle:
             self.load(handle, dump_format)

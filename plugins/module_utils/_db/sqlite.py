@@ -7,16 +7,20 @@ file checked with PRAGMA integrity_check and renamed over the live one)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import hashlib
 import os
+import re
 import sqlite3
+import stat
 import tempfile
 import urllib.request
 
 from .._errors import BackupError, IntegrityError, SourceError
-from .._fileio import READ_SIZE, fsync_dir, storage_error
+from .._fileio import READ_SIZE, fsync_dir, storage_error, unheld
 from .._tools import private_directory
-from .base import MIGRATION_QUERIES, Dumper, DumpSource, schema_version_of
+from .base import MIGRATION_QUERIES, Dumper, DumpSource, Target, schema_version_of
 
 
 class SqliteDumper(Dumper):
@@ -25,8 +29,8 @@ class SqliteDumper(Dumper):
     engine = "sqlite"
     suffix = "sqlite"
 
-    def __init__(self, database, **common):
-        super().__init__(database, **common)
+    def __init__(self, database, connection=None, **common):
+        super().__init__(database, connection, **common)
         self.snapshot = None
 
     def _connect_source(self):
@@ -122,15 +126,14 @@ def _sqlite_schema_version(connection, tables):
     return None
 
 
-class SqliteTarget:
+class SqliteTarget(Target):
     """An SQLite file, replaced by a rename once the new file passed PRAGMA integrity_check."""
 
     engine = "sqlite"
     changes_live_before_success = False  # the live file is only ever replaced by the final rename
 
     def __init__(self, database, connection):
-        del connection
-        self.database = os.path.abspath(database)
+        super().__init__(os.path.abspath(database), connection)
 
     def exists(self):
         return os.path.isfile(self.database)
@@ -151,21 +154,44 @@ class SqliteTarget:
         if os.geteuid() == 0:
             os.fchown(fd, live.st_uid, live.st_gid)
 
-    def load(self, reader, dump_format):
-        del dump_format
+    def _temp_prefix(self):
         directory, name = os.path.split(self.database)
-        fd, temp = tempfile.mkstemp(prefix="." + name + ".lifeboat-restore-", dir=directory)
+        return os.path.join(directory, "." + name + ".lifeboat-restore-")
+
+    def _clean_leftovers(self):
+        """Remove the copies (and moved-aside -wal, -shm, -journal) of killed restores; a running one holds flock."""
+        prefix = self._temp_prefix()
+        for path in sorted(glob.glob(glob.escape(prefix) + "*")):
+            base = re.sub(r"-(wal|shm|journal)$", "", path)
+            if base != path:
+                if not os.path.lexists(base):  # moved aside just before the final rename
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                continue
+            with unheld(path) as fd:  # a restore in progress holds its copy
+                if fd is not None and stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.unlink(path)
+
+    def load(self, reader, dump_format, expected_sha256=None):
+        del dump_format, expected_sha256  # the digest is checked by the caller
+        prefix = self._temp_prefix()
         try:
-            self._keep_owner_and_mode(fd)
-            digest = hashlib.sha256()
+            self._clean_leftovers()
+            fd, temp = tempfile.mkstemp(prefix=os.path.basename(prefix), dir=os.path.dirname(prefix))
+        except OSError as exc:
+            raise storage_error(exc, self.database) from exc
+        try:
             with os.fdopen(fd, "wb") as handle:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # held until the copy is renamed or removed
+                self._keep_owner_and_mode(fd)
+                digest = hashlib.sha256()
                 for chunk in iter(lambda: reader.read(READ_SIZE), b""):
                     digest.update(chunk)
                     handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
-            self._check_integrity(temp)
-            self._replace(temp)
+                self._check_integrity(temp)
+                self._replace(temp)
         except OSError as exc:
             raise storage_error(exc, self.database) from exc
         finally:

@@ -20,7 +20,7 @@ from .._errors import BackupError
 from .database import DatabaseRestore
 from .files import run_restore_files
 from .journal import repair
-from .request import RestoreRequest, catalog_dir, select_backup
+from .request import RestoreRequest, catalog_dir, check_encryption, select_backup
 
 __all__ = ["RestoreRequest", "repair_restores", "restore_backup", "run_restore_files", "select_backup"]
 
@@ -32,6 +32,7 @@ def restore_backup(request, check_mode=False):
     right what a killed restore from the same catalog left; the result's ``repaired`` says what that was.
     """
     artifact, metadata = select_backup(request)
+    check_encryption(request, artifact, metadata)
     if check_mode:
         return _run(request, artifact, metadata, check_mode)
     with _catalog.CatalogLock(catalog_dir(artifact, metadata, request), timeout=request.lock_timeout):

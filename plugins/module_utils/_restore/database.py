@@ -15,17 +15,20 @@ at the first error. An SQLite file is written beside the live one, checked with
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 
 from .. import _catalog
-from .._db import TARGETS
+from .._db import make_target
 from .._dump import DumpRequest, run_dump
 from .._errors import BackupError, IntegrityError, UsageError
 from .._fileio import READ_SIZE, hash_file
 from .._pipeline import artifact_layers, open_payload
 from .._tarstream import TarReader
-from .._tools import private_directory
+from .._tools import clean_private_directories, private_directory
 from .._verify import compare_checksum, expected_sha256
 from .plan import check_archive_path
 from .request import SAFETY_TAG, catalog_dir, safety_encryption
@@ -68,11 +71,14 @@ class DatabaseRestore:
         self.engine = metadata["engine"]
         self.dump_format = metadata.get("dump_format") or "custom"
         self.tar_payload = metadata["artifact"][len(metadata["id"]):].startswith(".tar")
+        self.catalog = catalog_dir(artifact, metadata, request)
+        self.scratch = _catalog.private_dir(self.catalog)  # the extracted dump, MariaDB's defaults file
         database = request.target_database or metadata["database"]
-        self.target = TARGETS[self.engine](database, request.connection)
+        self.target = make_target(self.engine, database, request.connection, self.scratch)
 
     def run(self, check_mode=False):
         started = time.monotonic()
+        self.target.check_load(self.dump_format)
         exists = self.target.exists()
         result = {"id": self.metadata["id"], "path": self.artifact, "kind": "database", "engine": self.engine,
                   "database": self.target.database, "created": not exists, "safety_backup_id": None,
@@ -82,25 +88,53 @@ class DatabaseRestore:
                         msg="would restore %s into %s database %s%s" % (self.metadata["id"], self.engine,
                                                                         self.target.database,
                                                                         "" if exists else " (created)"))
+        clean_private_directories(self.scratch)  # what a killed restore left, in plaintext
         compare_checksum(self.artifact, expected_sha256(self.artifact, self.metadata), hash_file(self.artifact))
-        safety = self._safety_dump() if exists and self.request.safety_backup else None
-        if safety is not None:
-            result["safety_backup_id"] = safety["id"]
-        try:
-            if not exists:
-                self.target.create()
-            self.load(self.artifact, self.metadata)
-        except BackupError as exc:
-            self._roll_back(exc, safety, exists, result)
-            raise
+        with contextlib.ExitStack() as stack:
+            journal = None
+            if self.target.changes_live_before_success:
+                journal = stack.enter_context(_catalog.RestoreJournal(self.catalog, self.engine, self.target.database))
+            safety_id, existed = self._before(journal, exists, result)
+            result["safety_backup_id"] = safety_id
+            signals = stack.enter_context(_SignalsRaise())
+            try:
+                if journal is not None:
+                    journal.write(backup_id=self.metadata["id"], safety_backup_id=safety_id, existed=existed)
+                if not exists:
+                    self.target.create()
+                self.load(self.artifact, self.metadata)
+            except BaseException as exc:
+                signals.disarm()  # a second signal must not cut the roll-back short
+                error = exc if isinstance(exc, BackupError) else BackupError(
+                    "restoring %s failed unexpectedly (%s: %s)" % (self.metadata["id"], type(exc).__name__, exc),
+                    stage="restore")
+                self._roll_back(error, safety_id, existed, journal)
+                if error is exc:
+                    raise
+                raise error from exc
+            if journal is not None:
+                journal.remove()
         return dict(result, changed=True, duration=round(time.monotonic() - started, 3),
                     msg="restored %s into %s database %s" % (self.metadata["id"], self.engine, self.target.database))
+
+    def _before(self, journal, exists, result):
+        """(safety backup id, whether the database existed) to put the database back to if this restore fails.
+
+        After a killed restore of the same database, the database may be partly restored: its safety backup,
+        taken before that restore, is the one to go back to, not a dump of what it left."""
+        previous = journal.previous if journal is not None else None
+        if previous is not None:
+            result["warnings"].append("%s; this restore takes its place, and goes back to that if it fails"
+                                      % _catalog.describe_restore(previous))
+            return previous.get("safety_backup_id"), previous.get("existed", exists)
+        safety = self._safety_dump() if exists and self.request.safety_backup else None
+        return (safety["id"] if safety else None), exists
 
     def _safety_dump(self):
         recipients, passphrase = safety_encryption(self.metadata, self.request)
         connection = self.request.connection if self.engine != "sqlite" else {}
         request = DumpRequest(self.engine, self.target.database, self.metadata["job"],
-                              backup_dir=catalog_dir(self.artifact, self.metadata, self.request),
+                              backup_dir=self.catalog,
                               recipients=recipients, passphrase=passphrase, tags=[SAFETY_TAG],
                               description="taken before restoring %s" % self.metadata["id"],
                               lock_timeout=self.request.lock_timeout, **connection)
@@ -115,37 +149,66 @@ class DatabaseRestore:
             if self.tar_payload:
                 self._load_tar(payload)
                 return
-            digest = self.target.load(payload, self.dump_format)
+            digest = self.target.load(payload, self.dump_format, metadata.get("content_sha256"))
         if metadata.get("content_sha256") not in (None, digest):
             raise IntegrityError("the decrypted dump does not match its recorded SHA-256", stage="payload")
 
     def _load_tar(self, payload):
-        parent = catalog_dir(self.artifact, self.metadata, self.request)
-        with private_directory(parent) as directory:
+        with private_directory(self.scratch) as directory:
             self.target.load_file(_dump_member(TarReader(payload), directory), self.dump_format)
 
-    def _roll_back(self, exc, safety, existed, result):
+    def _roll_back(self, exc, safety_id, existed, journal):
         """Put the database back as it was: the safety dump, or no database if there was none."""
-        exc.result.update(rolled_back=False, safety_backup_id=result["safety_backup_id"])
+        exc.result.update(rolled_back=False, safety_backup_id=safety_id)
         if not self.target.changes_live_before_success:
             return
         try:
-            if safety is not None:
-                metadata = dict(safety["metadata"], _metadata_path=_restore_metadata_path(safety["path"]))
-                rollback = DatabaseRestore(self.request, safety["path"], metadata)
-                rollback.load(safety["path"], metadata)
+            if safety_id is not None:
+                artifact, metadata = _catalog.locate(self.catalog, safety_id)
+                DatabaseRestore(self.request, artifact, metadata).load(artifact, metadata)
             elif not existed:
                 self.target.drop()
             else:
+                journal.write(state="failed (%s), and no safety backup was taken" % exc.msg)
+                exc.msg += "; no safety backup was taken: the database may be partly restored"
                 return
-        except BackupError as again:
-            exc.msg += "; putting the database back failed too (%s)%s" % (
-                again, ", the safety backup is %s" % safety["id"] if safety else "")
+        except Exception as again:  # pylint: disable=broad-except
+            journal.write(state="failed (%s), and putting the database back failed too (%s)" % (exc.msg, again))
+            exc.msg += "; putting the database back failed too (%s): %s" % (
+                again, "put it back with: " + _catalog.put_back_command(safety_id) if safety_id
+                else "drop the database, which did not exist before")
             return
+        journal.remove()
         exc.result["rolled_back"] = True
         exc.msg += "; the database was put back as it was%s" % (
-            " from the safety backup %s" % safety["id"] if safety else " (the new database was dropped)")
+            " from the safety backup %s" % safety_id if safety_id else " (the new database was dropped)")
 
 
-def _restore_metadata_path(artifact):
-    return _catalog.strip_artifact_suffix(artifact) + _catalog.METADATA_SUFFIX
+class _SignalsRaise:
+    """SIGTERM, SIGINT and SIGHUP raise a BackupError where the restore is, so that it is rolled back like any
+    failure; disarmed, they are ignored until the roll-back ends. (SIGKILL cannot be caught: the journal says
+    what such a restore left.) Python runs signal handlers in the main thread only: elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self):
+        self.armed = True
+        self._previous = {}
+
+    def _handler(self, signum, _frame):
+        if self.armed:
+            self.armed = False
+            raise BackupError("interrupted by %s" % signal.Signals(signum).name, stage="restore")
+
+    def disarm(self):
+        self.armed = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handler) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The journal of a file restore, and putting back what a killed restore left.
 
-Before a file restore makes anything beside a target it writes ``<backup_dir>/.restores/<name>.json``
+Before a file restore makes anything beside a target it writes ``<backup_dir>/.restores/files-<time>-<pid>.json``
 (atomically, under the catalog lock that it holds for its whole run): each unit's target, its staging
 directory, the name the live tree is moved aside to, and whether the target existed. The state is
 ``started`` until every unit is swapped in, then ``committed`` while the replaced trees are removed; the
@@ -35,8 +35,8 @@ class Journal:
 
     def __init__(self, catalog, backup, units):
         started = _catalog.utc_now()
-        self.path = os.path.join(catalog, _catalog.RESTORES_DIR, "restore-%s-%d.json"
-                                 % (started.strftime("%Y%m%dT%H%M%SZ"), os.getpid()))
+        self.path = os.path.join(catalog, _catalog.RESTORES_DIR, "%s%s-%d.json"
+                                 % (_catalog.FILES_JOURNAL_PREFIX, started.strftime("%Y%m%dT%H%M%SZ"), os.getpid()))
         self.record = {"format": FORMAT, "owner": _catalog.owner(), "started_at": _catalog.iso_utc(started),
                        "backup": backup, "state": "started",
                        "units": [{"target": unit.target, "staging": unit.staging, "aside": unit.aside,

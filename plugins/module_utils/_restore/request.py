@@ -9,7 +9,8 @@ import os
 
 from .. import _catalog
 from .._age import recipient_from_identity
-from .._errors import NotFoundError, UsageError
+from .._errors import IntegrityError, NotFoundError, UsageError
+from .._pipeline import artifact_layers
 from .._retention import SAFETY_TAG
 
 
@@ -19,7 +20,7 @@ class RestoreRequest:
     def __init__(self, path=None, backup_dir=_catalog.DEFAULT_BACKUP_DIR, backup_id=None, job=None, latest=False,
                  deploy_id=None, identities=None, passphrase=None, safety_backup=True, dest=None, include=(),
                  delete_extra=False, numeric_owner=True, preserve_special=False, target_database=None,
-                 connection=None, lock_timeout=0.0, kind=None, database=None):
+                 connection=None, lock_timeout=0.0, kind=None, database=None, allow_unencrypted=False):
         self.path = path
         self.backup_dir = os.path.abspath(backup_dir) if backup_dir else None
         self.backup_id = backup_id
@@ -45,6 +46,7 @@ class RestoreRequest:
         self.target_database = target_database
         self.connection = dict(connection or {})
         self.lock_timeout = lock_timeout
+        self.allow_unencrypted = allow_unencrypted
 
 
 def select_backup(request):
@@ -73,6 +75,18 @@ def select_backup(request):
         raise UsageError("job %s has backups%s of %s: say which with kind: files, or database: NAME"
                          % (request.job, deploy, found))
     return _catalog.locate(request.backup_dir, next(iter(newest.values()))["id"])
+
+
+def check_encryption(request, artifact, metadata):
+    """Refuse an unencrypted artifact where the key given says an encrypted one is expected.
+
+    Whoever can write into the catalog could put a plain artifact and metadata saying "encryption: none" in place
+    of an encrypted backup; the restore would load it without the key ever being used."""
+    if (request.identities or request.passphrase) and not request.allow_unencrypted \
+            and not artifact_layers(artifact, metadata)[1]:
+        raise IntegrityError("%s is not encrypted, yet a key was given to restore it: refusing a backup that may "
+                             "have been replaced; restore it anyway with allow_unencrypted: true (lifeboat restore "
+                             "--allow-unencrypted) if it was made without encryption" % artifact, stage="encryption")
 
 
 def _wanted_series(request, metadata):
