@@ -20,7 +20,7 @@ import tracemalloc
 
 import pytest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _dump, _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _dump, _restore
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -292,3 +292,23 @@ def restore(backup_dir, backup_id, check_mode=False, **options):
     """A restore by id through the one entry point, decrypted with IDENTITY."""
     request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, identities=[IDENTITY], **options)
     return _restore.restore_backup(request, check_mode=check_mode)
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(backup_dir):
+    """The catalog's lock held by another thread, as another run holds it (within one thread the lock is reentrant)."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with _catalog.CatalogLock(str(backup_dir)):
+            taken.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert taken.wait(10), "the lock was not taken"
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()

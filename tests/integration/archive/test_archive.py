@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from testlib import IDENTITY, RECIPIENT, age_decrypt_cli, fingerprint, make_tree, mounted_tmpfs, require_binary, tree_digest
+from testlib import (IDENTITY, RECIPIENT, age_decrypt_cli, fingerprint, lock_held_elsewhere, make_tree, mounted_tmpfs,
+                     require_binary, tree_digest)
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._fileio import hash_file
@@ -310,7 +311,7 @@ def test_sigkill_mid_backup_leaves_nothing_in_the_catalog(tmp_path):
 def test_two_runs_at_once(tmp_path):
     source = make_tree(tmp_path / "src")
     backups = tmp_path / "backups"
-    with _catalog.CatalogLock(str(backups)):
+    with lock_held_elsewhere(backups):
         with pytest.raises(LockedError) as error:
             _backup(source, backups)
         assert "locked by another run (pid %d" % os.getpid() in str(error.value)

@@ -17,8 +17,8 @@ import time
 import pytest
 
 from dbservers import login
-from testlib import (IDENTITY, RECIPIENT, BackgroundThread, age_decrypt_cli, dump, require_binary, sqlite_rows,
-                     sqlite_sample)
+from testlib import (IDENTITY, RECIPIENT, BackgroundThread, age_decrypt_cli, dump, lock_held_elsewhere, require_binary,
+                     sqlite_rows, sqlite_sample)
 # Fixtures of the dumper tests, shared rather than redefined.
 from test_dumpers import (my_database, my_fresh, pg_database, pg_fresh)  # pylint: disable=unused-import
 from test_dumpers import (LOAD_SCHEMA, LOAD_TOTAL, MY_SAMPLE, MY_SAMPLE_COUNTS, PG_SAMPLE, PG_SAMPLE_COUNTS,
@@ -409,7 +409,7 @@ def test_missing_client_binary(engine, package, tmp_path, monkeypatch):
 
 def test_locked_backup_dir_dumps_nothing(tmp_path):
     sqlite_sample(tmp_path / "app.db")
-    with _catalog.CatalogLock(str(tmp_path / "backups")):
+    with lock_held_elsewhere(tmp_path / "backups"):
         with pytest.raises(LockedError):
             dump(tmp_path / "app.db", tmp_path / "backups")
     assert leftovers(tmp_path / "backups") == []

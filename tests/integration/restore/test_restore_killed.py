@@ -102,7 +102,7 @@ def test_a_restore_killed_in_its_swap_is_reported_and_repaired_exactly(spoiled, 
 
     report = _health.catalog_info(str(backups), disk_usage_threshold=100.0)["health"]
     (problem,) = [problem for problem in report["problems"] if problem["code"] == "interrupted_restore"]
-    assert problem["level"] == "error" and "lifeboat restore --repair" in problem["message"]
+    assert problem["level"] == "critical" and "lifeboat restore --repair" in problem["message"]
     assert "a restore of %s into %s was killed" % (backup_id, source) in problem["message"]
     code, printed = cli(tmp_path, "health", "--no-alerts")
     assert code == _cli.EXIT_HEALTH and "lifeboat restore --repair" in printed

@@ -17,8 +17,9 @@ import pytest
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _dump, _pipeline, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError
 
-from test_restore_db import (IDENTITY, PG_TABLE, craft_failing_copy, dump, login, my_database, my_rows, pg_database,
-                             pg_rows, restore, sqlite_db_fixture)
+from dbservers import login
+from test_restore_db import PG_TABLE, craft_failing_copy, my_database, my_rows, pg_database, pg_rows, sqlite_db_fixture
+from testlib import IDENTITY, dump, restore
 
 __all__ = ["sqlite_db_fixture"]  # the sqlite_db fixture, used here too
 
@@ -32,12 +33,12 @@ def hostile_copy(made, command, tmp_path):
 @pytest.mark.parametrize("command", ["\\! touch {marker}", "SELECT 1 \\! touch {marker}"])
 def test_postgres_plain_dump_cannot_run_a_shell_command(postgres_server, tmp_path, command):
     database = pg_database(postgres_server, PG_TABLE)
-    made = dump("postgresql", database, tmp_path / "b", login(postgres_server), pg_format="plain")
+    made = dump(database, tmp_path / "b", "postgresql", **login(postgres_server), pg_format="plain")
     hostile, marker = hostile_copy(made, command, tmp_path)
     postgres_server.psql("INSERT INTO t VALUES (4, 'new')", database=database)
     before = pg_rows(postgres_server, database)
     with pytest.raises(BackupError) as failure:
-        restore(tmp_path / "b", hostile, login(postgres_server))
+        restore(tmp_path / "b", hostile, connection=login(postgres_server))
     assert "backslash commands are restricted" in str(failure.value)
     assert failure.value.result["rolled_back"] is True
     assert not marker.exists()
@@ -47,26 +48,26 @@ def test_postgres_plain_dump_cannot_run_a_shell_command(postgres_server, tmp_pat
 def test_postgres_plain_dump_made_by_pg_dump_still_restores(postgres_server, tmp_path):
     """pg_dump's own \\restrict and \\unrestrict lines, and COPY data ending in \\., pass the restriction."""
     database = pg_database(postgres_server, PG_TABLE + "; INSERT INTO t VALUES (5, E'back\\\\slash\\n\\\\.')")
-    made = dump("postgresql", database, tmp_path / "b", login(postgres_server), pg_format="plain")
+    made = dump(database, tmp_path / "b", "postgresql", **login(postgres_server), pg_format="plain")
     with open(made["path"], "rb") as handle:
         payload, _raw = _pipeline.open_payload(handle, "zstd", True, [IDENTITY])
         text = b"".join(iter(lambda: payload.read(1 << 20), b""))
     assert b"\n\\restrict " in text and b"\n\\unrestrict " in text and b"COPY " in text
     dumped = pg_rows(postgres_server, database)
     postgres_server.psql("DELETE FROM t", database=database)
-    restore(tmp_path / "b", made["id"], login(postgres_server))
+    restore(tmp_path / "b", made["id"], connection=login(postgres_server))
     assert pg_rows(postgres_server, database) == dumped
 
 
 @pytest.mark.parametrize("command", ["\\! touch {marker}", "system touch {marker}"])
 def test_mariadb_dump_cannot_run_a_shell_command(mariadb_server, tmp_path, command):
     database = my_database(mariadb_server)
-    made = dump("mysql", database, tmp_path / "b", login(mariadb_server))
+    made = dump(database, tmp_path / "b", "mysql", **login(mariadb_server))
     hostile, marker = hostile_copy(made, command, tmp_path)
     mariadb_server.sql("INSERT INTO t VALUES (4, 'new')", database=database)
     before = my_rows(mariadb_server, database)
     with pytest.raises(BackupError) as failure:
-        restore(tmp_path / "b", hostile, login(mariadb_server))
+        restore(tmp_path / "b", hostile, connection=login(mariadb_server))
     assert "mariadb exited" in str(failure.value) and failure.value.result["rolled_back"] is True
     assert not marker.exists()
     assert my_rows(mariadb_server, database) == before
@@ -90,16 +91,16 @@ def _unencrypted_copy(made):
 
 def test_an_unencrypted_backup_is_refused_when_a_key_is_given(mariadb_server, tmp_path):
     database = my_database(mariadb_server)
-    made = dump("mysql", database, tmp_path / "b", login(mariadb_server))
+    made = dump(database, tmp_path / "b", "mysql", **login(mariadb_server))
     _unencrypted_copy(made)
     before = my_rows(mariadb_server, database)
     with pytest.raises(IntegrityError) as refused:
-        restore(tmp_path / "b", made["id"], login(mariadb_server))
+        restore(tmp_path / "b", made["id"], connection=login(mariadb_server))
     assert "is not encrypted, yet a key was given" in str(refused.value)
     assert "allow_unencrypted: true" in str(refused.value)
     assert my_rows(mariadb_server, database) == before
     assert [meta["id"] for meta in _catalog.list_metadata(str(tmp_path / "b"))] == [made["id"]]  # no safety dump
-    restore(tmp_path / "b", made["id"], login(mariadb_server), allow_unencrypted=True)
+    restore(tmp_path / "b", made["id"], connection=login(mariadb_server), allow_unencrypted=True)
     assert "evil" in my_rows(mariadb_server, database)
 
 

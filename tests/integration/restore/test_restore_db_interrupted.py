@@ -25,7 +25,9 @@ from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore import database as restore_database
 
-from test_restore_db import IDENTITY, dump, login, my_database, my_rows, restore, sqlite_db_fixture, unique
+from dbservers import login
+from test_restore_db import my_database, my_rows, sqlite_db_fixture, unique
+from testlib import IDENTITY, dump, restore
 
 __all__ = ["sqlite_db_fixture"]  # the sqlite_db fixture, used here too
 
@@ -87,7 +89,7 @@ def pg_loading(server, database):
 def restore_caught_loading(server, tmp_path):
     """(database, backup, its state before, the restore process) once a plain restore of a big dump is loading."""
     database = pg_big_database(server)
-    made = dump("postgresql", database, tmp_path / "b", login(server), pg_format="plain")
+    made = dump(database, tmp_path / "b", "postgresql", **login(server), pg_format="plain")
     server.psql("UPDATE big SET v = 'newer' WHERE id = 1", database=database)
     before = pg_state(server, database)
     process = start_restore(tmp_path / "b", made["id"], login(server))
@@ -114,7 +116,7 @@ def test_postgres_restore_killed_mid_load_is_reported_and_put_back_by_the_next_r
     process.kill()
     process.wait()
     problems = health(tmp_path / "b")
-    assert [problem["code"] for problem in problems] == ["restore_interrupted"]
+    assert [problem["code"] for problem in problems] == ["interrupted_restore"]
     safety = [meta["id"] for meta in _catalog.list_metadata(str(tmp_path / "b")) if "safety" in meta["tags"]]
     assert len(safety) == 1
     assert "the restore of %s into postgresql database %s" % (made["id"], database) in problems[0]["message"]
@@ -123,7 +125,7 @@ def test_postgres_restore_killed_mid_load_is_reported_and_put_back_by_the_next_r
     wait_for(lambda: not pg_loading(postgres_server, database)(), subprocess.Popen(["sleep", "60"]), "psql to end")
     # the plain restore had recreated the database; its load, never committed, left no table
     assert postgres_server.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'big'", database=database) == "0\n"
-    result = restore(tmp_path / "b", safety[0], login(postgres_server))
+    result = restore(tmp_path / "b", safety[0], connection=login(postgres_server))
     assert result["safety_backup_id"] == safety[0]  # no dump is taken of what the killed restore left
     assert "was killed midway" in result["warnings"][0]
     assert pg_state(postgres_server, database) == before
@@ -132,7 +134,7 @@ def test_postgres_restore_killed_mid_load_is_reported_and_put_back_by_the_next_r
 
 def test_mariadb_restore_that_fails_unexpectedly_is_put_back(mariadb_server, tmp_path, monkeypatch):
     database = my_database(mariadb_server)
-    made = dump("mysql", database, tmp_path / "b", login(mariadb_server))
+    made = dump(database, tmp_path / "b", "mysql", **login(mariadb_server))
     mariadb_server.sql("INSERT INTO t VALUES (4, 'new'); DELETE FROM t WHERE id = 2", database=database)
     before = my_rows(mariadb_server, database)
     real_open_payload = restore_database.open_payload
@@ -160,7 +162,7 @@ def test_mariadb_restore_that_fails_unexpectedly_is_put_back(mariadb_server, tmp
 
     monkeypatch.setattr(restore_database, "open_payload", failing_open_payload)
     with pytest.raises(BackupError) as failure:
-        restore(tmp_path / "b", made["id"], login(mariadb_server))
+        restore(tmp_path / "b", made["id"], connection=login(mariadb_server))
     assert "failed unexpectedly (RuntimeError: something nobody expected)" in str(failure.value)
     assert failure.value.result["rolled_back"] is True
     assert my_rows(mariadb_server, database) == before
@@ -170,11 +172,11 @@ def test_mariadb_restore_that_fails_unexpectedly_is_put_back(mariadb_server, tmp
 def test_mariadb_restore_never_writes_into_the_system_temporary_directory(mariadb_server, tmp_path, monkeypatch):
     """The defaults file holding the password goes to <backup_dir>/.tmp: with no usable /tmp, the restore works."""
     database = my_database(mariadb_server)
-    made = dump("mysql", database, tmp_path / "b", login(mariadb_server))
+    made = dump(database, tmp_path / "b", "mysql", **login(mariadb_server))
     dumped = my_rows(mariadb_server, database)
     mariadb_server.sql("DELETE FROM t", database=database)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
-    restore(tmp_path / "b", made["id"], login(mariadb_server))
+    restore(tmp_path / "b", made["id"], connection=login(mariadb_server))
     assert my_rows(mariadb_server, database) == dumped
     assert os.listdir(tmp_path / "b" / ".tmp") == []
     assert os.stat(tmp_path / "b" / ".tmp").st_mode & 0o777 == 0o700
@@ -197,7 +199,7 @@ def hold_private_directory(parent):
 
 
 def test_scratch_space_of_a_killed_restore_is_no_job_and_goes_at_the_next_start(sqlite_db, tmp_path):
-    made = dump("sqlite", sqlite_db, tmp_path / "b")
+    made = dump(sqlite_db, tmp_path / "b", "sqlite")
     scratch = _catalog.private_dir(str(tmp_path / "b"))
     killed, left = hold_private_directory(scratch)
     killed.kill()
@@ -215,7 +217,7 @@ def test_scratch_space_of_a_killed_restore_is_no_job_and_goes_at_the_next_start(
 
 
 def test_sqlite_copy_left_by_a_killed_restore_goes_at_the_next_restore(sqlite_db, tmp_path):
-    made = dump("sqlite", sqlite_db, tmp_path / "b")
+    made = dump(sqlite_db, tmp_path / "b", "sqlite")
     left = tmp_path / ".app.sqlite.lifeboat-restore-k1ll3d"
     left.write_bytes(b"plaintext of a killed restore")
     (tmp_path / ".app.sqlite.lifeboat-restore-k1ll3d-wal").write_bytes(b"")
