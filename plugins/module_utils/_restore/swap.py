@@ -10,45 +10,58 @@ import ctypes
 import fcntl
 import os
 import shutil
-import tempfile
 
+from .dest import DIR_FLAGS, remove_tree
 
 STAGING_MARKER = ".lifeboat-staging-"
 OLD_MARKER = ".lifeboat-old-"
 
 
 class Unit:
-    """One top-level restored path: its staging directory, and where the replaced tree is kept."""
+    """One top-level restored path: its staging directory, and where the replaced tree is kept. Every name lives in
+    the directory parent_fd holds, opened once: no rename re-walks a path another user could change. A unit never
+    staged only moves the live path aside (delete_extra beside a directory that is restored in place)."""
 
-    def __init__(self, name, target):
+    def __init__(self, name, target, parent_fd):
         self.name = name
         self.target = target
         self.parent, self.base = os.path.split(target)
+        self.parent_fd = parent_fd
         self.staging = None
-        self.lock_fd = None
+        self.staging_fd = None  # what the extraction writes through; its flock marks the staging as in use
         self.old = None
         self.swapped = False
 
-    @property
-    def staged(self):
-        return os.path.join(self.staging, self.base)
+    def _fresh_name(self, marker):
+        while True:
+            name = "." + self.base + marker + os.urandom(6).hex()
+            try:
+                os.mkdir(name, 0o700, dir_fd=self.parent_fd)
+                return name
+            except FileExistsError:
+                continue
 
     def make_staging(self):
-        self.staging = tempfile.mkdtemp(prefix="." + self.base + STAGING_MARKER, dir=self.parent)
+        self.staging = self._fresh_name(STAGING_MARKER)
         # Held until the staging directory is gone: a cleanup by a concurrent restore leaves it alone.
-        self.lock_fd = os.open(self.staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+        self.staging_fd = os.open(self.staging, DIR_FLAGS, dir_fd=self.parent_fd)
+        fcntl.flock(self.staging_fd, fcntl.LOCK_EX)
 
     def swap_in(self):
-        if os.path.lexists(self.target):
-            self.old = tempfile.mkdtemp(prefix="." + self.base + OLD_MARKER, dir=self.parent)
-            os.rmdir(self.old)  # only the unique name is wanted; rename() puts the live tree there
-            os.rename(self.target, self.old)
         try:
-            os.rename(self.staged, self.target)
+            os.stat(self.base, dir_fd=self.parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            self.old = self._fresh_name(OLD_MARKER)
+            os.rmdir(self.old, dir_fd=self.parent_fd)  # only the unique name is wanted: the live tree goes there
+            os.rename(self.base, self.old, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
+        try:
+            if self.staging_fd is not None:
+                os.rename(self.base, self.base, src_dir_fd=self.staging_fd, dst_dir_fd=self.parent_fd)
         except BaseException:
             if self.old is not None:
-                os.rename(self.old, self.target)
+                os.rename(self.old, self.base, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
                 self.old = None
             raise
         self.swapped = True
@@ -56,34 +69,38 @@ class Unit:
     def swap_back(self):
         if not self.swapped:
             return
-        os.rename(self.target, self.staged)
+        if self.staging_fd is not None:
+            os.rename(self.base, self.base, src_dir_fd=self.parent_fd, dst_dir_fd=self.staging_fd)
         if self.old is not None:
-            os.rename(self.old, self.target)
+            os.rename(self.old, self.base, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
             self.old = None
         self.swapped = False
 
+    def remove_old(self):
+        """Remove the replaced tree, kept aside until every unit was swapped."""
+        remove_tree(self.parent_fd, self.old)
+
     def remove_staging(self):
         if self.staging is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
+            try:
+                remove_tree(self.parent_fd, self.staging)
+            except OSError:
+                pass  # a leftover the next restore of this target removes
             self.staging = None
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)
-            self.lock_fd = None
+        if self.staging_fd is not None:
+            os.close(self.staging_fd)
+            self.staging_fd = None
 
 
-def sync_filesystem(path):
-    """syncfs(2) of the filesystem holding path: one call instead of an fsync per restored file."""
+def sync_filesystem(dir_fd):
+    """syncfs(2) of the filesystem holding the directory dir_fd: one call instead of an fsync per restored file."""
     syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
     if syncfs is None:
         os.sync()
         return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        if syncfs(fd) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code), path)
-    finally:
-        os.close(fd)
+    if syncfs(dir_fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 
 
 def clean_leftovers(target):

@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A restore of a tree that holds the catalog (/var with /var/backups/lifeboat in it) never removes, replaces or
+hides the catalog, the backups of any job in it, or the safety backup it just made."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _restore, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
+
+IDENTITY, RECIPIENT = _age.generate_identity()
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def fingerprint(root, skip=None):
+    """{relative path: sha256 or 'dir' or link target} of everything under root, but skip (a directory)."""
+    found = {}
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = [name for name in dirs if os.path.join(directory, name) != skip]
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            if os.path.islink(path):
+                found[os.path.relpath(path, root)] = "-> " + os.readlink(path)
+            elif os.path.isdir(path):
+                found[os.path.relpath(path, root)] = "dir"
+            else:
+                with open(path, "rb") as handle:
+                    found[os.path.relpath(path, root)] = hashlib.sha256(handle.read()).hexdigest()
+    return found
+
+
+def backup(paths, catalog, job):
+    request = _archive.ArchiveRequest(list(paths), job, backup_dir=catalog, recipients=[RECIPIENT],
+                                      default_excludes=False)
+    return _archive.run_archive(request)
+
+
+@pytest.fixture(name="host")
+def host_fixture(tmp_path):
+    """A host's /var with the default catalog in it, holding the backups of three jobs, /var's own among them."""
+    root = str(tmp_path / "host")
+    var = os.path.join(root, "var")
+    catalog = os.path.join(var, "backups", "lifeboat")
+    write(os.path.join(var, "lib", "app", "data.txt"), "data v1\n")
+    write(os.path.join(var, "log", "app.log"), "log v1\n")
+    write(os.path.join(var, "backups", "dpkg.status.0"), "dpkg v1\n")
+    write(os.path.join(root, "etc", "app.conf"), "conf\n")
+    write(os.path.join(root, "home", "alice", "notes"), "notes\n")
+    backup([os.path.join(root, "etc")], catalog, "etc")
+    backup([os.path.join(root, "home")], catalog, "home")
+    made = backup([var], catalog, "var")
+    return {"root": root, "var": var, "catalog": catalog, "id": made["id"]}
+
+
+def spoil(host):
+    var = host["var"]
+    write(os.path.join(var, "lib", "app", "data.txt"), "data v2\n")
+    write(os.path.join(var, "lib", "app", "extra.txt"), "extra\n")
+    write(os.path.join(var, "new", "file"), "new\n")
+    os.unlink(os.path.join(var, "log", "app.log"))
+    write(os.path.join(var, "backups", "dpkg.status.0"), "dpkg v2\n")
+    write(os.path.join(var, "backups", "extra.1"), "extra\n")
+
+
+def restore(host, backup_id, **options):
+    request = _restore.RestoreRequest(backup_dir=host["catalog"], backup_id=backup_id, identities=[IDENTITY],
+                                      **options)
+    return _restore.restore_backup(request)
+
+
+def assert_catalog_kept(host, before, safety_id):
+    """Every file the catalog held is there with its content; the safety backup is complete and verifies."""
+    now = fingerprint(host["catalog"])
+    assert {name: now.get(name) for name in before} == before
+    for backup_id in [safety_id] + [os.path.basename(name)[:-5] for name in before if name.endswith(".json")]:
+        result = _verify.verify(backup_dir=host["catalog"], backup_id=backup_id, level="full", identities=[IDENTITY])
+        assert result["verified"], result
+
+
+@pytest.mark.parametrize("delete_extra", [False, True], ids=["keep-extras", "delete-extra"])
+def test_a_whole_tree_restore_keeps_the_catalog_and_its_safety_backup(host, delete_extra):
+    spoil(host)
+    spoiled = fingerprint(host["var"], skip=host["catalog"])
+    catalog = fingerprint(host["catalog"])
+    assert len([name for name in catalog if name.endswith(".json")]) == 3
+    result = restore(host, host["id"], delete_extra=delete_extra)
+    assert result["changed"] and result["safety_backup_id"]
+    assert_catalog_kept(host, catalog, result["safety_backup_id"])
+    var = host["var"]
+    assert read(os.path.join(var, "lib", "app", "data.txt")) == "data v1\n"
+    assert read(os.path.join(var, "log", "app.log")) == "log v1\n"
+    assert read(os.path.join(var, "backups", "dpkg.status.0")) == "dpkg v1\n"
+    extras = [os.path.join(var, "lib", "app", "extra.txt"), os.path.join(var, "new", "file"),
+              os.path.join(var, "backups", "extra.1")]
+    assert [os.path.exists(path) for path in extras] == [not delete_extra] * 3
+    assert all(".lifeboat-" not in name for name in fingerprint(var, skip=host["catalog"]))
+    # The undo, as the rollback playbook reverts: the safety backup with delete_extra.
+    after = fingerprint(host["catalog"])
+    undo = restore(host, result["safety_backup_id"], delete_extra=True, safety_backup=False)
+    assert undo["changed"]
+    assert fingerprint(host["var"], skip=host["catalog"]) == spoiled
+    assert fingerprint(host["catalog"]) == after
+
+
+@pytest.mark.parametrize("delete_extra", [False, True], ids=["keep-extras", "delete-extra"])
+def test_an_include_restore_of_the_directory_holding_the_catalog_keeps_it(host, delete_extra):
+    spoil(host)
+    catalog = fingerprint(host["catalog"])
+    backups = os.path.join(host["var"], "backups")
+    result = restore(host, host["id"], delete_extra=delete_extra, include=[backups])
+    assert result["changed"]
+    assert_catalog_kept(host, catalog, result["safety_backup_id"])
+    assert read(os.path.join(backups, "dpkg.status.0")) == "dpkg v1\n"
+    assert os.path.exists(os.path.join(backups, "extra.1")) is not delete_extra
+    assert read(os.path.join(host["var"], "lib", "app", "data.txt")) == "data v2\n"  # not included: untouched
+    assert result["differences"]["removed"] == ([os.path.join(backups, "extra.1").lstrip("/")] if delete_extra
+                                                else [])
+
+
+def test_paths_of_the_backup_inside_the_catalog_are_left_out_with_a_warning(host, tmp_path):
+    """A backup of /var made into another catalog holds what /var/backups/lifeboat held then: never restored."""
+    elsewhere = str(tmp_path / "elsewhere")
+    made = backup([host["var"]], elsewhere, "var")
+    spoil(host)
+    catalog = fingerprint(host["catalog"])
+    request = _restore.RestoreRequest(path=made["path"], backup_dir=host["catalog"], identities=[IDENTITY],
+                                      delete_extra=True, safety_backup=False)
+    result = _restore.restore_backup(request)
+    assert "%d path(s) of the backup lie in the catalog and were not restored, first %s: a restore never writes into " \
+        "the catalog" % (len(catalog) + 1, host["catalog"]) in result["warnings"]
+    assert fingerprint(host["catalog"]) == catalog
+    assert read(os.path.join(host["var"], "lib", "app", "data.txt")) == "data v1\n"
+
+
+def test_a_dest_inside_the_catalog_is_refused(host):
+    catalog = fingerprint(host["catalog"])
+    with pytest.raises(UsageError) as refused:
+        restore(host, host["id"], dest=os.path.join(host["catalog"], "etc"))
+    assert "lies in the catalog %s, which a restore never writes into" % host["catalog"] in str(refused.value)
+    assert fingerprint(host["catalog"]) == catalog
