@@ -213,7 +213,8 @@ def cmd_restore(args, _progress):
                          "standard input")
     request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id,
                                       identities=read_identities(args.identity_file), dest=args.to,
-                                      safety_backup=not args.no_safety_backup)
+                                      safety_backup=not args.no_safety_backup,
+                                      allow_foreign_owner=args.allow_foreign_owner)
     result = _restore.restore_backup(request)
     _print(args, result, [result.get("msg", "restored %s" % args.id)])
     return EXIT_OK
@@ -293,6 +294,8 @@ def build_parser():
     restore.add_argument("--to", help="restore files under this directory instead of their original paths")
     restore.add_argument("--identity-file", help="age identity file, or - for standard input")
     restore.add_argument("--no-safety-backup", action="store_true")
+    restore.add_argument("--allow-foreign-owner", action="store_true",
+                         help="restore into or below a directory another user than root owns")
     health = command("health", cmd_health, "check the catalog's health, write metrics, alert on problems")
     health.add_argument("--no-alerts", action="store_true")
     alert = command("alert", cmd_alert, "send a failure alert for a systemd unit (used by OnFailure=)")
