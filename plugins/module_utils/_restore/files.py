@@ -15,7 +15,8 @@ targets are exactly as they were.
 
 Writes never follow a symbolic link: every member is created (O_EXCL, O_NOFOLLOW) inside a
 directory this restore created itself in a 0700 staging directory, and a member below a
-symlink is refused when the plan is made.
+symlink is refused when the plan is made. Every directory outside staging is reached through
+descriptors opened once (dest.py), and the catalog is never part of a unit (plan.py).
 """
 
 from __future__ import annotations
