@@ -6,10 +6,11 @@ hides the catalog, the backups of any job in it, or the safety backup it just ma
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import pytest
+
+from testlib import fingerprint
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _restore, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
@@ -28,21 +29,11 @@ def read(path):
         return handle.read()
 
 
-def fingerprint(root, skip=None):
-    """{relative path: sha256 or 'dir' or link target} of everything under root, but skip (a directory)."""
-    found = {}
-    for directory, dirs, files in os.walk(root):
-        dirs[:] = [name for name in dirs if os.path.join(directory, name) != skip]
-        for name in dirs + files:
-            path = os.path.join(directory, name)
-            if os.path.islink(path):
-                found[os.path.relpath(path, root)] = "-> " + os.readlink(path)
-            elif os.path.isdir(path):
-                found[os.path.relpath(path, root)] = "dir"
-            else:
-                with open(path, "rb") as handle:
-                    found[os.path.relpath(path, root)] = hashlib.sha256(handle.read()).hexdigest()
-    return found
+def outside_catalog(host):
+    """The fingerprint of /var but the catalog."""
+    inside = os.path.relpath(host["catalog"], host["var"])
+    return {name: entry for name, entry in fingerprint(host["var"]).items()
+            if name != inside and not name.startswith(inside + "/")}
 
 
 def backup(paths, catalog, job):
@@ -96,7 +87,7 @@ def assert_catalog_kept(host, before, safety_id):
 @pytest.mark.parametrize("delete_extra", [False, True], ids=["keep-extras", "delete-extra"])
 def test_a_whole_tree_restore_keeps_the_catalog_and_its_safety_backup(host, delete_extra):
     spoil(host)
-    spoiled = fingerprint(host["var"], skip=host["catalog"])
+    spoiled = outside_catalog(host)
     catalog = fingerprint(host["catalog"])
     assert len([name for name in catalog if name.endswith(".json")]) == 3
     result = restore(host, host["id"], delete_extra=delete_extra)
@@ -109,12 +100,12 @@ def test_a_whole_tree_restore_keeps_the_catalog_and_its_safety_backup(host, dele
     extras = [os.path.join(var, "lib", "app", "extra.txt"), os.path.join(var, "new", "file"),
               os.path.join(var, "backups", "extra.1")]
     assert [os.path.exists(path) for path in extras] == [not delete_extra] * 3
-    assert all(".lifeboat-" not in name for name in fingerprint(var, skip=host["catalog"]))
+    assert all(".lifeboat-" not in name for name in outside_catalog(host))
     # The undo, as the rollback playbook reverts: the safety backup with delete_extra.
     after = fingerprint(host["catalog"])
     undo = restore(host, result["safety_backup_id"], delete_extra=True, safety_backup=False)
     assert undo["changed"]
-    assert fingerprint(host["var"], skip=host["catalog"]) == spoiled
+    assert outside_catalog(host) == spoiled
     assert fingerprint(host["catalog"]) == after
 
 

@@ -6,7 +6,6 @@ exact moment a restore would be misled, and a root-owned 'shadow' file stands fo
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -14,6 +13,7 @@ import tempfile
 import pytest
 
 from test_restore_hostile import IDENTITY, Entry, craft_backup
+from testlib import fingerprint
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, UsageError
@@ -37,20 +37,6 @@ def as_nobody(steps):
         finally:
             os._exit(code)  # pylint: disable=protected-access
     assert os.waitpid(pid, 0)[1] == 0, "the other user's steps failed"
-
-
-def fingerprint(root):
-    found = {}
-    for directory, dirs, names in os.walk(root):
-        for name in dirs + names:
-            path = os.path.join(directory, name)
-            st = os.lstat(path)
-            content = None
-            if os.path.isfile(path) and not os.path.islink(path):
-                with open(path, "rb") as handle:
-                    content = hashlib.sha256(handle.read()).hexdigest()
-            found[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_nlink, content)
-    return found
 
 
 @pytest.fixture(name="place")
