@@ -24,6 +24,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _arch
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
+COLLECTIONS = os.path.join(ROOT, "build", "pytest-collections")  # tests/conftest.py links the checkout there
 # One operator key for the whole test run: every backup the tests make is encrypted to it.
 IDENTITY, RECIPIENT = _age.generate_identity()
 
@@ -312,3 +313,22 @@ def lock_held_elsewhere(backup_dir):
     finally:
         release.set()
         holder.join()
+
+
+NOBODY = 65534  # the unprivileged user of the tests that play another user
+
+
+def as_nobody(steps):
+    """Run steps() in a child that is nobody; fails the test if they raise."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            steps()
+            code = 0
+        finally:
+            os._exit(code)  # pylint: disable=protected-access
+    assert os.waitpid(pid, 0)[1] == 0, "the other user's steps failed"

@@ -222,7 +222,8 @@ def cmd_restore(args, _progress):
     request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id,
                                       identities=read_identities(args.identity_file), dest=args.to,
                                       safety_backup=not args.no_safety_backup, lock_timeout=args.lock_timeout,
-                                      allow_unencrypted=args.allow_unencrypted)
+                                      allow_unencrypted=args.allow_unencrypted,
+                                      allow_foreign_owner=args.allow_foreign_owner)
     result = _restore.restore_backup(request)
     _print(args, result, ["warning: %s" % warning for warning in result.get("warnings", [])] +
            [result.get("msg", "restored %s" % args.id)])
@@ -310,6 +311,8 @@ def build_parser():
     restore.add_argument("--no-safety-backup", action="store_true")
     restore.add_argument("--allow-unencrypted", action="store_true",
                          help="restore a backup that is not encrypted although an identity is given")
+    restore.add_argument("--allow-foreign-owner", action="store_true",
+                         help="restore into or below a directory another user than root owns")
     health = command("health", cmd_health, "check the catalog's health, write metrics, alert on problems")
     health.add_argument("--no-alerts", action="store_true")
     alert = command("alert", cmd_alert, "send a failure alert for a systemd unit (used by OnFailure=)")

@@ -29,6 +29,9 @@ description:
   - With O(safety_backup), the current content is backed up first (tag C(safety)); a database restore that
     fails is rolled back from it automatically. Its id is returned so a successful restore can be undone too.
   - A restore over a tree that already matches the backup changes nothing and reports no change.
+  - "The catalog (O(backup_dir), and the catalog the backup is read from) is never removed, replaced or written
+    into: a restored tree that holds it (C(/var) with C(/var/backups/lifeboat)) is restored below it, the
+    directories on the way to it in place; paths of the backup that lie in it are left out, with a warning."
 author:
   - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
@@ -110,11 +113,22 @@ options:
     description:
       - Files only, as root. Restore the recorded numeric uid and gid; V(false) maps the recorded user and group
         names to this host's ids (falling back to the numbers).
+      - On a rebuilt host a uid may belong to another user, or to nobody yet; the task warns, naming the uids and
+        gids of restored files that have no name on the host.
     type: bool
     default: true
   preserve_special:
     description:
       - Files only. Allow setuid and setgid bits; without it a backup holding them is refused.
+    type: bool
+    default: false
+  allow_foreign_owner:
+    description:
+      - Files only. Restore into O(dest), or below a directory, that a user other than root (and other than the user
+        running the restore) owns, or through a symbolic link such a user owns.
+      - Such a user can rename what the restore works in and put a link in its place, so by default the restore
+        refuses and names the directory. The restore works through directory descriptors it opened and never
+        follows a link below O(dest) either way; set this only when that user is trusted.
     type: bool
     default: false
   target_database:
@@ -256,6 +270,7 @@ OPTIONS = OptionGroup(dict(
     delete_extra=dict(type="bool", default=False),
     numeric_owner=dict(type="bool", default=True),
     preserve_special=dict(type="bool", default=False),
+    allow_foreign_owner=dict(type="bool", default=False),
     target_database=dict(type="str"),
     allow_unencrypted=dict(type="bool", default=False),
     lock_timeout=dict(type="float", default=0),

@@ -5,6 +5,7 @@
 
 request.py    the RestoreRequest and the backup it names (by path, id, latest of a job, deploy id)
 plan.py       a file restore's plan from the manifest alone: units, destinations, hostile entries refused
+dest.py       dest resolved once, every directory opened by descriptor without following a link, owners checked
 swap.py       units staged beside their live path, swapped in by renames, swapped back on failure
 extract.py    the archive's members written into staging, each checked against the manifest
 payload.py    the artifact decoded into shared memory by a child process and hashed by another

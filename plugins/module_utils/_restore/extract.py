@@ -52,6 +52,7 @@ class Extractor:
         self.owner_of = _owner_resolver(numeric_owner)
         self.records = plan.records
         self.selected = plan.selected
+        self.in_place = frozenset(plan.in_place)  # set on the live directory at the end, not staged
         self.staged_dirs = {}
         self.seen = set()
         self.written = {}
@@ -60,17 +61,17 @@ class Extractor:
         self.directories = []
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0, "bytes": 0}
         self.now_ns = time.time_ns()
+        self.ids_used = set()  # (uid, gid) pairs given to restored entries
 
     def staged_path(self, name):
-        """Where an archive path is built: <staging>/<unit base>/<rest>, through the staged directory above it."""
+        """Where an archive path is built: (the unit's staging descriptor, <unit base>/<rest>). Below that
+        descriptor every directory is one this restore made in its 0700 staging directory."""
         parent, _sep, base = name.rpartition("/")
         directory = self.staged_dirs.get(parent)
         if directory is not None:
-            return directory + "/" + base
-        unit = name
-        while unit not in self.units:
-            unit = parent_of(unit)
-        return self.units[unit].staged + name[len(unit):]
+            return directory[0], directory[1] + "/" + base
+        unit = self.units[self.unit_of(name)]
+        return unit.staging_fd, unit.base + name[len(unit.name):]
 
     def run(self, payload, manifest_sha256):
         """Extract the payload of a PayloadProcess, whose hasher checks every file's content."""
@@ -104,46 +105,47 @@ class Extractor:
         elif kind != "dir" and member.linkname != record.get("target"):
             raise IntegrityError("member %s links to %s, the manifest says %s"
                                  % (name, member.linkname, record.get("target")), stage="member")
-        if name in self.selected:
+        if name in self.selected and name not in self.in_place:
             self._create(tar, member, record, name, self.staged_path(name))
         elif name in self.plan.link_sources:
-            unit = self.units[self._unit_of(self.plan.link_sources[name])]
-            self._write_file(tar, member, record, os.path.join(unit.staging, ".link-source-%d" % len(self.written)))
+            unit = self.units[self.unit_of(self.plan.link_sources[name])]
+            self._write_file(tar, member, record, (unit.staging_fd, ".link-source-%d" % len(self.written)))
 
-    def _unit_of(self, name):
+    def unit_of(self, name):
         while name not in self.units:
             name = parent_of(name)
         return name
 
-    def _create(self, tar, member, record, name, path):
+    def _create(self, tar, member, record, name, place):
         kind = record["type"]
+        dir_fd, path = place
         if kind == "file":
-            self._write_file(tar, member, record, path)
+            self._write_file(tar, member, record, place)
             self.counts["files"] += 1
         elif kind == "dir":
-            os.mkdir(path, 0o700)  # opened up once everything below it is written
-            self.directories.append((path, member, record))
-            self.staged_dirs[name] = path
+            os.mkdir(path, 0o700, dir_fd=dir_fd)  # opened up once everything below it is written
+            self.directories.append((place, member, record))
+            self.staged_dirs[name] = place
             self.counts["dirs"] += 1
         elif kind == "symlink":
-            os.symlink(record["target"], path)
+            os.symlink(record["target"], path, dir_fd=dir_fd)
             if self.owners:
-                os.lchown(path, *self.owner_of(member, record))
-            os.utime(path, ns=(self.now_ns, record["mtime_ns"]), follow_symlinks=False)
+                os.chown(path, *self._owner(member, record), dir_fd=dir_fd, follow_symlinks=False)
+            os.utime(path, ns=(self.now_ns, record["mtime_ns"]), dir_fd=dir_fd, follow_symlinks=False)
             self.counts["symlinks"] += 1
         else:
             source = self.written.get(record["target"])
             if source is None:
                 raise IntegrityError("member %s is a hard link to %s, which does not come before it in the "
                                      "archive" % (name, record["target"]), stage="member")
-            os.link(source, path, follow_symlinks=False)
+            os.link(source[1], path, src_dir_fd=source[0], dst_dir_fd=dir_fd, follow_symlinks=False)
             self.counts["hardlinks"] += 1
 
-    def _write_file(self, tar, member, record, path):
+    def _write_file(self, tar, member, record, place):
         """Create the file and write the member's data, which the hasher hashes under the file's number."""
         key, read, hash_last = len(self.hashed), tar.read, self.hash_last
         self.hashed.append(record)
-        fd = os.open(path, _CREATE_FLAGS, 0o600)
+        fd = os.open(place[1], _CREATE_FLAGS, 0o600, dir_fd=place[0])
         try:
             chunk = read(BLOCK_SIZE)
             while chunk:
@@ -151,12 +153,12 @@ class Extractor:
                 write_all(fd, chunk)
                 chunk = read(BLOCK_SIZE)
             if self.owners:
-                os.fchown(fd, *self.owner_of(member, record))
+                os.fchown(fd, *self._owner(member, record))
             os.fchmod(fd, record["mode"])
             os.utime(fd, ns=(self.now_ns, record["mtime_ns"]))
         finally:
             os.close(fd)
-        self.written[record["path"]] = path
+        self.written[record["path"]] = place
         self.counts["bytes"] += record["size"]
 
     def _finish(self, digests):
@@ -173,8 +175,33 @@ class Extractor:
 
     def set_directory_metadata(self):
         """Deepest first: setting a directory's mtime must come after everything is created inside it."""
-        for path, member, record in reversed(self.directories):
+        for (dir_fd, path), member, record in reversed(self.directories):
             if self.owners:
-                os.chown(path, *self.owner_of(member, record), follow_symlinks=False)
-            os.chmod(path, record["mode"], follow_symlinks=False)
-            os.utime(path, ns=(self.now_ns, record["mtime_ns"]), follow_symlinks=False)
+                os.chown(path, *self._owner(member, record), dir_fd=dir_fd, follow_symlinks=False)
+            os.chmod(path, record["mode"], dir_fd=dir_fd, follow_symlinks=False)
+            os.utime(path, ns=(self.now_ns, record["mtime_ns"]), dir_fd=dir_fd, follow_symlinks=False)
+
+    def _owner(self, member, record):
+        ids = self.owner_of(member, record)
+        self.ids_used.add(ids)
+        return ids
+
+    def unknown_owners(self):
+        """A warning naming the uids and gids given to restored files that have no name on this host, or None."""
+        uids = sorted({uid for uid, _gid in self.ids_used if not _known(pwd.getpwuid, uid)})
+        gids = sorted({gid for _uid, gid in self.ids_used if not _known(grp.getgrgid, gid)})
+        if not uids and not gids:
+            return None
+        found = ["uid %s" % ", ".join(map(str, uids))] if uids else []
+        found += ["gid %s" % ", ".join(map(str, gids))] if gids else []
+        return ("restored files belong to %s, which %s no name on this host: a user or group created later with "
+                "that id will own them (numeric_owner: false maps the names recorded in the backup instead)"
+                % (" and ".join(found), "has" if len(uids) + len(gids) == 1 else "have"))
+
+
+def _known(getter, number):
+    try:
+        getter(number)
+        return True
+    except KeyError:
+        return False

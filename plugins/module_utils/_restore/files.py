@@ -16,7 +16,8 @@ so what a kill leaves is put back by the next restore from the catalog.
 
 Writes never follow a symbolic link: every member is created (O_EXCL, O_NOFOLLOW) inside a
 directory this restore created itself in a 0700 staging directory, and a member below a
-symlink is refused when the plan is made.
+symlink is refused when the plan is made. Every directory outside staging is reached through
+descriptors opened once (dest.py), and the catalog is never part of a unit (plan.py).
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import stat
 import time
 
 from .._archive import ArchiveRequest, run_archive
 from .._errors import BackupError, IntegrityError, UsageError
-from .._fileio import fsync_dir, storage_error
+from .._fileio import storage_error
 from .._manifest import parse_manifest
 from .._pipeline import artifact_layers
 from .._verify import expected_sha256, read_manifest_bytes
+from .dest import Places, open_below
 from .extract import Extractor
 from .journal import Journal
 from .payload import PayloadProcess
@@ -43,26 +44,59 @@ from .swap import Unit, sync_filesystem
 
 
 def _merge_extras(live, extractor):
-    """Without delete_extra, what exists only on the host joins the staged tree (hard links: nothing is copied)."""
+    """Without delete_extra, what exists only on the host joins the staged tree (hard links: nothing is copied).
+    Each live directory is opened from its unit's parent without following a link and must be the one the plan
+    read: a directory swapped for a link meanwhile would make root hard-link whatever the link points to."""
     created_dirs = []
-    for name in sorted(live.extras, key=lambda item: item.split("/")):
-        parent_staged = extractor.staged_path(parent_of(name))
-        if not os.path.isdir(parent_staged) or os.path.islink(parent_staged):
-            continue  # the backup has a file or a link where the host has a directory: the backup wins
-        live_path = live.plan.target(name)
-        staged = extractor.staged_path(name)
-        st = live.extras[name]
-        if os.path.lexists(staged):
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            os.mkdir(staged, 0o700)
-            created_dirs.append((staged, st))
-        else:
-            os.link(live_path, staged, follow_symlinks=False)
-    for staged, st in reversed(created_dirs):
-        os.chown(staged, st.st_uid, st.st_gid, follow_symlinks=False)
-        os.chmod(staged, stat.S_IMODE(st.st_mode), follow_symlinks=False)
-        os.utime(staged, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    opened_name, opened_fd = None, None  # the live directory last linked from
+    try:
+        for name in sorted(live.extras, key=lambda item: item.split("/")):
+            staged_fd, parent_staged = extractor.staged_path(parent_of(name))
+            try:
+                if not stat.S_ISDIR(os.stat(parent_staged, dir_fd=staged_fd, follow_symlinks=False).st_mode):
+                    continue  # the backup has a file or a link where the host has a directory: the backup wins
+                os.stat(extractor.staged_path(name)[1], dir_fd=staged_fd, follow_symlinks=False)
+                continue  # the backup has it
+            except FileNotFoundError:
+                pass
+            st = live.extras[name]
+            staged = extractor.staged_path(name)[1]
+            if stat.S_ISDIR(st.st_mode):
+                os.mkdir(staged, 0o700, dir_fd=staged_fd)
+                created_dirs.append((staged_fd, staged, st))
+                continue
+            if opened_name != parent_of(name):
+                if opened_fd is not None:
+                    os.close(opened_fd)
+                    opened_fd = None
+                opened_name = parent_of(name)
+                opened_fd = _open_live(live, extractor.units[extractor.unit_of(name)], opened_name)
+            os.link(name.rpartition("/")[2], staged, src_dir_fd=opened_fd, dst_dir_fd=staged_fd,
+                    follow_symlinks=False)
+    finally:
+        if opened_fd is not None:
+            os.close(opened_fd)
+    for staged_fd, staged, st in reversed(created_dirs):
+        os.chown(staged, st.st_uid, st.st_gid, dir_fd=staged_fd, follow_symlinks=False)
+        os.chmod(staged, stat.S_IMODE(st.st_mode), dir_fd=staged_fd, follow_symlinks=False)
+        os.utime(staged, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=staged_fd, follow_symlinks=False)
+
+
+def _open_live(live, unit, name):
+    """The live directory name of unit, opened below the unit's parent, checked to be the one the plan read."""
+    try:
+        fd = open_below(unit.parent_fd, unit.base + name[len(unit.name):])
+    except OSError as exc:
+        fd, exc_text = None, exc.strerror
+    else:
+        now = os.fstat(fd)
+        planned = live.stats.get(name)
+        if planned is not None and (now.st_dev, now.st_ino) == (planned.st_dev, planned.st_ino):
+            return fd
+        os.close(fd)
+        exc_text = "another directory is there now"
+    raise BackupError("%s changed while it was restored (%s): it was replaced, or swapped for a link, after the "
+                      "plan read it; nothing was restored" % (live.plan.target(name), exc_text), stage="restore")
 
 
 class FileRestore:
@@ -79,10 +113,26 @@ class FileRestore:
             header, records = parse_manifest(bytes(manifest))
         except (ValueError, KeyError) as exc:
             raise IntegrityError("the manifest cannot be read: %s" % exc, stage="manifest") from exc
-        self.plan = Plan(header, records, request)
-        self.live = LiveTree(self.plan)
+        self.places = Places(request.dest or "/", request.allow_foreign_owner)
+        try:
+            catalogs = self._catalogs()
+            self.plan = Plan(header, records, request, self.places.dest, catalogs)
+            self.live = LiveTree(self.plan, self.places, request.delete_extra)
+        except BaseException:
+            self.places.close()
+            raise
         self.differences = self.live.differences(request.delete_extra, self.owners)
         self.created_parents = []
+
+    def _catalogs(self):
+        """The real paths of the catalog the backup is read from and the safety backup written to: never touched."""
+        catalogs = sorted({os.path.realpath(path) for path in (catalog_dir(self.artifact, self.metadata, self.request),
+                                                               self.request.backup_dir) if path})
+        for catalog in catalogs:
+            if self.places.dest == catalog or self.places.dest.startswith(catalog + "/"):
+                raise UsageError("dest %s lies in the catalog %s, which a restore never writes into; restore "
+                                 "elsewhere" % (self.places.dest, catalog), stage="plan")
+        return catalogs
 
     @property
     def changes(self):
@@ -93,7 +143,8 @@ class FileRestore:
         result = {"id": (self.metadata or {}).get("id"), "path": self.artifact, "kind": "files",
                   "differences": self.differences, "safety_backup_id": None, "rolled_back": False,
                   "restored": {"files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0, "bytes": 0},
-                  "warnings": [], "dest": self.plan.dest}
+                  "warnings": [warning for warning in [self.plan.catalog_warning()] if warning],
+                  "dest": self.plan.dest}
         if not self.changes:
             return dict(result, changed=False, duration=round(time.monotonic() - started, 3),
                         msg="the restored paths already match the backup; nothing to do")
@@ -113,7 +164,8 @@ class FileRestore:
             len(found["added"]), len(found["changed"]), len(found["removed"]))
 
     def _safety_backup(self):
-        paths = [self.plan.target(unit) for unit in self.plan.units if os.path.lexists(self.plan.target(unit))]
+        """What is about to change, the catalog aside (an archive never takes its own backup_dir)."""
+        paths = [self.plan.target(top) for top in self.plan.tops if top in self.live.stats]
         if not paths:
             return None
         recipients, passphrase = safety_encryption(self.metadata, self.request)
@@ -126,33 +178,41 @@ class FileRestore:
         return run_archive(request)["id"]
 
     def _restore(self):
-        units = {name: Unit(name, self.plan.target(name)) for name in self.plan.units}
-        journal = Journal(catalog_dir(self.artifact, self.metadata, self.request),
-                          (self.metadata or {}).get("id") or self.artifact, units.values())
-        journal.write("started")
+        units = {}
+        self.journal = None
         try:
             extractor = self._stage(units)
-            for parent in sorted({unit.parent for unit in units.values()}):
-                sync_filesystem(parent)  # the new trees are durable before the old ones go
+            parents = {unit.parent: unit.parent_fd for unit in units.values()}
+            for parent in sorted(parents):
+                sync_filesystem(parents[parent])  # the new trees are durable before the old ones go
             for unit in units.values():
                 unit.swap_in()
-            journal.write("committed")
+            self.journal.write("committed")
         except OSError as exc:
             self._roll_back(units)
-            journal.remove()
             raise storage_error(exc, exc.filename or self.plan.dest) from exc
         except BaseException:
             self._roll_back(units)
-            journal.remove()
             raise
         warnings = self._finish_swap(units)
-        journal.remove()
-        return extractor.counts, warnings
+        self.journal.remove()
+        unknown = extractor.unknown_owners()
+        return extractor.counts, warnings + ([unknown] if unknown else [])
 
     def _stage(self, units):
-        for unit in units.values():
-            self._make_parents(unit.parent)
-            unit.make_staging()
+        for name in self.plan.in_place:
+            self._make_dirs(self.plan.target(name))
+        for name in self.plan.units + self.live.removals:
+            target = self.plan.target(name)
+            self._make_dirs(os.path.dirname(target))
+            units[name] = Unit(name, target, self.places.open_dir(os.path.dirname(target)))
+        # Named before anything is made beside a target: a kill from here on is put back from the journal.
+        self.journal = Journal(catalog_dir(self.artifact, self.metadata, self.request),
+                               (self.metadata or {}).get("id") or self.artifact, units.values())
+        self.journal.write("started")
+        for name, unit in units.items():
+            if name in self.plan.selected:
+                unit.make_staging()
         extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner)
         compression, encrypted = artifact_layers(self.artifact, self.metadata)
         expected = expected_sha256(self.artifact, self.metadata) if self.metadata else None
@@ -168,20 +228,15 @@ class FileRestore:
         extractor.set_directory_metadata()
         return extractor
 
-    def _make_parents(self, directory):
-        """Create missing parent directories (recorded for the rollback), with the backup's metadata if it has it."""
-        missing = []
-        while not os.path.lexists(directory):
-            missing.append(directory)
-            directory = os.path.dirname(directory)
-        for path in reversed(missing):
-            os.mkdir(path, 0o755)
-            self.created_parents.append(path)
-            record = self.plan.records.get(os.path.relpath(path, self.plan.dest))
-            if record is not None and record["type"] == "dir":
-                if self.owners:
-                    os.chown(path, record["uid"], record["gid"])
-                os.chmod(path, record["mode"])
+    def _make_dirs(self, directory):
+        """Create missing directories (recorded for the roll-back), with the backup's metadata if it has it."""
+        self.created_parents.extend(self.places.make_dirs(directory, self._recorded_dir))
+
+    def _recorded_dir(self, path):
+        record = self.plan.records.get(os.path.relpath(path, self.plan.dest))
+        if record is None or record["type"] != "dir":
+            return None
+        return (record["uid"] if self.owners else None), record["gid"], record["mode"]
 
     def _roll_back(self, units):
         for unit in reversed(list(units.values())):
@@ -189,24 +244,43 @@ class FileRestore:
                 unit.swap_back()
             finally:
                 unit.remove_staging()
-        for path in reversed(self.created_parents):
+        for parent_fd, name in reversed(self.created_parents):
             try:
-                os.rmdir(path)
+                os.rmdir(name, dir_fd=parent_fd)
             except OSError:
                 pass  # not empty: something else was put there meanwhile, leave it
+        if self.journal is not None:
+            self.journal.remove()
 
     def _finish_swap(self, units):
         warnings = []
-        for parent in sorted({unit.parent for unit in units.values()}):
-            fsync_dir(parent)
+        for parent_fd in {unit.parent_fd for unit in units.values()}:
+            os.fsync(parent_fd)
         for unit in units.values():
             if unit.old is not None:
                 try:
-                    shutil.rmtree(unit.old)
+                    unit.remove_old()
                 except OSError as exc:
                     warnings.append("the replaced tree kept at %s could not be removed (%s); remove it by hand"
-                                    % (unit.old, exc))
+                                    % (os.path.join(unit.parent, unit.old), exc))
             unit.remove_staging()
+        return warnings + self._set_in_place_metadata()
+
+    def _set_in_place_metadata(self):
+        """The directories holding a catalog get the backup's owner, mode and mtime last, deepest first."""
+        warnings = []
+        now_ns = time.time_ns()
+        for name in reversed(self.plan.in_place):
+            record = self.plan.selected[name]
+            try:
+                fd = self.places.open_dir(self.plan.target(name))
+                if self.owners:
+                    os.fchown(fd, record["uid"], record["gid"])
+                os.fchmod(fd, record["mode"])
+                os.utime(fd, ns=(now_ns, record["mtime_ns"]))
+            except OSError as exc:
+                warnings.append("the owner, mode or mtime of %s could not be restored (%s)"
+                                % (self.plan.target(name), exc))
         return warnings
 
 
@@ -215,7 +289,11 @@ def run_restore_files(request, artifact, metadata, check_mode=False):
     if metadata is not None and metadata.get("kind", "files") != "files":
         raise UsageError("backup %s is a %s backup, not a files backup" % (metadata.get("id"), metadata.get("kind")))
     try:
-        return FileRestore(request, artifact, metadata).run(check_mode)
+        restore = FileRestore(request, artifact, metadata)
+        try:
+            return restore.run(check_mode)
+        finally:
+            restore.places.close()
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise BackupError("permission denied on %s: %s" % (exc.filename, exc.strerror), stage="restore") from exc

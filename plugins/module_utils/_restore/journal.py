@@ -39,7 +39,7 @@ class Journal:
                                  % (_catalog.FILES_JOURNAL_PREFIX, started.strftime("%Y%m%dT%H%M%SZ"), os.getpid()))
         self.record = {"format": FORMAT, "owner": _catalog.owner(), "started_at": _catalog.iso_utc(started),
                        "backup": backup, "state": "started",
-                       "units": [{"target": unit.target, "staging": unit.staging, "aside": unit.aside,
+                       "units": [{"target": unit.target, "staging": unit.staging_path, "aside": unit.aside_path,
                                   "existed": os.path.lexists(unit.target)} for unit in units]}
 
     def write(self, state):

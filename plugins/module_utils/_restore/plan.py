@@ -11,6 +11,7 @@ import stat
 
 from .._errors import IntegrityError, NotFoundError, UsageError
 from .._selection import Globs
+from .dest import DIR_FLAGS, open_below
 
 _KINDS = {"file": stat.S_ISREG, "dir": stat.S_ISDIR, "symlink": stat.S_ISLNK}
 
@@ -47,6 +48,12 @@ def _lexical_escape(link_dir, target, root):
     return False
 
 
+def _parents(name):
+    """The archive paths of the directories above name, outermost first."""
+    parts = name.split("/")
+    return ["/".join(parts[:count]) for count in range(1, len(parts))]
+
+
 def _source_roots(header):
     roots = []
     for source in header.get("sources") or []:
@@ -66,18 +73,53 @@ def _root_of(name, roots):
 class Plan:
     """What a restore will do, derived from the manifest alone: units, destinations, hostile entries refused."""
 
-    def __init__(self, header, records, request):
+    def __init__(self, header, records, request, dest="/", catalogs=()):
+        """dest: the real path restored into; catalogs: real paths of the catalogs the restore must leave alone."""
         self.records = {}
         for record in records:
             check_archive_path(record.get("path", ""))
             self.records[record["path"]] = record
-        self.dest = request.dest or "/"
+        self.dest = dest
         self.preserve_special = request.preserve_special
         self.roots = _source_roots(header)
         self.selected = self._select(records, request.include)
-        self.units = [name for name in self.selected if parent_of(name) not in self.selected]
-        self.link_sources = self._link_sources()
         self._check_entries()
+        self.skipped = []
+        self.chain = set()  # the directories holding a catalog: restored in place, never swapped
+        self.in_place = []  # those of them that the backup has
+        self.tops = [name for name in self.selected if parent_of(name) not in self.selected]
+        self.units = self._split(self.tops, [self._archive_name(path) for path in catalogs])
+        self.link_sources = self._link_sources()
+
+    def _archive_name(self, path):
+        """The archive path that lands on the real path (None: not below dest)."""
+        if self.dest == "/":
+            return path.lstrip("/") or None
+        return path[len(self.dest) + 1:] if path.startswith(self.dest + "/") else None
+
+    def _split(self, tops, catalogs):
+        """The units: a top that holds a catalog is restored below it, each of its entries on the way to the catalog
+        a directory restored in place, its other entries units of their own; what lies in a catalog is left out."""
+        catalogs = [name for name in catalogs if name]
+        inside = [name for name in self.selected
+                  if any(name == catalog or name.startswith(catalog + "/") for catalog in catalogs)]
+        chain = {parent for catalog in catalogs for parent in _parents(catalog)
+                 if any(parent == top or parent.startswith(top + "/") for top in tops)}
+        inside += [name for name in chain if name in self.selected and self.selected[name]["type"] != "dir"]
+        for name in inside:
+            del self.selected[name]
+        if inside:
+            self.skipped = sorted(inside)
+            self.tops = [top for top in tops if top in self.selected]
+        self.in_place = sorted(name for name in chain if name in self.selected)
+        self.chain = chain
+        self.catalogs = set(catalogs)
+        units = [name for name in self.selected if name not in chain
+                 and (parent_of(name) not in self.selected or parent_of(name) in chain)]
+        if not units and not self.in_place:
+            raise UsageError("every path selected lies in the catalog %s, which a restore never writes into; "
+                             "restore with dest elsewhere" % ", ".join("/" + name for name in catalogs), stage="plan")
+        return units
 
     def _select(self, records, include):
         if not include:
@@ -103,6 +145,12 @@ class Plan:
 
     def target(self, name):
         return os.path.join(self.dest, name)
+
+    def catalog_warning(self):
+        if not self.skipped:
+            return None
+        return ("%d path(s) of the backup lie in the catalog and were not restored, first %s: a restore never writes "
+                "into the catalog" % (len(self.skipped), self.target(self.skipped[0])))
 
     def _check_entries(self):
         for name, record in self.selected.items():
@@ -145,59 +193,90 @@ class Plan:
                                  % (name, target), stage="plan")
 
 
-def _scan(path):
-    """{relative name: lstat} of everything under the directory path, without following symlinks."""
+def scan(dir_fd, path):
+    """{relative name: lstat} of everything below the directory dir_fd (at path, for messages), each directory
+    opened from its parent's descriptor without following a link."""
     found = {}
-    device = os.lstat(path).st_dev
-    pending = [""]
-    while pending:
-        relative = pending.pop()
-        with os.scandir(os.path.join(path, relative) if relative else path) as listing:
-            for entry in listing:
-                name = relative + "/" + entry.name if relative else entry.name
-                st = entry.stat(follow_symlinks=False)
-                found[name] = st
-                if stat.S_ISDIR(st.st_mode):
-                    if st.st_dev != device:
-                        raise UsageError("%s is a mount point inside the restored path %s; restore below it or "
-                                         "unmount it first" % (os.path.join(path, name), path), stage="plan")
-                    pending.append(name)
+    device = os.fstat(dir_fd).st_dev
+    pending = [(os.dup(dir_fd), "")]
+    try:
+        while pending:
+            fd, relative = pending.pop()
+            try:
+                with os.scandir(fd) as listing:
+                    entries = [(entry.name, entry.stat(follow_symlinks=False)) for entry in listing]
+                for base, st in entries:
+                    name = relative + "/" + base if relative else base
+                    found[name] = st
+                    if stat.S_ISDIR(st.st_mode):
+                        if st.st_dev != device:
+                            raise UsageError("%s is a mount point inside the restored path %s; restore below it or "
+                                             "unmount it first" % (os.path.join(path, name), path), stage="plan")
+                        pending.append((os.open(base, DIR_FLAGS, dir_fd=fd), name))
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _relative in pending:
+            os.close(fd)
     return found
 
 
 class LiveTree:
-    """The targets as they are now: lstat of every path under each unit, read once."""
+    """The targets as they are now: lstat of every path under each unit and of the directories restored in place,
+    read once through the descriptors of places."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, places, delete_extra):
         self.plan = plan
+        self.places = places
         self.stats = {}
         self.extras = {}
-        for unit in plan.units:
-            self._check_parents(unit)
-            target = plan.target(unit)
+        self.removals = []  # with delete_extra, what lies beside a directory restored in place and is not restored
+        for name in plan.in_place:
             try:
-                st = os.lstat(target)
+                self.stats[name] = os.fstat(places.open_dir(plan.target(name)))
             except FileNotFoundError:
                 continue
-            self.stats[unit] = st
-            if stat.S_ISDIR(st.st_mode):
-                for relative, child in _scan(target).items():
-                    name = unit + "/" + relative
-                    self.stats[name] = child
-                    if name not in plan.selected:
-                        self.extras[name] = child
+        if delete_extra:
+            self.removals = self._beside_in_place()
+        for unit in plan.units + self.removals:
+            self._read_unit(unit)
 
-    def _check_parents(self, unit):
-        """A unit's parents that the archive knows as directories must not be symlinks on the host."""
-        parent = parent_of(unit)
-        while parent:
-            if parent in self.plan.records:
-                path = self.plan.target(parent)
-                if os.path.islink(path):
-                    raise UsageError("cannot restore %s: its parent %s is a symbolic link on this host; include "
-                                     "the parent in the restore or remove the link" % (self.plan.target(unit), path),
-                                     stage="plan")
-            parent = parent_of(parent)
+    def _read_unit(self, unit):
+        target = self.plan.target(unit)
+        parent_fd, missing = self.places.existing(os.path.dirname(target))
+        if missing:
+            return
+        try:
+            st = os.stat(os.path.basename(target), dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        self.stats[unit] = st
+        if unit not in self.plan.selected:
+            self.extras[unit] = st
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(os.path.basename(target), DIR_FLAGS, dir_fd=parent_fd)
+            try:
+                found = scan(fd, target)
+            finally:
+                os.close(fd)
+            for relative, child in found.items():
+                name = unit + "/" + relative
+                self.stats[name] = child
+                if name not in self.plan.selected:
+                    self.extras[name] = child
+
+    def _beside_in_place(self):
+        removals = []
+        for directory in self.plan.chain:
+            try:
+                fd = self.places.open_dir(self.plan.target(directory))
+            except FileNotFoundError:
+                continue
+            for base in sorted(os.listdir(fd)):
+                name = directory + "/" + base
+                if name not in self.plan.selected and name not in self.plan.chain and name not in self.plan.catalogs:
+                    removals.append(name)
+        return removals
 
     def differences(self, delete_extra, owners):
         added, changed = [], []
@@ -210,6 +289,14 @@ class LiveTree:
         removed = sorted(self.extras) if delete_extra else []
         return {"added": added, "changed": changed, "removed": removed}
 
+    def _readlink(self, name):
+        target = self.plan.target(name)
+        fd = open_below(self.places.open_dir(self.plan.dest), os.path.dirname(name))
+        try:
+            return os.readlink(os.path.basename(target), dir_fd=fd)
+        finally:
+            os.close(fd)
+
     def _differs(self, record, st, owners):
         """The quick check of rsync: type, mode, owner, size and mtime (ns); content is not read."""
         kind = record["type"]
@@ -220,7 +307,7 @@ class LiveTree:
         if not _KINDS[kind](st.st_mode):
             return True
         if kind == "symlink":
-            return os.readlink(self.plan.target(record["path"])) != record["target"]
+            return self._readlink(record["path"]) != record["target"]
         if stat.S_IMODE(st.st_mode) != record["mode"]:
             return True
         if owners and (st.st_uid, st.st_gid) != (record["uid"], record["gid"]):

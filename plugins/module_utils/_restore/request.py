@@ -20,7 +20,8 @@ class RestoreRequest:
     def __init__(self, path=None, backup_dir=_catalog.DEFAULT_BACKUP_DIR, backup_id=None, job=None, latest=False,
                  deploy_id=None, identities=None, passphrase=None, safety_backup=True, dest=None, include=(),
                  delete_extra=False, numeric_owner=True, preserve_special=False, target_database=None,
-                 connection=None, lock_timeout=0.0, kind=None, database=None, allow_unencrypted=False):
+                 connection=None, lock_timeout=0.0, kind=None, database=None, allow_unencrypted=False,
+                 allow_foreign_owner=False):
         self.path = path
         self.backup_dir = os.path.abspath(backup_dir) if backup_dir else None
         self.backup_id = backup_id
@@ -43,6 +44,7 @@ class RestoreRequest:
         self.delete_extra = delete_extra
         self.numeric_owner = numeric_owner
         self.preserve_special = preserve_special
+        self.allow_foreign_owner = allow_foreign_owner
         self.target_database = target_database
         self.connection = dict(connection or {})
         self.lock_timeout = lock_timeout

@@ -10,41 +10,55 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
-import shutil
 
+from .dest import DIR_FLAGS, remove_tree
 
 STAGING_MARKER = ".lifeboat-staging-"
 OLD_MARKER = ".lifeboat-old-"
 
 
 class Unit:
-    """One top-level restored path: its staging directory, and where the replaced tree is kept."""
+    """One top-level restored path: its staging directory, and where the replaced tree is kept. Every name lives in
+    the directory parent_fd holds, opened once: no rename re-walks a path another user could change. A unit never
+    staged only moves the live path aside (delete_extra beside a directory that is restored in place)."""
 
-    def __init__(self, name, target):
+    def __init__(self, name, target, parent_fd):
         self.name = name
         self.target = target
         self.parent, self.base = os.path.split(target)
-        self.staging = hidden_name(target, STAGING_MARKER)
-        self.aside = hidden_name(target, OLD_MARKER)  # where swap_in moves the live tree
+        self.parent_fd = parent_fd
+        self.staging = hidden_name(self.base, STAGING_MARKER)
+        self.aside = hidden_name(self.base, OLD_MARKER)  # where swap_in moves the live tree
+        self.staging_fd = None  # what the extraction writes through
         self.old = None
         self.swapped = False
 
     @property
-    def staged(self):
-        return os.path.join(self.staging, self.base)
+    def staging_path(self):
+        return os.path.join(self.parent, self.staging)
+
+    @property
+    def aside_path(self):
+        return os.path.join(self.parent, self.aside)
 
     def make_staging(self):
-        os.mkdir(self.staging, 0o700)
+        os.mkdir(self.staging, 0o700, dir_fd=self.parent_fd)
+        self.staging_fd = os.open(self.staging, DIR_FLAGS, dir_fd=self.parent_fd)
 
     def swap_in(self):
-        if os.path.lexists(self.target):
-            os.rename(self.target, self.aside)
+        try:
+            os.stat(self.base, dir_fd=self.parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            os.rename(self.base, self.aside, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
             self.old = self.aside
         try:
-            os.rename(self.staged, self.target)
+            if self.staging_fd is not None:
+                os.rename(self.base, self.base, src_dir_fd=self.staging_fd, dst_dir_fd=self.parent_fd)
         except BaseException:
             if self.old is not None:
-                os.rename(self.old, self.target)
+                os.rename(self.old, self.base, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
                 self.old = None
             raise
         self.swapped = True
@@ -52,32 +66,39 @@ class Unit:
     def swap_back(self):
         if not self.swapped:
             return
-        os.rename(self.target, self.staged)
+        if self.staging_fd is not None:
+            os.rename(self.base, self.base, src_dir_fd=self.parent_fd, dst_dir_fd=self.staging_fd)
         if self.old is not None:
-            os.rename(self.old, self.target)
+            os.rename(self.old, self.base, src_dir_fd=self.parent_fd, dst_dir_fd=self.parent_fd)
             self.old = None
         self.swapped = False
 
+    def remove_old(self):
+        """Remove the replaced tree, kept aside until every unit was swapped."""
+        remove_tree(self.parent_fd, self.old)
+
     def remove_staging(self):
-        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.staging_fd is None:
+            return
+        os.close(self.staging_fd)
+        self.staging_fd = None
+        try:
+            remove_tree(self.parent_fd, self.staging)
+        except OSError:
+            pass  # named by the journal: the next restore from the catalog removes it
 
 
-def hidden_name(target, marker):
-    """A hidden sibling of target, unique by a random suffix: .<name><marker><hex>."""
-    parent, base = os.path.split(target)
-    return os.path.join(parent, "." + base + marker + secrets.token_hex(6))
+def hidden_name(base, marker):
+    """A hidden sibling's name for base, unique by a random suffix: .<base><marker><hex>."""
+    return "." + base + marker + secrets.token_hex(6)
 
 
-def sync_filesystem(path):
-    """syncfs(2) of the filesystem holding path: one call instead of an fsync per restored file."""
+def sync_filesystem(dir_fd):
+    """syncfs(2) of the filesystem holding the directory dir_fd: one call instead of an fsync per restored file."""
     syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
     if syncfs is None:
         os.sync()
         return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        if syncfs(fd) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code), path)
-    finally:
-        os.close(fd)
+    if syncfs(dir_fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))

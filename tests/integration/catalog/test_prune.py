@@ -15,13 +15,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from testlib import IDENTITY, backup, tree_digest
+from testlib import COLLECTIONS, IDENTITY, backup, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import (_age, _catalog, _health, _option_groups, _prune,
                                                                       _verify)
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import LockedError, UsageError
 
-COLLECTIONS = [path for path in sys.path if path.endswith("pytest-collections")][0]
 HOUR = 3600
 
 

@@ -8,10 +8,8 @@ import sys
 import pytest
 
 import testlib
-from testlib import IDENTITY, RECIPIENT
+from testlib import COLLECTIONS, IDENTITY, RECIPIENT
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age
-
-COLLECTIONS = [path for path in sys.path if path.endswith("pytest-collections")][0]
 
 
 def run_target(target, tmp_path, extra_vars):

@@ -20,37 +20,42 @@ from test_restore_files import listing, rich_tree, spoil
 from testlib import IDENTITY, backup, fingerprint
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _cli, _health, _restore, _verify
 
-# The restore in a child process that SIGKILLs itself at one point of the swap: os.rename and shutil.rmtree are
-# wrapped in this process only, the engine has no hook.
+# The restore in a child process that SIGKILLs itself at one point of the swap: os.rename and the swap's tree
+# removal are wrapped in this process only, the engine has no hook.
 KILLED_AT = r"""
-import os, shutil, signal, sys
+import os, signal, sys
 sys.path.insert(0, sys.argv[1])
 import conftest
 from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
-from ansible_collections.lifeboat.backup.plugins.module_utils._restore.swap import OLD_MARKER, STAGING_MARKER
+from ansible_collections.lifeboat.backup.plugins.module_utils._restore import swap
 point = sys.argv[2]
-rename, rmtree = os.rename, shutil.rmtree
+rename, remove_tree = os.rename, swap.remove_tree
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 def killing_rename(src, dst, **kwargs):
-    moves_aside, swaps_in = OLD_MARKER in str(dst), STAGING_MARKER in str(src)
+    # The swap renames relative to directory descriptors: the live tree aside within its parent, then the
+    # staged tree from its staging directory into the parent.
+    moves_aside = swap.OLD_MARKER in str(dst)
+    swaps_in = kwargs.get("src_dir_fd") is not None and kwargs.get("src_dir_fd") != kwargs.get("dst_dir_fd") \
+        and swap.STAGING_MARKER in os.readlink("/proc/self/fd/%d" % kwargs["src_dir_fd"])
     if (point == "before_first" and moves_aside) or (point == "between" and swaps_in):
         die()
     rename(src, dst, **kwargs)
     if point == "after_second" and swaps_in:
         die()
 
-def killing_rmtree(path, *args, **kwargs):
-    if point == "removing_old" and OLD_MARKER in str(path):
+def killing_remove_tree(parent_fd, name):
+    if point == "removing_old" and swap.OLD_MARKER in name:
+        path = os.path.join(os.readlink("/proc/self/fd/%d" % parent_fd), name)
         for directory, _dirs, files in os.walk(path):
             if files:
                 os.unlink(os.path.join(directory, files[0]))  # part of the old tree is gone
                 die()
-    rmtree(path, *args, **kwargs)
+    remove_tree(parent_fd, name)
 
-os.rename, shutil.rmtree = killing_rename, killing_rmtree
+os.rename, swap.remove_tree = killing_rename, killing_remove_tree
 _restore.restore_backup(_restore.RestoreRequest(backup_dir=sys.argv[3], backup_id=sys.argv[4],
                                                 identities=[sys.argv[5]], delete_extra=True))
 sys.exit("the restore ended before it was killed")
