@@ -9,6 +9,7 @@ MAKEFLAGS += --no-print-directory
 
 PYTHON ?= python3
 SANITY_PYTHON := 3.11
+BINDEP ?= bindep.txt
 
 ROOT := $(CURDIR)
 VENV := $(ROOT)/.venv
@@ -32,12 +33,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_HOME := $(BUILD)/ansible-home
 export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
 
-TEST_STAGES := unit integration sanity lint molecule
+TEST_STAGES := deps venv unit integration sanity lint molecule
 
-.PHONY: help venv test unit integration collection sanity lint molecule demo changelog clean distclean
+.PHONY: help deps venv test unit integration collection sanity lint molecule demo changelog clean distclean
 
 help:
-	@echo 'make test         unit, integration, sanity, lint, molecule (stops at the first failure)'
+	@echo 'make test         deps, then unit, integration, sanity, lint, molecule (stops at the first failure)'
+	@echo 'make deps         install the missing system packages of $(BINDEP) (as root), or list them'
 	@echo 'make unit         pytest tests/unit in parallel (pytest-xdist)'
 	@echo 'make integration  pytest tests/integration against real servers and tools'
 	@echo 'make collection   copy the checkout to $(COLLECTION_DIR)'
@@ -48,6 +50,10 @@ help:
 	@echo 'make changelog    lint the changelog fragments, then release the version in galaxy.yml'
 	@echo 'make clean        remove build output and test caches; distclean also removes .venv'
 
+# Runs with the system's Python: python3-venv may be among the packages it installs.
+deps:
+	$(PYTHON) tests/system_deps.py $(BINDEP)
+
 venv: $(VENV_STAMP)
 
 # Reinstalled whenever requirements.txt changes; `make distclean` for a venv from scratch.
@@ -57,7 +63,7 @@ $(VENV_STAMP): requirements.txt
 	touch $@
 
 # Each stage runs in its own make so that its duration is printed, and the first failure stops the run.
-test: $(VENV_STAMP)
+test:
 	@for stage in $(TEST_STAGES); do \
 		start=$$(date +%s); \
 		echo "==> $$stage"; \
