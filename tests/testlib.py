@@ -1,7 +1,7 @@
 """Helpers shared by the tests: the one operator key of a run, builders of backups, dumps and restores, trees to
 back up and their fingerprint, SQLite samples, the age CLI, a small tmpfs, an HTTP receiver, an SMTP server with its
-TLS certificate, a thread that runs beside a with-block, a time and memory bound on a block, children (make, pytest)
-run apart from the enclosing run or as an ordinary user."""
+TLS certificate, a thread that runs beside a with-block, a time and memory bound on a block, a directory another user
+can reach, children (make, pytest) run apart from the enclosing run or as an ordinary user."""
 
 import contextlib
 import datetime
@@ -16,6 +16,7 @@ import sqlite3
 import ssl
 import stat
 import subprocess
+import tempfile
 import threading
 import tracemalloc
 
@@ -97,6 +98,18 @@ def nested_env(**variables):
            if not name.startswith(("LIFEBOAT_", "PYTEST_", "MAKE", "MFLAGS"))}
     env.update(variables)
     return env
+
+
+@contextlib.contextmanager
+def shared_directory(mode=0o755):
+    """A temporary directory that another user (nobody) can reach, or with mode 0o777 also write to: pytest's
+    tmp_path is private to its owner. Removed on leaving."""
+    path = tempfile.mkdtemp(prefix="lifeboat-shared-")
+    try:
+        os.chmod(path, mode)
+        yield path
+    finally:
+        shutil.rmtree(path)
 
 
 def drop_root():

@@ -5,9 +5,7 @@ its code, molecule by echo; everything is built in a directory of the test's own
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 
@@ -19,11 +17,9 @@ SCENARIOS = len([name for name in os.listdir(os.path.join(testlib.ROOT, "molecul
 
 @pytest.fixture
 def workdir():
-    """A directory that nobody may write to too, removed afterwards."""
-    directory = tempfile.mkdtemp(prefix="lifeboat-make-test-")
-    os.chmod(directory, 0o777)
-    yield directory
-    shutil.rmtree(directory)
+    """A directory that nobody may write to too."""
+    with testlib.shared_directory(0o777) as directory:
+        yield directory
 
 
 def write(path, text, mode=0o644):

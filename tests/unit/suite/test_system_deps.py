@@ -3,9 +3,7 @@ otherwise stops with their list and the command that installs them. No test inst
 root runs are dry runs."""
 
 import os
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 
@@ -24,17 +22,14 @@ COMMAND = "sudo sh -c 'apt-get update && apt-get install -y -q --no-install-reco
 @pytest.fixture
 def bindep():
     """Write a bindep file that nobody can read too; yield a function of its text that returns its path."""
-    directory = tempfile.mkdtemp(prefix="lifeboat-bindep-")
-    os.chmod(directory, 0o755)
-
-    def write(text):
-        path = os.path.join(directory, "bindep.txt")
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(path, 0o644)
-        return path
-    yield write
-    shutil.rmtree(directory)
+    with testlib.shared_directory() as directory:
+        def write(text):
+            path = os.path.join(directory, "bindep.txt")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(path, 0o644)
+            return path
+        yield write
 
 
 def run(path, *options, ordinary_user=False):
