@@ -9,6 +9,8 @@ MAKEFLAGS += --no-print-directory
 
 PYTHON ?= python3
 SANITY_PYTHON := 3.11
+BINDEP ?= bindep.txt
+UNIT_ARGS ?= -n auto tests/unit
 
 ROOT := $(CURDIR)
 VENV := $(ROOT)/.venv
@@ -18,6 +20,8 @@ BUILD := $(ROOT)/build
 COLLECTIONS := $(BUILD)/collections
 COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/lifeboat/backup
 DIST := $(BUILD)/dist
+# Each test stage writes there how many tests it skipped and why, for the closing summary of `make test`.
+SUMMARY := $(BUILD)/test-summary
 # ansible-test keeps its sanity virtual environments and pip bootstrap script under ~/.ansible/test:
 # it runs with HOME here.
 ANSIBLE_TEST_HOME := $(BUILD)/ansible-test-home
@@ -32,12 +36,24 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_HOME := $(BUILD)/ansible-home
 export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
 
-TEST_STAGES := unit integration sanity lint molecule
+# LIFEBOAT_PARTIAL=1 asks for a partial run: tests and stages that lack a part (a server, a tool, root...) skip
+# instead of failing, and missing system packages are reported instead of stopping the run.
+ifneq ($(filter-out 0 1,$(LIFEBOAT_PARTIAL)),)
+$(error LIFEBOAT_PARTIAL='$(LIFEBOAT_PARTIAL)': set it to 1 for a partial run, or leave it unset (or 0) for a full run)
+endif
+export LIFEBOAT_PARTIAL
+PARTIAL := $(filter 1,$(LIFEBOAT_PARTIAL))
 
-.PHONY: help venv test unit integration collection sanity lint molecule demo changelog clean distclean
+TEST_STAGES := deps venv unit integration sanity lint molecule
+FLEET_CHECK = $(BIN)/python tests/fleet/fleet.py check
+MOLECULE_TEST = molecule test --all
+
+.PHONY: help deps venv test unit integration collection sanity lint molecule demo changelog clean distclean
 
 help:
-	@echo 'make test         unit, integration, sanity, lint, molecule (stops at the first failure)'
+	@echo 'make test         deps, then unit, integration, sanity, lint, molecule (stops at the first failure);'
+	@echo '                  LIFEBOAT_PARTIAL=1 make test: a partial run, where what lacks a part skips'
+	@echo 'make deps         install the missing system packages of $(BINDEP) (as root), or list them'
 	@echo 'make unit         pytest tests/unit in parallel (pytest-xdist)'
 	@echo 'make integration  pytest tests/integration against real servers and tools'
 	@echo 'make collection   copy the checkout to $(COLLECTION_DIR)'
@@ -48,6 +64,10 @@ help:
 	@echo 'make changelog    lint the changelog fragments, then release the version in galaxy.yml'
 	@echo 'make clean        remove build output and test caches; distclean also removes .venv'
 
+# Runs with the system's Python: python3-venv may be among the packages it installs.
+deps:
+	$(PYTHON) tests/system_deps.py $(if $(PARTIAL),--partial )$(BINDEP)
+
 venv: $(VENV_STAMP)
 
 # Reinstalled whenever requirements.txt changes; `make distclean` for a venv from scratch.
@@ -56,23 +76,31 @@ $(VENV_STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-# Each stage runs in its own make so that its duration is printed, and the first failure stops the run.
-test: $(VENV_STAMP)
-	@for stage in $(TEST_STAGES); do \
+# Each stage runs in its own make so that its duration is printed, and the first failure stops the run. The
+# closing summary gives each stage's outcome and what it skipped (the file the stage wrote in $(SUMMARY)).
+test:
+	@rm -rf $(SUMMARY); mkdir -p $(SUMMARY); failed=; \
+	for stage in $(TEST_STAGES); do \
+		if [ -n "$$failed" ]; then echo "$$stage: not run" >> $(SUMMARY)/all; continue; fi; \
 		start=$$(date +%s); \
 		echo "==> $$stage"; \
-		$(MAKE) $$stage || { echo "==> $$stage FAILED after $$(( $$(date +%s) - start ))s"; exit 1; }; \
-		echo "==> $$stage passed in $$(( $$(date +%s) - start ))s"; \
-	done
+		if $(MAKE) $$stage; then outcome=passed; else outcome=FAILED; failed=$$stage; fi; \
+		echo "==> $$stage $$outcome after $$(( $$(date +%s) - start ))s"; \
+		{ printf '%s: %s after %ss' $$stage $$outcome $$(( $$(date +%s) - start )); \
+		  if [ -s $(SUMMARY)/$$stage ]; then printf ', '; cat $(SUMMARY)/$$stage; else echo; fi; } >> $(SUMMARY)/all; \
+	done; \
+	echo "==> summary$(if $(PARTIAL), of a partial run (LIFEBOAT_PARTIAL=1))"; \
+	cat $(SUMMARY)/all; \
+	[ -z "$$failed" ]
 
 # pytest exits 5 when it collects nothing: reported, not a failure, while a suite is still empty.
 define run_pytest
-	rc=0; $(BIN)/python -m pytest $(1) || rc=$$?; \
+	mkdir -p $(SUMMARY); rc=0; LIFEBOAT_SUMMARY=$(SUMMARY)/$(2) $(BIN)/python -m pytest $(1) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "$(2): no tests collected in $(3)"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 endef
 
 unit: $(VENV_STAMP)
-	@$(call run_pytest,-n auto tests/unit,unit,tests/unit)
+	@$(call run_pytest,$(UNIT_ARGS),unit,tests/unit)
 
 integration: $(VENV_STAMP)
 	@$(call run_pytest,tests/integration,integration,tests/integration)
@@ -106,21 +134,34 @@ sanity: collection
 	rc=0; \
 	(cd $(COLLECTION_DIR) && HOME=$(ANSIBLE_TEST_HOME) \
 		ansible-test sanity --local --python $(SANITY_PYTHON) --color no --junit) || rc=$$?; \
-	$(BIN)/python tests/sanity/check_results.py $(COLLECTION_DIR)/tests/output/junit $(COLLECTION_DIR); \
+	mkdir -p $(SUMMARY); \
+	$(BIN)/python tests/sanity/check_results.py $(COLLECTION_DIR)/tests/output/junit $(COLLECTION_DIR) $(SUMMARY)/sanity; \
 	exit $$rc
 
 lint: $(VENV_STAMP)
 	ansible-lint --profile production
 
 # tests/fleet/fleet.py check says why the fleet cannot start here (not root, no systemd-nspawn, ...): exit 77.
+# That fails the stage, unless the run is partial.
 molecule: $(VENV_STAMP) collection
-	@if ! ls molecule/*/molecule.yml >/dev/null 2>&1; then \
-		echo 'molecule: skipped, no scenario in molecule/'; \
+	@mkdir -p $(SUMMARY); \
+	scenarios=$$(ls molecule/*/molecule.yml 2>/dev/null | wc -l); \
+	rc=0; reason=$$($(FLEET_CHECK) 2>&1) || rc=$$?; \
+	if [ $$rc -eq 77 ]; then \
+		reason=$${reason#fleet: unavailable: }; \
+		if [ -n "$(PARTIAL)" ]; then \
+			skipped="$$scenarios scenarios skipped (partial run, LIFEBOAT_PARTIAL=1): $$reason"; \
+			echo "molecule: $$skipped"; echo "$$skipped" > $(SUMMARY)/molecule; \
+		else \
+			echo "molecule: missing part: $$reason; a full run needs the fleet (see tests/fleet/README.md)," \
+				"or set LIFEBOAT_PARTIAL=1 for a partial run" >&2; \
+			echo "$$scenarios scenarios not run, missing part: $$reason" > $(SUMMARY)/molecule; \
+			exit 1; \
+		fi; \
+	elif [ $$rc -ne 0 ]; then echo "$$reason"; exit $$rc; \
 	else \
-		rc=0; reason=$$($(BIN)/python tests/fleet/fleet.py check 2>&1) || rc=$$?; \
-		if [ $$rc -eq 77 ]; then echo "molecule: skipped, $${reason#fleet: unavailable: }"; \
-		elif [ $$rc -ne 0 ]; then echo "$$reason"; exit $$rc; \
-		else molecule test --all; fi; \
+		echo "0 skipped" > $(SUMMARY)/molecule; \
+		$(MOLECULE_TEST); \
 	fi
 
 demo: $(VENV_STAMP)

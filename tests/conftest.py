@@ -1,4 +1,5 @@
-"""Make the checkout importable as ansible_collections.lifeboat.backup for plain pytest."""
+"""Make the checkout importable as ansible_collections.lifeboat.backup for plain pytest; a skip fails unless the
+run is partial (missing_parts.py)."""
 
 import os
 import sys
@@ -15,3 +16,5 @@ if not os.path.lexists(_LINK):
         pass
 if _COLLECTIONS not in sys.path:
     sys.path.insert(0, _COLLECTIONS)
+
+pytest_plugins = ("missing_parts",)

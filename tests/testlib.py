@@ -1,6 +1,7 @@
 """Helpers shared by the tests: the one operator key of a run, builders of backups, dumps and restores, trees to
 back up and their fingerprint, SQLite samples, the age CLI, a small tmpfs, an HTTP receiver, an SMTP server with its
-TLS certificate, a thread that runs beside a with-block, a time and memory bound on a block."""
+TLS certificate, a thread that runs beside a with-block, a time and memory bound on a block, a directory another user
+can reach, children (make, pytest) run apart from the enclosing run or as an ordinary user."""
 
 import contextlib
 import datetime
@@ -15,6 +16,7 @@ import sqlite3
 import ssl
 import stat
 import subprocess
+import tempfile
 import threading
 import tracemalloc
 
@@ -88,6 +90,35 @@ def fingerprint(root, exclude=(), seconds=False, dir_mtimes=True):
 def tree_digest(root):
     """One digest of a tree's fingerprint (file mtimes in seconds, directory mtimes left out)."""
     return hashlib.sha256(repr(sorted(fingerprint(root, seconds=True, dir_mtimes=False).items())).encode()).hexdigest()
+
+
+def nested_env(**variables):
+    """os.environ without what an enclosing `make test` or pytest run sets (its partial mode, summary file, make
+    flags, xdist worker), plus variables: for a make or pytest the tests run as a child."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("LIFEBOAT_", "PYTEST_", "MAKE", "MFLAGS"))}
+    env.update(variables)
+    return env
+
+
+@contextlib.contextmanager
+def shared_directory(mode=0o755):
+    """A temporary directory that another user (nobody) can reach, or with mode 0o777 also write to: pytest's
+    tmp_path is private to its owner. Removed on leaving."""
+    path = tempfile.mkdtemp(prefix="lifeboat-shared-")
+    try:
+        os.chmod(path, mode)
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def drop_root():
+    """preexec_fn of a child that must run as an ordinary user: nobody when the tests run as root."""
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
 
 
 def require_binary(name):

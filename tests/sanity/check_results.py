@@ -5,11 +5,13 @@
 
 ansible-test skips a test quietly when it finds no file to check: a collection copy that ansible-test
 cannot list (for example one inside an ignored directory of another git repository) passes with
-everything skipped. Usage: ``check_results.py JUNIT_DIR COLLECTION_DIR``.
+everything skipped. Usage: ``check_results.py JUNIT_DIR COLLECTION_DIR [SUMMARY_FILE]``; SUMMARY_FILE gets
+how many tests were skipped and why, for the closing summary of ``make test``.
 """
 
 from __future__ import annotations
 
+import collections
 import glob
 import os
 import re
@@ -29,18 +31,30 @@ def test_name(case_name):
 
 
 def read_results(junit_dir):
-    """Return {test name: 'passed' | 'failed' | 'skipped'} from the JUnit files."""
-    results = {}
+    """Return {test name: 'passed' | 'failed' | 'skipped'} and {skipped test's name: reason} from the JUnit files."""
+    results, reasons = {}, {}
     for path in sorted(glob.glob(os.path.join(junit_dir, '*.xml'))):
         for case in ElementTree.parse(path).iter('testcase'):
+            name = test_name(case.get('name'))
+            skipped = case.find('skipped')
             if case.find('failure') is not None or case.find('error') is not None:
                 outcome = 'failed'
-            elif case.find('skipped') is not None:
+            elif skipped is not None:
                 outcome = 'skipped'
+                reasons[name] = (skipped.text or skipped.get('message') or 'no reason given').strip()
             else:
                 outcome = 'passed'
-            results[test_name(case.get('name'))] = outcome
-    return results
+            results[name] = outcome
+    return results, reasons
+
+
+def skip_summary(reasons):
+    """How many tests were skipped, and the names of those skipped for each reason."""
+    by_reason = collections.defaultdict(list)
+    for name in sorted(reasons):
+        by_reason[reasons[name]].append(name)
+    return '%d skipped%s\n' % (len(reasons), ''.join('\n    %s: %s' % (', '.join(names), reason)
+                                                     for reason, names in sorted(by_reason.items())))
 
 
 def required_tests(collection_dir):
@@ -57,7 +71,10 @@ def names_with(results, outcome):
 def main():
     """Print the summary; exit 1 when a required test was skipped or no result was written."""
     junit_dir, collection_dir = sys.argv[1:3]
-    results = read_results(junit_dir)
+    results, reasons = read_results(junit_dir)
+    if len(sys.argv) > 3:
+        with open(sys.argv[3], 'w', encoding='utf-8') as handle:
+            handle.write(skip_summary(reasons))
     for outcome in ('passed', 'skipped', 'failed'):
         print('sanity %s: %s' % (outcome, ', '.join(names_with(results, outcome)) or '-'))
     print('sanity: %d passed, %d failed, %d skipped' % tuple(

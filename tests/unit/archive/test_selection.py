@@ -9,15 +9,14 @@ import fnmatch
 import json
 import os
 import re
-import shutil
 import socket
 import stat
 import subprocess
-import tempfile
 import time
 import traceback
 
 import pytest
+import testlib
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -426,10 +425,8 @@ def select_as_nobody(root):
 @pytest.fixture
 def world_readable_dir():
     """A directory another user can reach (pytest's tmp_path is private to its owner)."""
-    path = tempfile.mkdtemp(prefix="lifeboat-selection-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path)
+    with testlib.shared_directory() as path:
+        yield path
 
 
 def test_unreadable_directories_and_files_are_reported_not_selected(world_readable_dir):
