@@ -91,7 +91,19 @@ def storage_error(exc, path):
     return StorageError("%s; the partial file was removed and existing files are untouched" % reason, stage="write")
 
 
-class AtomicFile:
+class AbortsOnError:
+    """A with-block that ends in an exception calls abort(): nothing half-written is left behind."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+
+class AtomicFile(AbortsOnError):
     """A binary file written under a temporary name and renamed into place by commit().
 
     Until commit() nothing exists under the final name; abort() (or leaving a
@@ -172,14 +184,6 @@ class AtomicFile:
             os.unlink(self.temp_path)
         except FileNotFoundError:
             pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.abort()
-        return False
 
 
 def write_atomic(path, data, mode=0o600):

@@ -17,7 +17,7 @@ import hashlib
 import os
 
 from . import _age
-from ._fileio import AtomicFile
+from ._fileio import AbortsOnError, AtomicFile
 from ._compression import SUFFIXES, open_compressor, open_decompressor, resolve_level
 from ._errors import UsageError
 
@@ -62,7 +62,7 @@ class _HashingSink:
         self._target.skip(count)
 
 
-class ArtifactWriter:
+class ArtifactWriter(AbortsOnError):
     """One artifact being written; nothing exists under its final name before commit()."""
 
     def __init__(self, final_path, compression="zstd", level=None, recipients=None, passphrase=None,
@@ -132,14 +132,6 @@ class ArtifactWriter:
 
     def abort(self):
         self._file.abort()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.abort()
-        return False
 
 
 class _HashingSource:
