@@ -13,10 +13,10 @@ import pwd
 import time
 
 from .._errors import IntegrityError
+from .._members import check_archive_path, parent_of
 from .._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
 from .._verify import manifest_member
 from .payload import BLOCK_SIZE, EMPTY_SHA256, write_all
-from .plan import check_archive_path, parent_of
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _TYPEFLAGS = {REGULAR: "file", b"\0": "file", b"7": "file", HARDLINK: "hardlink", SYMLINK: "symlink", DIRECTORY: "dir",
