@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: lifeboat.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What makes a file archive restorable: its manifest's entries, checked before anything is written.
+"""What makes a file archive restorable: its manifest's entries, checked before anything is written, and each
+member against its entry while the archive streams past.
 
 Restore and full verify both call these checks, so a backup that passes full verify is one restore accepts.
 """
@@ -23,6 +24,17 @@ def check_archive_path(name):
         if part in ("", ".", ".."):
             raise IntegrityError("member %r has a '%s' component in its path; refusing to restore it" % (name, part),
                                  stage="plan")
+
+
+def records_by_path(records):
+    """The manifest's records by archive path; each path must be safe and appear once."""
+    found = {}
+    for record in records:
+        check_archive_path(record["path"])
+        if record["path"] in found:
+            raise IntegrityError("member %s appears twice in the manifest" % record["path"], stage="plan")
+        found[record["path"]] = record
+    return found
 
 
 def parent_of(name):
@@ -107,3 +119,48 @@ def _check_hardlink(name, target, records):
     if records.get(target, {}).get("type") != "file":
         raise IntegrityError("member %s is a hard link to %s, which is not a file of the archive"
                              % (name, target), stage="plan")
+
+
+class MemberCheck:
+    """Each member of an archive against its manifest record, in the order the members stream past."""
+
+    def __init__(self, records):
+        self.records = records
+        self.seen = set()
+
+    def member(self, member):
+        """(archive path, record) of a tarstream Member; refuses one the manifest does not describe exactly."""
+        kind = member.kind
+        name = member.name.rstrip("/") if kind == "dir" else member.name
+        record = self.records.get(name)
+        if record is None:
+            check_archive_path(name)
+            raise IntegrityError("member %s is not in the manifest" % name, stage="member")
+        if record["type"] != kind:
+            raise IntegrityError("member %s is a %s, the manifest says %s" % (name, kind, record["type"]),
+                                 stage="member")
+        if name in self.seen:
+            raise IntegrityError("member %s appears twice in the archive" % name, stage="member")
+        if kind == "file":
+            if member.size != record["size"]:
+                raise IntegrityError("member %s holds %d bytes, the manifest says %d"
+                                     % (name, member.size, record["size"]), stage="member")
+        elif kind != "dir" and member.linkname != record["target"]:
+            raise IntegrityError("member %s links to %s, the manifest says %s"
+                                 % (name, member.linkname, record["target"]), stage="member")
+        if kind == "hardlink" and record["target"] not in self.seen:
+            raise IntegrityError("member %s is a hard link to %s, which does not come before it in the archive"
+                                 % (name, record["target"]), stage="member")
+        self.seen.add(name)
+        return name, record
+
+    def finish(self, wanted, mismatched):
+        """Once every member was read: mismatched names the files whose content differs from their SHA-256, and
+        each path of wanted must have been seen."""
+        if mismatched:
+            raise IntegrityError("member %s does not match its SHA-256 in the manifest (%d member(s) differ)"
+                                 % (min(mismatched), len(mismatched)), stage="member")
+        missing = sorted(set(wanted) - self.seen)
+        if missing:
+            raise IntegrityError("%d manifest entries are missing from the archive, first %s"
+                                 % (len(missing), missing[0]), stage="member")

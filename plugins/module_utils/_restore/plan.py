@@ -10,7 +10,7 @@ import os
 import stat
 
 from .._errors import NotFoundError, UsageError
-from .._members import check_archive_path, check_entries, parent_of
+from .._members import check_entries, parent_of, records_by_path
 from .._selection import Globs
 
 _KINDS = {"file": stat.S_ISREG, "dir": stat.S_ISDIR, "symlink": stat.S_ISLNK}
@@ -20,10 +20,7 @@ class Plan:
     """What a restore will do, derived from the manifest alone: units, destinations, hostile entries refused."""
 
     def __init__(self, header, records, request):
-        self.records = {}
-        for record in records:
-            check_archive_path(record.get("path", ""))
-            self.records[record["path"]] = record
+        self.records = records_by_path(records)
         self.dest = request.dest or "/"
         self.selected = self._select(records, request.include)
         self.units = [name for name in self.selected if parent_of(name) not in self.selected]
