@@ -7,7 +7,6 @@ dumpable (no ptrace, no /proc/<pid>/mem for its user)."""
 from __future__ import annotations
 
 import ctypes
-import os
 import resource
 
 import pytest

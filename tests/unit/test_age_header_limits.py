@@ -50,7 +50,7 @@ def test_the_body_line_limit_counts_every_stanza():
 
 
 def test_a_file_with_many_recipients_within_the_limits_decrypts():
-    recipients = [_age.generate_identity()[1] for _ in range(200)] + [RECIPIENT]
+    recipients = [_age.generate_identity()[1] for _number in range(200)] + [RECIPIENT]
     sink = io.BytesIO()
     writer = _age.AgeWriter(sink, recipients=recipients)
     writer.write(b"secret")

@@ -35,7 +35,7 @@ class Plan:
         for record in records:  # manifest order: a directory comes before its content
             name = record["path"]
             if parent_of(name) in selected or globs.matches("/" + name, name.rpartition("/")[2],
-                                                          record["type"] == "dir"):
+                                                            record["type"] == "dir"):
                 selected[name] = record
         if not selected:
             raise NotFoundError("no path in the backup matches include %s" % ", ".join(include), stage="plan")
@@ -51,6 +51,7 @@ class Plan:
 
     def target(self, name):
         return os.path.join(self.dest, name)
+
 
 def _scan(path):
     """{relative name: lstat} of everything under the directory path, without following symlinks."""
