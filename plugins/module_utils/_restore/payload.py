@@ -46,6 +46,10 @@ _END = 0xFFFFFFFF  # in place of a slot number: the parent wants the digests
 _HASHER, _DECODER = 0, 1  # the children, in the order they are started
 _ROLES = ("hashing the restored files", "decrypting and decompressing the artifact")
 _PR_SET_DUMPABLE = 4  # linux/prctl.h
+try:  # looked up here, in the parent: a forked child must not take the dynamic loader's lock another thread may hold
+    _PRCTL = ctypes.CDLL(None).prctl
+except (OSError, AttributeError):
+    _PRCTL = None  # not Linux: the core limit alone keeps the key off the disk
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
 
 
@@ -95,11 +99,8 @@ def _no_core_dumps():
     """The decoder holds the identities and the file key: no core file of it, and no ptrace or /proc/<pid>/mem
     for other users (a process that is not dumpable)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the core limit alone keeps the key off the disk
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def _decode(handle, layers, ring, full_fd, free_fd):
