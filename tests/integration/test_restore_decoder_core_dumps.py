@@ -7,6 +7,7 @@ dumpable (no ptrace, no /proc/<pid>/mem for its user)."""
 from __future__ import annotations
 
 import ctypes
+import gc
 import resource
 
 import pytest
@@ -39,3 +40,21 @@ def test_the_decoder_writes_no_core_file_and_is_not_dumpable(tmp_path, monkeypat
         with pytest.raises(BackupError) as reported:
             payload.read()
     assert str(reported.value) == "dumpable 0, core limit (0, 0)"
+
+
+def test_the_decoder_leaves_the_parents_garbage_alone(tmp_path, monkeypatch):
+    """A zstd compressor the parent has not yet collected would, freed in a child, wait for ever for worker threads
+    that exist only in the parent: the children never run the garbage collector."""
+    path = str(tmp_path / "a.tar.age")
+    with _pipeline.ArtifactWriter(path, "none", recipients=[RECIPIENT]) as writer:
+        writer.write(b"payload")
+        writer.commit()
+    assert gc.isenabled()
+
+    def probe(*_args):
+        raise BackupError("garbage collector enabled: %s" % gc.isenabled())
+    monkeypatch.setattr(_payload, "open_payload", probe)
+    with open(path, "rb") as handle, _payload.PayloadProcess(handle, "none", True, [IDENTITY]) as payload:
+        with pytest.raises(BackupError) as reported:
+            payload.read()
+    assert str(reported.value) == "garbage collector enabled: False"

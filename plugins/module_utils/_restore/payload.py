@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import gc
 import hashlib
 import mmap
 import os
@@ -192,6 +193,9 @@ def _fork(keep, every):
     """Fork; in the child, close every pipe end but those in keep. Returns the pid (0 in the child)."""
     pid = os.fork()
     if pid == 0:
+        # The child never frees the parent's garbage: a zstd compressor's finalizer would join worker threads
+        # that exist only in the parent, and wait for ever.
+        gc.disable()
         for fd in every:
             if fd not in keep:
                 os.close(fd)
