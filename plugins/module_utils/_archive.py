@@ -15,7 +15,7 @@ import time
 from . import _catalog, _selection
 from ._errors import SourceError, UsageError
 from ._compression import PADDING_MIN, compress_bytes, compressed_bound, padding
-from ._fileio import READ_SIZE, open_nofollow
+from ._fileio import READ_SIZE, hash_file, open_nofollow
 from ._manifest import MANIFEST_NAME, build_manifest, entry_record, hash_entries
 from ._output import NewBackup, OutputRequest
 from ._tarstream import BLOCK, DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarWriter
@@ -81,13 +81,56 @@ def _digest_now(request, selection):
     """
     warnings = []
     digests, errors = hash_entries(selection.entries)
+    links = _Links()
     records = []
-    for entry in selection.entries:
-        if entry.kind == "file" and entry.arcname in errors:
-            _unreadable(request, entry, errors[entry.arcname], warnings)
+    for original in selection.entries:
+        entry = links.entry(original)
+        if entry.kind == "file":
+            digest, error = _digest_of(entry, digests, errors)
+            links.outcome(original, entry, error is None)
+            if error is not None:
+                _unreadable(request, entry, error, warnings)
+                continue
+            records.append(entry_record(entry, digest))
             continue
-        records.append(entry_record(entry, digests.get(entry.arcname)))
+        records.append(entry_record(entry))
     return build_manifest(records, request.paths)[1]
+
+
+def _digest_of(entry, digests, errors):
+    """(digest, None) or (None, the OSError) of a file entry; a link stored as its file is hashed now."""
+    if entry.arcname in digests or entry.arcname in errors:
+        return digests.get(entry.arcname), errors.get(entry.arcname)
+    try:
+        return hash_file(entry.path), None
+    except OSError as exc:
+        return None, exc
+
+
+class _Links:
+    """Hard links whose file was not stored (it vanished or could not be read between the walk and its read): the
+    next link of the same inode is stored as the file instead, as GNU tar does, and the links after it point to it.
+    Without this their data would be in no member, and restore would refuse the whole backup."""
+
+    def __init__(self):
+        self._stored_as = {}  # the walk's first link of a file that was not stored -> the link stored instead
+
+    def entry(self, entry):
+        """The entry to write in place of entry from the walk."""
+        if entry.kind != "hardlink" or entry.link_target not in self._stored_as:
+            return entry
+        stored = self._stored_as[entry.link_target]
+        if stored is None:
+            return _selection.Entry(entry.path, entry.arcname, entry.stat, "file", None)
+        return _selection.Entry(entry.path, entry.arcname, entry.stat, "hardlink", stored)
+
+    def outcome(self, original, entry, stored):
+        """Whether the file entry (which entry() gave for original) was stored."""
+        if original.kind == "hardlink":
+            if stored:
+                self._stored_as[original.link_target] = entry.arcname
+        elif not stored and entry.stat.st_nlink > 1:
+            self._stored_as[entry.arcname] = None
 
 
 def _newest_files_backup(backup_dir, job):
@@ -146,6 +189,7 @@ class _ReadAhead:
 
     def __init__(self, entries):
         small = [entry for entry in entries if entry.kind == "file" and entry.stat.st_size <= READ_SIZE]
+        self._ahead = {entry.path for entry in small}
         self._batches = [small[start:start + self.BATCH] for start in range(0, len(small), self.BATCH)]
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
         self._pending = collections.deque()
@@ -161,6 +205,8 @@ class _ReadAhead:
 
     def take(self, entry):
         """(data, digest, changed, error) of a small file, in the order of the entries."""
+        if entry.path not in self._ahead:  # a hard link stored in place of its first link: read now
+            return _read_batch([entry])[entry.path]
         while entry.path not in self._ready:
             self._ready.update(self._pending.popleft().result())
             self._submit()
@@ -176,45 +222,66 @@ class _ReadAhead:
         return False
 
 
-def _stream_large(tar, entry, warnings):
+def _stream_large(request, tar, entry, warnings):
     """Write one file bigger than READ_SIZE, hashing it on the way; returns its SHA-256.
 
     Its header promises the size the walk saw, so a file that shrinks is padded and one that grows is cut;
-    either way, and for any change seen while reading, a warning says so.
+    either way, and for any change seen while reading, a warning says so. A read error once the header is
+    written cannot take the member back: it fails the backup, or under on_unreadable: warn the rest of the
+    member is zeros (the archive stays aligned, the digest is that of the bytes stored) and a warning says so.
     """
     digest = hashlib.sha256()
     size = entry.stat.st_size
     with open_nofollow(entry.path) as handle:
         opened = os.fstat(handle.fileno())
         tar.add_header(entry.arcname, REGULAR, st=entry.stat, size=size)
-        _copy_exactly(tar, handle, size, digest)
+        error, done = _copy_exactly(tar, handle, size, digest)
         after = os.fstat(handle.fileno())
-    if not (_same_stat(entry.stat, opened) and _same_stat(opened, after)):
+    if error is not None:
+        if request.on_unreadable == "fail":
+            raise SourceError("cannot read %s: %s after %d of its %d bytes; nothing was backed up; fix the disk, "
+                              "exclude the file, or set on_unreadable: warn to store what can be read"
+                              % (entry.path, error.strerror or error, done, size), stage="read")
+        warnings.append("read error in %s after %d of its %d bytes (%s): the rest of its stored copy is zeros"
+                        % (entry.path, done, size, error.strerror or error))
+    elif not (_same_stat(entry.stat, opened) and _same_stat(opened, after)):
         warnings.append(_CHANGED % entry.path)
     return digest.hexdigest()
 
 
 def _copy_exactly(tar, handle, size, digest):
+    """Copy size bytes into the member, zeros where the file ends early or fails to read; returns (the read
+    error or None, the bytes read before it)."""
     buffer = bytearray(READ_SIZE)
     view = memoryview(buffer)
     left = size
+    error, done = None, size
     while left:
-        count = handle.readinto(view[:min(left, READ_SIZE)])
-        if not count:  # the file shrank: pad so the archive stays well-formed
+        count = 0
+        if error is None:
+            try:
+                count = handle.readinto(view[:min(left, READ_SIZE)])
+            except OSError as exc:
+                error, done = exc, size - left
+        if not count:  # the file shrank or cannot be read on: pad so the archive stays well-formed
             count = min(left, READ_SIZE)
             view[:count] = bytes(count)
         tar.write_data(view[:count])
         digest.update(view[:count])
         left -= count
     tar.end_member(size)
+    return error, done
 
 
 def _write_members(request, tar, entries, ahead):
     """Every entry after the manifest; returns the manifest records and the warnings."""
     records, warnings = [], []
-    for entry in entries:
+    links = _Links()
+    for original in entries:
+        entry = links.entry(original)
         if entry.kind == "file":
             digest = _write_file(request, tar, entry, ahead, warnings)
+            links.outcome(original, entry, digest is not None)
             if digest is not None:
                 records.append(entry_record(entry, digest))
             continue
@@ -233,7 +300,7 @@ def _write_file(request, tar, entry, ahead, warnings):
     """One regular file as a member; its digest, or None when it could not be read (and may be skipped)."""
     if entry.stat.st_size > READ_SIZE:
         try:
-            return _stream_large(tar, entry, warnings)
+            return _stream_large(request, tar, entry, warnings)
         except OSError as exc:
             _unreadable(request, entry, exc, warnings)
             return None

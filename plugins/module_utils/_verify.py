@@ -12,6 +12,7 @@ from . import _catalog, _selection
 from ._errors import CryptoError, IntegrityError, UsageError, WrongKeyError
 from ._fileio import hash_file
 from ._manifest import MANIFEST_NAME, parse_manifest
+from ._members import MemberCheck, check_entries, records_by_path
 from ._pipeline import artifact_layers, open_payload
 from ._tarstream import TarReader
 
@@ -40,12 +41,12 @@ def compare_checksum(artifact, expected, actual):
 
 
 class _TreeCheck:
-    """Compares the members of an archive with its manifest while they stream past."""
+    """Compares the members of an archive with its manifest while they stream past, with the checks restore makes."""
 
     def __init__(self):
         self.records = None
-        self.seen = set()
-        self.mismatched = {}
+        self.check = None
+        self.mismatched = []
         self.members = 0
         self.bytes = 0
 
@@ -53,18 +54,14 @@ class _TreeCheck:
         if self.records is None:
             if member.name != MANIFEST_NAME:
                 raise IntegrityError("the first member is %s, not the manifest" % member.name, stage="manifest")
-            _header, records = parse_manifest(reader.read_all())
-            self.records = {record["path"]: record for record in records}
+            header, records = parse_manifest(reader.read_all())
+            self.records = records_by_path(records)
+            # setuid and setgid bits are the restore's choice (preserve_special), not a defect of the backup
+            check_entries(header, self.records, self.records, preserve_special=True)
+            self.check = MemberCheck(self.records)
             return
         self.members += 1
-        name = member.name.rstrip("/") if member.kind == "dir" else member.name
-        record = self.records.get(name)
-        if record is None:
-            raise IntegrityError("member %s is not in the manifest" % member.name, stage="member")
-        if record["type"] != member.kind:
-            raise IntegrityError("member %s is a %s, the manifest says %s" % (name, member.kind, record["type"]),
-                                 stage="member")
-        self.seen.add(name)
+        name, record = self.check.member(member)
         if member.kind == "file":
             digest = hashlib.sha256()
             while True:
@@ -74,19 +71,12 @@ class _TreeCheck:
                 digest.update(chunk)
                 self.bytes += len(chunk)
             if digest.hexdigest() != record["sha256"]:
-                self.mismatched[name] = digest.hexdigest()
+                self.mismatched.append(name)
 
     def finish(self):
         if self.records is None:
             raise IntegrityError("the archive has no manifest", stage="manifest")
-        if self.mismatched:
-            name = sorted(self.mismatched)[0]
-            raise IntegrityError("member %s does not match its SHA-256 in the manifest (%d member(s) differ)"
-                                 % (name, len(self.mismatched)), stage="member")
-        missing = sorted(set(self.records) - self.seen)
-        if missing:
-            raise IntegrityError("%d manifest entries are missing from the archive, first %s"
-                                 % (len(missing), missing[0]), stage="member")
+        self.check.finish(self.records, self.mismatched)
 
 
 def check_full(artifact, metadata, identities=None, passphrase=None):

@@ -17,6 +17,10 @@ from .primitives import hkdf
 MAGIC = b"age-encryption.org/v1\n"
 _HEADER_READ_SIZE = 4096
 _MAX_HEADER_LINE = 64 * 1024
+# A real header has one stanza per recipient, each body one line (32 bytes); a hostile one could go on for as long
+# as the file does. Refused beyond these, far above any real file, so reading a header costs a bounded time.
+MAX_STANZAS = 1024
+MAX_BODY_LINES = 16384  # in the whole header: 1 MiB of base64
 _ARGUMENT_LINE = re.compile(rb"-> [\x21-\x7e]+( [\x21-\x7e]+)*\n\Z")
 _BODY_LINE = re.compile(rb"[A-Za-z0-9+/]{0,64}\n\Z")
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]*\Z")
@@ -112,10 +116,13 @@ def _check_version_line(line):
     raise CryptoError("not an age file")
 
 
-def _read_stanza_body(lines):
-    """Return (decoded body, raw lines) of a stanza body: base64 lines of 64 columns, then a shorter one."""
+def _read_stanza_body(lines, budget):
+    """Return (decoded body, raw lines) of a stanza body: base64 lines of 64 columns, then a shorter one; at most
+    budget lines."""
     raw = []
     while True:
+        if len(raw) == budget:
+            raise CryptoError("header is corrupted (its stanzas hold more than %d body lines)" % MAX_BODY_LINES)
         line = lines.header_line()
         if _BODY_LINE.match(line) is None:
             raise CryptoError("header is corrupted (a stanza body line is not base64 of at most 64 columns)")
@@ -131,11 +138,15 @@ def read_header(source):
     _check_version_line(lines.readline(len(MAGIC)))
     stanzas = []
     up_to_dashes = [MAGIC]
+    body_lines = MAX_BODY_LINES
     line = lines.header_line()
     while not line.startswith(b"---"):
         if _ARGUMENT_LINE.match(line) is None:
             raise CryptoError("header is corrupted (expected a '-> ' stanza or the '---' MAC line)")
-        body, raw_body = _read_stanza_body(lines)
+        if len(stanzas) == MAX_STANZAS:
+            raise CryptoError("header is corrupted (it has more than %d recipient stanzas)" % MAX_STANZAS)
+        body, raw_body = _read_stanza_body(lines, body_lines)
+        body_lines -= raw_body.count(b"\n")
         stanzas.append(_Stanza(line[3:-1].split(b" "), body))
         up_to_dashes += [line, raw_body]
         line = lines.header_line()

@@ -26,11 +26,11 @@ from .._db import make_target
 from .._dump import DumpRequest, run_dump
 from .._errors import BackupError, IntegrityError, UsageError
 from .._fileio import READ_SIZE, hash_file
+from .._members import check_archive_path
 from .._pipeline import artifact_layers, open_payload
 from .._tarstream import TarReader
 from .._tools import clean_private_directories, private_directory
 from .._verify import compare_checksum, expected_sha256
-from .plan import check_archive_path
 from .request import SAFETY_TAG, catalog_dir, safety_encryption
 
 

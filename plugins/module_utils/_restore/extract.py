@@ -13,14 +13,12 @@ import pwd
 import time
 
 from .._errors import IntegrityError
-from .._tarstream import DIRECTORY, HARDLINK, REGULAR, SYMLINK, TarReader
+from .._members import MemberCheck, parent_of
+from .._tarstream import TarReader
 from .._verify import manifest_member
 from .payload import BLOCK_SIZE, EMPTY_SHA256, write_all
-from .plan import check_archive_path, parent_of
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_TYPEFLAGS = {REGULAR: "file", b"\0": "file", b"7": "file", HARDLINK: "hardlink", SYMLINK: "symlink", DIRECTORY: "dir",
-              b"3": "chardev", b"4": "blockdev", b"6": "fifo"}
 
 
 def _owner_resolver(numeric):
@@ -50,11 +48,10 @@ class Extractor:
         self.units = units
         self.owners = owners
         self.owner_of = _owner_resolver(numeric_owner)
-        self.records = plan.records
         self.selected = plan.selected
         self.in_place = frozenset(plan.in_place)  # set on the live directory at the end, not staged
         self.staged_dirs = {}
-        self.seen = set()
+        self.check = MemberCheck(plan.records)
         self.written = {}
         self.hashed = []  # the records of the files written, in the order of the hasher's keys
         self.hash_last = None
@@ -86,25 +83,7 @@ class Extractor:
         self._finish(payload.digests())
 
     def _member(self, tar, member):
-        kind = _TYPEFLAGS.get(member.typeflag, "other")
-        name = member.name.rstrip("/") if kind == "dir" else member.name
-        record = self.records.get(name)
-        if record is None:
-            check_archive_path(name)
-            raise IntegrityError("member %s is not in the manifest; refusing to restore it" % name, stage="member")
-        if record["type"] != kind:
-            raise IntegrityError("member %s is a %s, the manifest says %s" % (name, kind, record["type"]),
-                                 stage="member")
-        if name in self.seen:
-            raise IntegrityError("member %s appears twice in the archive" % name, stage="member")
-        self.seen.add(name)
-        if kind == "file":
-            if member.size != record["size"]:
-                raise IntegrityError("member %s holds %d bytes, the manifest says %d"
-                                     % (name, member.size, record["size"]), stage="member")
-        elif kind != "dir" and member.linkname != record.get("target"):
-            raise IntegrityError("member %s links to %s, the manifest says %s"
-                                 % (name, member.linkname, record.get("target")), stage="member")
+        name, record = self.check.member(member)
         if name in self.selected and name not in self.in_place:
             self._create(tar, member, record, name, self.staged_path(name))
         elif name in self.plan.link_sources:
@@ -134,10 +113,8 @@ class Extractor:
             os.utime(path, ns=(self.now_ns, record["mtime_ns"]), dir_fd=dir_fd, follow_symlinks=False)
             self.counts["symlinks"] += 1
         else:
-            source = self.written.get(record["target"])
-            if source is None:
-                raise IntegrityError("member %s is a hard link to %s, which does not come before it in the "
-                                     "archive" % (name, record["target"]), stage="member")
+            # the check of the member saw its target first, and the plan made sure that target is written
+            source = self.written[record["target"]]
             os.link(source[1], path, src_dir_fd=source[0], dst_dir_fd=dir_fd, follow_symlinks=False)
             self.counts["hardlinks"] += 1
 
@@ -162,16 +139,12 @@ class Extractor:
         self.counts["bytes"] += record["size"]
 
     def _finish(self, digests):
-        mismatched = sorted(record["path"] for key, record in enumerate(self.hashed)
-                            if digests.get(key, EMPTY_SHA256) != record["sha256"])
-        if mismatched:
-            raise IntegrityError("member %s does not match its SHA-256 in the manifest (%d member(s) differ); "
-                                 "nothing was restored" % (mismatched[0], len(mismatched)), stage="member")
-        wanted = set(self.plan.selected) | set(self.plan.link_sources)
-        missing = sorted(wanted - self.seen)
-        if missing:
-            raise IntegrityError("%d manifest entries are missing from the archive, first %s; nothing was restored"
-                                 % (len(missing), missing[0]), stage="member")
+        mismatched = [record["path"] for key, record in enumerate(self.hashed)
+                      if digests.get(key, EMPTY_SHA256) != record["sha256"]]
+        try:
+            self.check.finish(set(self.plan.selected) | set(self.plan.link_sources), mismatched)
+        except IntegrityError as exc:
+            raise IntegrityError(exc.msg + "; nothing was restored", stage=exc.stage) from None
 
     def set_directory_metadata(self):
         """Deepest first: setting a directory's mtime must come after everything is created inside it."""

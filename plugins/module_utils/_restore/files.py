@@ -32,13 +32,14 @@ from .._archive import ArchiveRequest, run_archive
 from .._errors import BackupError, IntegrityError, UsageError
 from .._fileio import storage_error
 from .._manifest import parse_manifest
+from .._members import parent_of
 from .._pipeline import artifact_layers
 from .._verify import expected_sha256, read_manifest_bytes
 from .dest import Places, open_below
 from .extract import Extractor
 from .journal import Journal
 from .payload import PayloadProcess
-from .plan import LiveTree, Plan, parent_of
+from .plan import LiveTree, Plan
 from .request import SAFETY_TAG, catalog_dir, safety_encryption
 from .swap import Unit, sync_filesystem
 

@@ -24,10 +24,13 @@ exits, and the decoder, writing into a closed pipe or waiting on one, exits too.
 from __future__ import annotations
 
 import array
+import ctypes
+import gc
 import hashlib
 import mmap
 import os
 import pickle
+import resource
 import signal
 import struct
 
@@ -43,6 +46,11 @@ _PART = struct.Struct("<III")  # a part to hash: the key of its digest, its star
 _END = 0xFFFFFFFF  # in place of a slot number: the parent wants the digests
 _HASHER, _DECODER = 0, 1  # the children, in the order they are started
 _ROLES = ("hashing the restored files", "decrypting and decompressing the artifact")
+_PR_SET_DUMPABLE = 4  # linux/prctl.h
+try:  # looked up here, in the parent: a forked child must not take the dynamic loader's lock another thread may hold
+    _PRCTL = ctypes.CDLL(None).prctl
+except (OSError, AttributeError):
+    _PRCTL = None  # not Linux: the core limit alone keeps the key off the disk
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
 
 
@@ -88,8 +96,17 @@ def _filler(payload):
     return fill
 
 
+def _no_core_dumps():
+    """The decoder holds the identities and the file key: no core file of it, and no ptrace or /proc/<pid>/mem
+    for other users (a process that is not dumpable)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
 def _decode(handle, layers, ring, full_fd, free_fd):
     """The decoder's work: the payload into the ring's slots; returns the raw artifact's SHA-256."""
+    _no_core_dumps()
     payload, raw = open_payload(handle, *layers)
     fill = _filler(payload)
     slots = _slot_views(ring)
@@ -176,6 +193,9 @@ def _fork(keep, every):
     """Fork; in the child, close every pipe end but those in keep. Returns the pid (0 in the child)."""
     pid = os.fork()
     if pid == 0:
+        # The child never frees the parent's garbage: a zstd compressor's finalizer would join worker threads
+        # that exist only in the parent, and wait for ever.
+        gc.disable()
         for fd in every:
             if fd not in keep:
                 os.close(fd)

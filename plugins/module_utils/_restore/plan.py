@@ -9,43 +9,12 @@ from __future__ import annotations
 import os
 import stat
 
-from .._errors import IntegrityError, NotFoundError, UsageError
+from .._errors import NotFoundError, UsageError
+from .._members import check_entries, parent_of, records_by_path
 from .._selection import Globs
 from .dest import DIR_FLAGS, open_below
 
 _KINDS = {"file": stat.S_ISREG, "dir": stat.S_ISDIR, "symlink": stat.S_ISLNK}
-
-
-def check_archive_path(name):
-    """Refuse the names a crafted archive uses to escape: absolute, '..', '.', empty components, NUL."""
-    if not name or name.startswith("/") or "\0" in name:
-        raise IntegrityError("member %r has an absolute or empty path; refusing to restore it" % name,
-                             stage="plan")
-    for part in name.split("/"):
-        if part in ("", ".", ".."):
-            raise IntegrityError("member %r has a '%s' component in its path; refusing to restore it" % (name, part),
-                                 stage="plan")
-
-
-def parent_of(name):
-    """The archive path of the directory holding name ('' at the top)."""
-    return name.rpartition("/")[0]
-
-
-def _lexical_escape(link_dir, target, root):
-    """Whether the relative symlink target, resolved from link_dir, leaves root (both archive paths)."""
-    depth_root = len(root.split("/")) if root else 0
-    parts = link_dir.split("/") if link_dir else []
-    for part in target.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if len(parts) <= depth_root:
-                return True
-            parts.pop()
-        else:
-            parts.append(part)
-    return False
 
 
 def _parents(name):
@@ -54,36 +23,15 @@ def _parents(name):
     return ["/".join(parts[:count]) for count in range(1, len(parts))]
 
 
-def _source_roots(header):
-    roots = []
-    for source in header.get("sources") or []:
-        if isinstance(source, str) and os.path.isabs(source):
-            roots.append(os.path.normpath(source).lstrip("/"))
-    return roots
-
-
-def _root_of(name, roots):
-    best = None
-    for root in roots:
-        if (root == "" or name == root or name.startswith(root + "/")) and (best is None or len(root) > len(best)):
-            best = root
-    return best
-
-
 class Plan:
     """What a restore will do, derived from the manifest alone: units, destinations, hostile entries refused."""
 
     def __init__(self, header, records, request, dest="/", catalogs=()):
         """dest: the real path restored into; catalogs: real paths of the catalogs the restore must leave alone."""
-        self.records = {}
-        for record in records:
-            check_archive_path(record.get("path", ""))
-            self.records[record["path"]] = record
+        self.records = records_by_path(records)
         self.dest = dest
-        self.preserve_special = request.preserve_special
-        self.roots = _source_roots(header)
         self.selected = self._select(records, request.include)
-        self._check_entries()
+        check_entries(header, self.records, self.selected, request.preserve_special)
         self.skipped = []
         self.chain = set()  # the directories holding a catalog: restored in place, never swapped
         self.in_place = []  # those of them that the backup has
@@ -151,46 +99,6 @@ class Plan:
             return None
         return ("%d path(s) of the backup lie in the catalog and were not restored, first %s: a restore never writes "
                 "into the catalog" % (len(self.skipped), self.target(self.skipped[0])))
-
-    def _check_entries(self):
-        for name, record in self.selected.items():
-            kind = record.get("type")
-            if kind not in ("file", "dir", "symlink", "hardlink"):
-                raise IntegrityError("member %s is a %s; device nodes, fifos and sockets are never restored"
-                                     % (name, kind), stage="plan")
-            parent = parent_of(name)
-            if parent in self.selected and self.selected[parent]["type"] != "dir":
-                raise IntegrityError("member %s lies below %s, which is a %s in the archive; refusing to write "
-                                     "through it" % (name, parent, self.selected[parent]["type"]), stage="plan")
-            mode = record.get("mode", 0)
-            special = stat.S_ISUID if kind == "dir" else stat.S_ISUID | stat.S_ISGID
-            if mode & special and not self.preserve_special:
-                raise IntegrityError("member %s has the setuid or setgid bit (mode %04o); set preserve_special to "
-                                     "restore it" % (name, mode), stage="plan")
-            if kind == "symlink":
-                self._check_symlink(name, record.get("target") or "")
-            elif kind == "hardlink":
-                self._check_hardlink(name, record.get("target") or "")
-
-    def _check_symlink(self, name, target):
-        if not target or "\0" in target:
-            raise IntegrityError("member %s is a symlink with an empty target" % name, stage="plan")
-        if target.startswith("/"):
-            return  # kept verbatim, as GNU tar and restic do; nothing is ever written through it
-        root = _root_of(name, self.roots)
-        if root is None or _lexical_escape(parent_of(name), target, root):
-            raise IntegrityError("member %s is a symlink to %s, which points out of the restored tree %s"
-                                 % (name, target, "/" + (root or "")), stage="plan")
-
-    def _check_hardlink(self, name, target):
-        try:
-            check_archive_path(target)
-        except IntegrityError:
-            raise IntegrityError("member %s is a hard link to %s, which points out of the restored tree"
-                                 % (name, target), stage="plan") from None
-        if self.records.get(target, {}).get("type") != "file":
-            raise IntegrityError("member %s is a hard link to %s, which is not a file of the archive"
-                                 % (name, target), stage="plan")
 
 
 def scan(dir_fd, path):

@@ -9,6 +9,7 @@ holds what it held before, and the place a hostile link points to stays empty.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import functools
 import os
@@ -162,10 +163,19 @@ HOSTILE = {
          Entry("srv/app/typed", "file", b"x", in_manifest=False)], "srv/app/typed"),
     "member whose content differs from the manifest": (
         [Entry("srv/app/forged.txt", "file", b"forged content")], "srv/app/forged.txt"),
+    "member appearing twice": (
+        [Entry("srv/app/twice.txt", "file", b"x"), Entry("srv/app/twice.txt", "file", b"x", in_manifest=False)],
+        "srv/app/twice.txt"),
+    "hard link before its file": (
+        [Entry("srv/app/early", "hardlink", target="srv/app/late.txt"), Entry("srv/app/late.txt", "file", b"x")],
+        "srv/app/early"),
 }
+# What restore refuses only unless asked (preserve_special): a backup holding it is not damaged.
+POLICY = ("setuid file", "setgid file")
 
 
 def _resolved(entries, place):
+    entries = copy.deepcopy(entries)  # HOSTILE's entries serve more than one test
     for entry in entries:
         entry.name = entry.name.replace("/OUTSIDE", place["outside"]).replace("OUTSIDE", place["outside"])
         entry.record_name = entry.record_name.replace("/OUTSIDE", place["outside"]).replace(
@@ -174,23 +184,48 @@ def _resolved(entries, place):
     return entries
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_member_is_refused_and_nothing_is_written(case, place):
-    entries, named = HOSTILE[case]
-    entries = _resolved(base_entries() + list(entries), place)
-    named = named.replace("/OUTSIDE", place["outside"])
+def _forged(case, entries):
     if case == "member whose content differs from the manifest":
         entries[-1].data = b"other bytes"  # the record keeps the digest of the forged content
         entries[-1].record = lambda: dict(Entry.record(entries[-1]),
                                           sha256=hashlib.sha256(b"forged content").hexdigest(),
                                           size=len(b"other bytes"))
-    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
+    return entries
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_member_is_refused_and_nothing_is_written(case, place):
+    entries, named = HOSTILE[case]
+    entries = _resolved(base_entries() + list(entries), place)
+    named = named.replace("/OUTSIDE", place["outside"])
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], _forged(case, entries))
     before = everything_but_the_catalog(place)
     with pytest.raises(IntegrityError) as refused:
         restore(place["backups"], backup_id, dest=place["dest"])
     assert named.lstrip("/") in str(refused.value) or named in str(refused.value)
     assert everything_but_the_catalog(place) == before
     assert os.listdir(place["outside"]) == []
+
+
+@pytest.mark.parametrize("case", sorted(set(HOSTILE) - set(POLICY)))
+def test_full_verify_refuses_what_restore_refuses(case, place):
+    """One home for the checks: a backup that passes full verify is one restore accepts."""
+    entries, named = HOSTILE[case]
+    entries = _resolved(base_entries() + list(entries), place)
+    named = named.replace("/OUTSIDE", place["outside"])
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], _forged(case, entries))
+    with pytest.raises(IntegrityError) as refused:
+        _verify.verify(backup_dir=str(place["backups"]), backup_id=backup_id, level="full", identities=[IDENTITY])
+    assert named in str(refused.value)
+    assert _catalog.find_backup(str(place["backups"]), backup_id)["verification"]["state"] == "failed"
+
+
+@pytest.mark.parametrize("case", POLICY)
+def test_full_verify_accepts_setuid_files_which_restore_puts_back_when_asked(case, place):
+    entries = base_entries() + list(HOSTILE[case][0])
+    backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
+    assert _verify.verify(backup_dir=str(place["backups"]), backup_id=backup_id, level="full",
+                          identities=[IDENTITY])["verified"]
 
 
 def _pax(records, claimed=None):
