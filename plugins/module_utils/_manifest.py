@@ -17,11 +17,14 @@ import re
 import threading
 from json.encoder import encode_basestring_ascii
 
-from ._errors import IntegrityError
+from ._errors import IntegrityError, UsageError
 from ._fileio import hash_file
 
 MANIFEST_NAME = ".lifeboat-manifest.json"
 FORMAT = "lifeboat-manifest/1"
+# A restore reads the manifest whole to plan: a header claiming more is refused unread (a hostile artifact must not
+# exhaust memory), and a backup whose manifest would be larger is refused when it is made, never when restored.
+MAX_SIZE = 1 << 30  # about five million entries
 # One encoder for every line: json.dumps with options builds a new one per call.
 _RECORD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 # A file's line, exactly as _RECORD_ENCODER writes it (sorted keys), in a quarter of the time: most lines are files.
@@ -86,7 +89,12 @@ def build_manifest(records, sources):
     lines = [_encode_record(record) for record in records]
     body = "\n".join(lines).encode("utf-8", "surrogateescape")
     header = json.dumps({"format": FORMAT, "sources": sources, "entries": len(records)}, sort_keys=True)
-    return header.encode("utf-8") + b"\n" + body + (b"\n" if lines else b""), hashlib.sha256(body).hexdigest()
+    manifest = header.encode("utf-8") + b"\n" + body + (b"\n" if lines else b"")
+    if len(manifest) > MAX_SIZE:
+        raise UsageError("the %d entries selected make a manifest of %d MiB, more than the %d MiB a restore reads: "
+                         "back the tree up as several jobs" % (len(records), len(manifest) >> 20, MAX_SIZE >> 20),
+                         stage="manifest")
+    return manifest, hashlib.sha256(body).hexdigest()
 
 
 def _manifest_error(number, problem):

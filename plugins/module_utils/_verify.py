@@ -11,7 +11,7 @@ import os
 from . import _catalog, _selection
 from ._errors import CryptoError, IntegrityError, UsageError, WrongKeyError
 from ._fileio import hash_file
-from ._manifest import MANIFEST_NAME, parse_manifest
+from ._manifest import MANIFEST_NAME, MAX_SIZE as MANIFEST_MAX_SIZE, parse_manifest
 from ._members import MemberCheck, check_entries, records_by_path
 from ._pipeline import artifact_layers, open_payload
 from ._tarstream import TarReader
@@ -114,6 +114,9 @@ def manifest_member(tar):
     member = next(tar, None)
     if member is None or member.name != MANIFEST_NAME:
         raise IntegrityError("the archive does not start with a manifest", stage="manifest")
+    if member.size > MANIFEST_MAX_SIZE:
+        raise IntegrityError("the manifest claims %d bytes, more than the %d a backup can hold: the artifact is "
+                             "damaged or was crafted" % (member.size, MANIFEST_MAX_SIZE), stage="manifest")
     return tar.read_all()
 
 

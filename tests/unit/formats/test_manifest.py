@@ -1,13 +1,16 @@
 """The manifest's lines: the fast path for files writes exactly what the JSON encoder writes."""
 
+import io
 import json
+import os
 
 import pytest
 
 from hypothesis import given, strategies as st
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _manifest
-from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
+from testlib import backup, bounded
+from ansible_collections.lifeboat.backup.plugins.module_utils import _manifest, _tarstream, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError, UsageError
 
 # Paths as os.fsdecode gives them: any text, and undecodable bytes as lone surrogates.
 PATHS = st.text(st.characters(blacklist_categories=("Cs",)) | st.sampled_from(["\udc80", "\udcff", '"', "\\", "\n"]),
@@ -130,3 +133,27 @@ def test_a_header_that_is_not_a_manifest_header_is_refused(header, problem):
     with pytest.raises(IntegrityError) as refused:
         _manifest.parse_manifest(header + b"\n" + json.dumps(FILE).encode() + b"\n")
     assert problem in str(refused.value)
+
+
+def test_a_manifest_member_claiming_more_than_a_backup_can_hold_is_refused_unread():
+    """A crafted header claims 4 GiB of manifest behind a few bytes: refused before anything is read."""
+    claimed = 4 << 30
+    data = _tarstream.build_header(_manifest.MANIFEST_NAME, _tarstream.REGULAR, size=claimed) + b"{}\n" * 100
+    with bounded(seconds=1.0, memory=1 << 20):
+        with pytest.raises(IntegrityError) as refused:
+            _verify.manifest_member(_tarstream.TarReader(io.BytesIO(data)))
+    assert "the manifest claims %d bytes, more than the %d a backup can hold" % (claimed, _manifest.MAX_SIZE) \
+        in str(refused.value)
+
+
+def test_a_backup_whose_manifest_a_restore_would_refuse_is_refused_when_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(_manifest, "MAX_SIZE", 1 << 20)  # a few thousand entries stand for five million
+    source = tmp_path / "src"
+    source.mkdir()
+    for number in range(6000):
+        (source / ("%04d-" % number + "n" * 200)).touch()
+    with pytest.raises(UsageError) as refused:
+        backup(source, tmp_path / "backups")
+    assert "the 6001 entries selected make a manifest of 2 MiB, more than the 1 MiB a restore reads: back the tree " \
+        "up as several jobs" in str(refused.value)
+    assert not os.path.exists(tmp_path / "backups" / "app") or os.listdir(tmp_path / "backups" / "app") == []
