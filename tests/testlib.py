@@ -26,6 +26,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _arch
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
+NOBODY = 65534  # the unprivileged user of the tests that play another user
 COLLECTIONS = os.path.join(ROOT, "build", "pytest-collections")  # tests/conftest.py links the checkout there
 # One operator key for the whole test run: every backup the tests make is encrypted to it.
 IDENTITY, RECIPIENT = _age.generate_identity()
@@ -113,12 +114,17 @@ def shared_directory(mode=0o755):
         shutil.rmtree(path)
 
 
+def become_nobody():
+    """This process becomes the unprivileged user nobody for good: its group, no supplementary groups."""
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
 def drop_root():
     """preexec_fn of a child that must run as an ordinary user: nobody when the tests run as root."""
     if os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)
+        become_nobody()
 
 
 def require_binary(name):
@@ -346,18 +352,13 @@ def lock_held_elsewhere(backup_dir):
         holder.join()
 
 
-NOBODY = 65534  # the unprivileged user of the tests that play another user
-
-
 def as_nobody(steps):
     """Run steps() in a child that is nobody; fails the test if they raise."""
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            become_nobody()
             steps()
             code = 0
         finally:

@@ -13,6 +13,7 @@ import threading
 import time
 
 from .._errors import LockedError
+from .._fileio import unheld
 from .layout import LOCK_NAME, ensure_dir, iso_utc, utc_now
 
 _HELD = threading.local()  # lock paths this thread holds -> depth: a restore holds the lock its safety backup takes
@@ -74,16 +75,9 @@ class CatalogLock:
 
 def lock_holder(backup_dir):
     """What the lock's holder wrote ("pid N on HOST since T"), or None when nobody holds it; changes nothing."""
-    try:
-        fd = os.open(os.path.join(backup_dir, LOCK_NAME), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno not in (errno.EAGAIN, errno.EACCES):
-            raise
-        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-    finally:
-        os.close(fd)  # releases the shared lock if it was taken
-    return None
+    path = os.path.join(backup_dir, LOCK_NAME)
+    with unheld(path, shared=True) as fd:
+        if fd is not None or not os.path.exists(path):
+            return None
+    with open(path, "rb") as handle:
+        return handle.read(200).decode("utf-8", "replace").strip() or "another process"

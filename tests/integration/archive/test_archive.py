@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from testlib import (IDENTITY, RECIPIENT, age_decrypt_cli, fingerprint, lock_held_elsewhere, make_tree, mounted_tmpfs,
-                     require_binary, tree_digest)
+from testlib import (IDENTITY, RECIPIENT, age_decrypt_cli, drop_root, fingerprint, lock_held_elsewhere, make_tree,
+                     mounted_tmpfs, require_binary, tree_digest)
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._fileio import hash_file
@@ -205,7 +205,7 @@ def test_missing_source_fails_before_anything_is_written(tmp_path):
 def _run_as_nobody(code):
     # The system interpreter: a virtualenv under root's home is not readable by nobody.
     return subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, check=True,
-                          preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+                          preexec_fn=drop_root)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"),

@@ -403,10 +403,7 @@ def select_as_nobody(root):
         status = 1
         try:
             os.close(read_end)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
+            testlib.drop_root()
             selection = _selection.select([root])
             found = {"entries": [e.arcname for e in selection.entries], "unreadable": selection.unreadable}
             os.write(write_end, json.dumps(found).encode())
