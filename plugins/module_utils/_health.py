@@ -228,7 +228,8 @@ def disk_problems(usage, threshold):
 
 
 def restore_problems(backup_dir):
-    """A restore from this catalog that was killed may have left a target missing: never silent."""
+    """A restore from this catalog that was killed may have left a target missing or a database half loaded: never
+    silent. File restores leave a journal, database restores a record (_catalog/journal.py)."""
     problems = []
     for found in _catalog.restore_journals(backup_dir):
         journal = found.get("journal")
@@ -244,6 +245,8 @@ def restore_problems(backup_dir):
                        if journal.get("state") == "committed" else
                        "a target may be missing or half restored, what it replaced is kept beside it"))
         problems.append(_problem("critical", "interrupted_restore", what, paths=[found["path"]]))
+    problems.extend(_problem("critical", "interrupted_restore", record["problem"], paths=[record["path"]])
+                    for record in _catalog.interrupted_restores(backup_dir))
     return problems
 
 
@@ -258,8 +261,6 @@ def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshol
         jobs[scan.job], job_problems = job_health(scan, max_age, min_size_ratio, now)
         problems.extend(job_problems)
     problems.extend(restore_problems(backup_dir))
-    for record in _catalog.interrupted_restores(backup_dir):
-        problems.append(_problem("critical", "interrupted_restore", record["problem"], paths=[record["path"]]))
     usage = disk_usage(backup_dir)
     usage["threshold"] = disk_usage_threshold
     problems.extend(disk_problems(usage, disk_usage_threshold))
