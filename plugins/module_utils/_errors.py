@@ -69,3 +69,10 @@ class IntegrityError(BackupError):
 
 class NotFoundError(BackupError):
     """A backup, artifact or job that was asked for does not exist."""
+
+
+class VaultError(BackupError):
+    """A vault refused or lost a request: unreachable, wrong credentials, a missing bucket, an unusable setting.
+
+    The message names the vault (never a secret) and says what to fix; the local catalog is never touched by it.
+    """
