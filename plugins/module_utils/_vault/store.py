@@ -99,6 +99,12 @@ class Store:
         """
         raise NotImplementedError
 
+    def details(self, info):
+        """info completed with what a listing leaves out and costs one request per version to learn (S3: sha256,
+        digest, retain_until, lock_mode, from a HEAD of that version); stores whose listing has it all return info.
+        """
+        return info
+
     def open(self, info):
         """A context manager yielding a readable binary stream of that version's bytes."""
         raise NotImplementedError
@@ -127,6 +133,13 @@ class Store:
         Returns the updated ObjectInfo; stores without locks return info unchanged.
         """
         return info
+
+    def sweep_uploads(self, directory, before):
+        """Abandon what uploads interrupted before `before` (an aware datetime) left invisible under directory
+        (S3: incomplete multipart uploads); returns the keys concerned. Partial objects that are visible (the SFTP
+        vault's) are copies' business: copies.py finds them, the trusted side removes them.
+        """
+        return []
 
     def close(self):
         """Release connections; the store is not used afterwards."""
