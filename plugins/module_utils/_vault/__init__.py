@@ -8,34 +8,16 @@ store.py      the interface of a kind of store (Store) and what it says of one s
 s3.py         S3 and every S3 API (boto3): multipart uploads, versions, Object Lock
 sftp.py       the append-only SFTP vault through the system's OpenSSH client
 local.py      a directory (file://): the SFTP vault's own side, where its retention and sweeper run
+config.py     the kinds of store by URL scheme; one vault as a job names it (Vault: store, name, host)
+copies.py     backups as a vault holds them: complete copies, partial ones, signs of tampering
+replicate.py  copying a job's local backups that a vault lacks, each checked and recorded in its metadata
 """
 
 from __future__ import annotations
 
-import importlib
-
-from .._errors import UsageError
-from .address import VaultAddress, check_host_name, job_directory, parse_stem, parse_url, stem
+from .address import VaultAddress, check_host_name, host_directory, job_directory, parse_stem, parse_url, stem
+from .config import SCHEMES, Vault, open_store, open_vaults
 from .store import SMALL_OBJECT_LIMIT, ObjectInfo, Store
 
-# scheme -> (module, Store subclass): a module is imported only when a vault of its kind is used, so a host
-# without boto3 can still use an SFTP vault.
-SCHEMES = {
-    "s3": ("s3", "S3Store"),
-    "sftp": ("sftp", "SftpStore"),
-    "file": ("local", "DirectoryStore"),
-}
-
-
-def open_store(settings):
-    """The Store of one vault's settings (url and the options of its kind)."""
-    if not isinstance(settings, dict) or not settings.get("url"):
-        raise UsageError("a vault needs at least a url")
-    address = parse_url(settings["url"])
-    module_name, class_name = SCHEMES[address.scheme]
-    module = importlib.import_module("." + module_name, __name__)
-    return getattr(module, class_name)(address, settings)
-
-
-__all__ = ["SCHEMES", "SMALL_OBJECT_LIMIT", "ObjectInfo", "Store", "VaultAddress", "check_host_name",
-           "job_directory", "open_store", "parse_stem", "parse_url", "stem"]
+__all__ = ["SCHEMES", "SMALL_OBJECT_LIMIT", "ObjectInfo", "Store", "Vault", "VaultAddress", "check_host_name",
+           "host_directory", "job_directory", "open_store", "open_vaults", "parse_stem", "parse_url", "stem"]

@@ -111,6 +111,11 @@ def check_host_name(host):
     return host
 
 
+def host_directory(address, host):
+    """The key prefix of one host on the vault: PREFIX/HOST."""
+    return _join(address.prefix, check_host_name(host))
+
+
 def job_directory(address, host, job):
     """The key prefix of one host's job on the vault: PREFIX/HOST/JOB."""
     return _join(address.prefix, check_host_name(host), job)

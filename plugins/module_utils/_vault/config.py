@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kinds of store by URL scheme, and one vault as a job, a module or the command names it: its store, its name, the host its copies are filed under."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+
+from .._errors import UsageError
+from .address import check_host_name, job_directory, parse_url
+
+# scheme -> (module, Store subclass): a module is imported only when a vault of its kind is used, so a host
+# without boto3 can still use an SFTP vault.
+SCHEMES = {
+    "s3": ("s3", "S3Store"),
+    "sftp": ("sftp", "SftpStore"),
+    "file": ("local", "DirectoryStore"),
+}
+
+
+def open_store(settings):
+    """The Store of one vault's settings (url and the options of its kind)."""
+    if not isinstance(settings, dict) or not settings.get("url"):
+        raise UsageError("a vault needs at least a url")
+    address = parse_url(settings["url"])
+    module_name, class_name = SCHEMES[address.scheme]
+    module = importlib.import_module("." + module_name, __package__)
+    return getattr(module, class_name)(address, settings)
+
+
+class Vault:
+    """settings: the vault's options: url, name (default: the url), host (default: this host's name), and the
+    options of its kind of store (credentials included: never printed, never recorded)."""
+
+    def __init__(self, settings, default_host=None):
+        if not isinstance(settings, dict):
+            raise UsageError("a vault is a mapping with at least a url")
+        self.store = open_store(settings)
+        self.name = settings.get("name") or self.store.address.url
+        self.host = check_host_name(settings.get("host") or default_host or socket.gethostname().split(".")[0])
+
+    def directory(self, job):
+        return job_directory(self.store.address, self.host, job)
+
+    def describe(self):
+        return "vault %s (%s)" % (self.name, self.store.describe()) if self.name != self.store.address.url \
+            else "vault %s" % self.store.describe()
+
+
+def open_vaults(settings_list, default_host=None):
+    """The Vaults of a list of settings; two with one name are refused (their records would mix)."""
+    vaults = [Vault(settings, default_host) for settings in settings_list or []]
+    names = [vault.name for vault in vaults]
+    doubled = sorted({name for name in names if names.count(name) > 1})
+    if doubled:
+        raise UsageError("two vaults are named %s: give each a distinct name" % ", ".join(doubled))
+    return vaults
