@@ -76,8 +76,10 @@ def read_host(store, host, job=None, with_details=False):
     with_details: ask the store for what its listing leaves out (S3: the recorded SHA-256 and the lock of each
     artifact, one request each), as verify, catalog_info and prune need; replicate only needs the listing.
     """
-    directory = job_directory(store.address, host, check_job_name(job)) if job else host_directory(store.address,
-                                                                                                     host)
+    if job:
+        directory = job_directory(store.address, host, check_job_name(job))
+    else:
+        directory = host_directory(store.address, host)
     copies = {}
     for info in store.list(directory):
         parent, name = info.key.rsplit("/", 1)

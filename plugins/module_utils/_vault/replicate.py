@@ -142,6 +142,7 @@ def _message(job, reports, check_mode):
         if report["failed"]:
             parts.append("%s failed after %d sent" % (report["vault"], len(report["sent"])))
         else:
-            parts.append("%s: %d %s, %d already there" % (report["vault"], len(report["sent"]),
-                                                           "to send" if check_mode else "sent", len(report["present"])))
+            verb = "to send" if check_mode else "sent"
+            parts.append("%s: %d %s, %d already there" % (report["vault"], len(report["sent"]), verb,
+                                                           len(report["present"])))
     return "%s: %s" % (job, "; ".join(parts) or "no vault")
