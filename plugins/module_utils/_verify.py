@@ -81,32 +81,37 @@ class _TreeCheck:
 
 def check_full(artifact, metadata, identities=None, passphrase=None):
     """Decrypt, decompress and read everything; compare each member (or the whole payload) with what was recorded."""
-    compression, encrypted = artifact_layers(artifact, metadata)
     with open(artifact, "rb") as handle:
-        payload, raw = open_payload(handle, compression, encrypted, identities, passphrase)
-        if metadata is not None and metadata.get("kind") != "files":
-            content = hashlib.sha256()
-            size = 0
-            while True:
-                chunk = payload.read(1 << 20)
-                if not chunk:
-                    break
-                content.update(chunk)
-                size += len(chunk)
-            while raw.read(1 << 20):
-                pass
-            if metadata.get("content_sha256") not in (None, content.hexdigest()):
-                raise IntegrityError("the decrypted payload does not match the recorded content SHA-256",
-                                     stage="payload")
-            return {"members": 1, "bytes": size, "raw_sha256": raw.sha256.hexdigest()}
-        check = _TreeCheck()
-        tar = TarReader(payload)
-        for member in tar:
-            check.member(member, tar)
-        check.finish()
+        return check_full_stream(handle, artifact_layers(artifact, metadata), metadata, identities, passphrase)
+
+
+def check_full_stream(handle, layers, metadata, identities=None, passphrase=None):
+    """check_full of an artifact read from handle (a file, a vault's stream), layers: (compression, encrypted)."""
+    compression, encrypted = layers
+    payload, raw = open_payload(handle, compression, encrypted, identities, passphrase)
+    if metadata is not None and metadata.get("kind") != "files":
+        content = hashlib.sha256()
+        size = 0
+        while True:
+            chunk = payload.read(1 << 20)
+            if not chunk:
+                break
+            content.update(chunk)
+            size += len(chunk)
         while raw.read(1 << 20):
-            pass  # bytes after the tar end blocks still count for the artifact's checksum
-        return {"members": check.members, "bytes": check.bytes, "raw_sha256": raw.sha256.hexdigest()}
+            pass
+        if metadata.get("content_sha256") not in (None, content.hexdigest()):
+            raise IntegrityError("the decrypted payload does not match the recorded content SHA-256",
+                                 stage="payload")
+        return {"members": 1, "bytes": size, "raw_sha256": raw.sha256.hexdigest()}
+    check = _TreeCheck()
+    tar = TarReader(payload)
+    for member in tar:
+        check.member(member, tar)
+    check.finish()
+    while raw.read(1 << 20):
+        pass  # bytes after the tar end blocks still count for the artifact's checksum
+    return {"members": check.members, "bytes": check.bytes, "raw_sha256": raw.sha256.hexdigest()}
 
 
 def manifest_member(tar):

@@ -143,6 +143,6 @@ def _message(job, reports, check_mode):
             parts.append("%s failed after %d sent" % (report["vault"], len(report["sent"])))
         else:
             verb = "to send" if check_mode else "sent"
-            parts.append("%s: %d %s, %d already there" % (report["vault"], len(report["sent"]), verb,
-                                                           len(report["present"])))
+            parts.append("%s: %d %s, %d already there"
+                         % (report["vault"], len(report["sent"]), verb, len(report["present"])))
     return "%s: %s" % (job, "; ".join(parts) or "no vault")
