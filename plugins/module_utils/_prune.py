@@ -46,7 +46,7 @@ def prune(backup_dir, policy, job=None, check_mode=False, lock_timeout=0.0, now=
         return _run(backup_dir, policy, job, False, now)
 
 
-def _decide(backups, policy, now):
+def decide(backups, policy, now):
     """apply_policy on each series of one job; the union of the decisions."""
     series = {}
     for meta in backups:
@@ -63,7 +63,7 @@ def _run(backup_dir, policy, job, check_mode, now):
     scans = _catalog.scan_catalog(backup_dir, job, now)
     jobs, times = {}, {}
     for scan in scans:
-        kept, removed = _decide(scan.backups, policy, now)
+        kept, removed = decide(scan.backups, policy, now)
         times.update((meta["id"], _catalog.backup_time(meta)) for meta in scan.backups)
         cleaned = [_cleaned(leftover) for leftover in scan.leftovers if leftover["removable"]]
         if not check_mode:
