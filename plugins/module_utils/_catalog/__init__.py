@@ -13,7 +13,8 @@ journal.py    database restores in progress: what a killed one left, and the com
 from __future__ import annotations
 
 from .layout import (CHECKSUM_SUFFIX, DEFAULT_BACKUP_DIR, FILES_JOURNAL_PREFIX, FORMAT_VERSION, LOCK_NAME,
-                     METADATA_SUFFIX, PRIVATE_NAME, RESTORES_DIR, SIDECAR_SUFFIXES, artifact_path, check_job_name, ensure_dir, is_catalog_file,
+                     METADATA_SUFFIX, PRIVATE_NAME, RESTORES_DIR, SIDECAR_SUFFIXES, artifact_path, check_artifact_name,
+                     check_job_name, ensure_dir, is_catalog_file,
                      iso_utc, job_dir, job_of, local_iso, name_patterns, new_backup_id, private_dir, public,
                      series_key, strip_artifact_suffix, utc_now)
 from .journal import RestoreJournal, describe_restore, interrupted_restores, put_back_command
@@ -25,7 +26,7 @@ from .sidecars import checksum_line, read_checksum, read_metadata, write_metadat
 __all__ = [
     "CHECKSUM_SUFFIX", "DEFAULT_BACKUP_DIR", "FILES_JOURNAL_PREFIX", "FORMAT_VERSION", "LOCK_NAME", "METADATA_SUFFIX", "PRIVATE_NAME",
     "RESTORES_DIR", "SIDECAR_SUFFIXES",
-    "artifact_path", "check_job_name", "ensure_dir", "is_catalog_file", "iso_utc", "job_dir", "job_of", "local_iso",
+    "artifact_path", "check_artifact_name", "check_job_name", "ensure_dir", "is_catalog_file", "iso_utc", "job_dir", "job_of", "local_iso",
     "name_patterns", "new_backup_id", "private_dir", "public", "series_key", "strip_artifact_suffix", "utc_now",
     "RestoreJournal", "describe_restore", "interrupted_restores", "put_back_command",
     "CatalogLock", "lock_holder", "owner",

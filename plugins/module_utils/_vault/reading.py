@@ -1,0 +1,150 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading a vault: its backups by job, the verification of one copy, and a copy fetched back for a restore.
+
+Every read uses the copy's first versions (copies.py): what the bucket's default retention locked when the host
+wrote them. What a host's credentials did afterwards (delete markers, newer versions) is reported, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from .. import _catalog
+from .._errors import BackupError, CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
+from .._fileio import READ_SIZE, AtomicFile
+from .._pipeline import artifact_layers
+from .._verify import check_full_stream
+from .copies import read_host, usable
+
+LEVELS = ("checksum", "full")
+
+
+def list_backups(vault, job=None):
+    """The host's backups on the vault, newest first, each with its copies' state, and the vault's problems."""
+    backups, problems = [], []
+    for job_name, by_id in sorted(read_host(vault.store, vault.host, job, with_details=True).items()):
+        for backup_id, attempts in by_id.items():
+            copy = usable(attempts)
+            entry = dict(copy.describe() if copy else attempts[-1].describe(), job=job_name, vault=vault.name)
+            entry["complete"] = copy is not None
+            entry["attempts"] = len(attempts)
+            if copy is not None:
+                entry.update({key: copy.metadata.get(key) for key in ("kind", "created_at", "tags", "deploy_id")})
+            else:
+                entry["created_at"] = None
+            backups.append(entry)
+            for found in attempts:
+                problems.extend({"code": "vault_rewritten" if found is copy else "vault_incomplete", "id": backup_id,
+                                 "job": job_name, "vault": vault.name, "level": "critical" if found is copy else
+                                 "warning", "message": "%s: %s" % (vault.describe(), problem)}
+                                for problem in found.problems)
+    backups.sort(key=lambda entry: (entry["created_at"] or "", entry["id"]), reverse=True)
+    return {"vault": vault.name, "host": vault.host, "backups": backups, "problems": problems}
+
+
+def find_copy(vault, backup_id):
+    """The complete Copy of a backup on the vault (NotFoundError with what was found instead)."""
+    job = _catalog.job_of(backup_id)
+    if job is None:
+        raise UsageError("%r is not a backup id" % (backup_id,))
+    attempts = read_host(vault.store, vault.host, job, with_details=True).get(job, {}).get(backup_id, [])
+    copy = usable(attempts)
+    if copy is None:
+        detail = "; ".join(problem for found in attempts for problem in found.problems)
+        raise NotFoundError("%s holds no complete copy of %s for host %s%s" % (
+            vault.describe(), backup_id, vault.host, (": " + detail) if detail else ""), stage="vault")
+    return copy
+
+
+def verify_copy(vault, backup_id, level="checksum", identities=None, passphrase=None, backup_dir=None):
+    """Check one copy on the vault.
+
+    checksum: the digest the store recorded with the artifact against its sidecar (no download) where the store
+    records one; where it does not (SFTP, a directory), the artifact is read back and hashed (no key needed).
+    full: the artifact is streamed back and checked as a local full verify does (key needed).
+    A copy whose keys were deleted or written again after it fails, even when its first versions pass.
+    """
+    if level not in LEVELS:
+        raise UsageError("level must be one of %s for a vault" % ", ".join(LEVELS))
+    copy = find_copy(vault, backup_id)
+    local = _local_metadata(backup_dir, backup_id)
+    if local is not None and local.get("sha256") != copy.sha256:
+        raise IntegrityError("the copy of %s on %s records SHA-256 %s, the local backup %s"
+                             % (backup_id, vault.describe(), copy.sha256, local.get("sha256")), stage="vault")
+    result = {"id": backup_id, "vault": vault.name, "level": level, "key": copy.artifact.key,
+              "version": copy.artifact.version, "sha256": copy.sha256}
+    try:
+        if level == "full":
+            with vault.store.open(copy.artifact) as stream:
+                checked = check_full_stream(stream, artifact_layers(copy.artifact.name, copy.metadata),
+                                            copy.metadata, identities, passphrase)
+            _compare(vault, copy, checked.pop("raw_sha256"))
+            result.update(checked)
+            result["method"] = "read"
+        elif copy.artifact.sha256 is not None:
+            result["method"] = "store"  # copies.py compared it with the sidecar
+        else:
+            with vault.store.open(copy.artifact) as stream:
+                _compare(vault, copy, _hash_stream(stream))
+            result["method"] = "read"
+    except (IntegrityError, CryptoError) as exc:
+        if isinstance(exc, WrongKeyError):
+            raise
+        raise IntegrityError("the copy of %s on %s failed %s verification: %s" % (
+            backup_id, vault.describe(), level, exc.msg), stage=exc.stage or "vault")
+    if copy.problems:
+        raise IntegrityError("the copy of %s on %s passed %s verification, but: %s" % (
+            backup_id, vault.describe(), level, "; ".join(copy.problems)), stage="vault", result=result)
+    result["verified"] = True
+    result["msg"] = "the copy of %s on %s passed %s verification" % (backup_id, vault.describe(), level)
+    return result
+
+
+def _local_metadata(backup_dir, backup_id):
+    if not backup_dir:
+        return None
+    try:
+        return _catalog.find_backup(backup_dir, backup_id)
+    except BackupError:
+        return None
+
+
+def _hash_stream(stream):
+    digest = hashlib.sha256()
+    while True:
+        chunk = stream.read(READ_SIZE)
+        if not chunk:
+            return digest.hexdigest()
+        digest.update(chunk)
+
+
+def _compare(vault, copy, actual):
+    if actual != copy.sha256:
+        raise IntegrityError("%s reads back with SHA-256 %s, its sidecar records %s: the copy is damaged"
+                             % (copy.artifact.key, actual, copy.sha256), stage="vault")
+
+
+def fetch_copy(vault, backup_id, directory):
+    """Download a copy into directory/<job>/ as the catalog lays a backup out (artifact, sidecar, metadata), the
+    artifact checked against its sidecar while it is written; returns the artifact's path."""
+    copy = find_copy(vault, backup_id)
+    job = _catalog.job_of(backup_id)
+    target = _catalog.ensure_dir(os.path.join(directory, job))
+    artifact_name = _catalog.check_artifact_name(job, backup_id, copy.metadata.get("artifact"))
+    path = os.path.join(target, artifact_name)
+    digest = hashlib.sha256()
+    with vault.store.open(copy.artifact) as stream, AtomicFile(path) as handle:
+        while True:
+            chunk = stream.read(READ_SIZE)
+            if not chunk:
+                break
+            digest.update(chunk)
+            handle.write(chunk)
+        _compare(vault, copy, digest.hexdigest())
+        handle.commit()
+    metadata = dict(copy.metadata, sha256=copy.sha256)
+    _catalog.write_sidecars(path, metadata)
+    return path
