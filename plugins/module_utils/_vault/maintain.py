@@ -50,8 +50,8 @@ def maintain(vault, policy, hosts=None, jobs=None, sweep_after=DEFAULT_SWEEP_AFT
         for job, by_id in sorted(read_host(vault.store, host, None, with_details=True).items()):
             if jobs and job not in jobs:
                 continue
-            report.setdefault(host, {})[job] = _maintain_job(vault, by_id, policy, now, extend_to, swept_before,
-                                                            check_mode)
+            entry = _maintain_job(vault, by_id, policy, now, extend_to, swept_before, check_mode)
+            report.setdefault(host, {})[job] = entry
         if not check_mode:
             vault.store.sweep_uploads(host_directory(vault.store.address, host), swept_before)
     changed = any(entry["removed"] or entry["swept"] or entry["extended"]
