@@ -23,6 +23,7 @@ from ._dump import ENGINES
 from ._db import PG_FORMATS, ROW_COUNT_MODES
 from ._errors import BackupError, UsageError
 from ._retention import Policy
+from ._vault import Vault
 
 RULES = ("mutually_exclusive", "required_one_of", "required_together", "required_by")
 
@@ -150,6 +151,47 @@ RETENTION = OptionGroup(dict(
     min_keep=dict(type="int", default=1),
     keep_safety_within=dict(type="str", default="7d"),
 ), read=lambda values: {"policy": build_policy(**values)}, fragment="retention")
+
+# One vault's settings: where copies go or come from and how to reach it (s3 or sftp), read into a dict; the
+# credentials only ever travel in memory. A job file's vaults and the modules' vault option hold the same keys.
+VAULT_SETTINGS = OptionGroup(dict(
+    url=dict(type="str", required=True),
+    name=dict(type="str"),
+    host=dict(type="str"),
+    endpoint_url=dict(type="str"),
+    region=dict(type="str"),
+    access_key=dict(type="str", no_log=True),
+    secret_key=dict(type="str", no_log=True),
+    session_token=dict(type="str", no_log=True),
+    profile=dict(type="str"),
+    addressing_style=dict(type="str", default="auto", choices=["auto", "path", "virtual"]),
+    validate_certs=dict(type="bool", default=True),
+    ca_bundle=dict(type="path"),
+    require_object_lock=dict(type="bool", default=True),
+    part_size=dict(type="int"),
+    identity_file=dict(type="path"),
+    known_hosts_file=dict(type="path"),
+    ssh_options=dict(type="list", elements="str", default=[]),
+    connect_timeout=dict(type="int", default=30),
+), read=lambda values: {"settings": values})
+
+
+def read_vault(settings):
+    """The Vault of one vault's settings (a module's vault option, an entry of the host's vaults file)."""
+    if not isinstance(settings, dict):
+        raise UsageError("a vault is a mapping with at least a url")
+    unknown = sorted(set(settings) - set(VAULT_SETTINGS.options))
+    if unknown:
+        raise UsageError("unknown vault setting(s) %s: use %s" % (", ".join(unknown), ", ".join(VAULT_SETTINGS.options)))
+    if not settings.get("url"):
+        raise UsageError("a vault needs its url")
+    return Vault(VAULT_SETTINGS.read(settings)["settings"])
+
+
+# The vault a module reads from or copies to.
+VAULT = OptionGroup(dict(
+    vault=dict(type="dict", options=VAULT_SETTINGS.options),
+), read=lambda values: {"vault": read_vault(values["vault"]) if values["vault"] else None}, fragment="vault")
 
 # What the archive module backs up and how the tree is walked (its own options, documented in the module).
 ARCHIVE = OptionGroup(dict(
