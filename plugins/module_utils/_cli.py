@@ -6,7 +6,9 @@
 Exit codes: 0 ok, 1 failed, 2 usage, 3 health problems, 4 locked by another run.
 Configuration: <config_dir>/lifeboat.json (the catalog: written by the lifeboat.backup.agent role),
 <config_dir>/monitoring.json (monitoring, health, alerts: written by the lifeboat.backup.monitoring role) and
-<config_dir>/jobs.d/<job>.json (one per job, written by the agent role).
+<config_dir>/jobs.d/<job>.json (one per job, written by the agent role), <config_dir>/vaults.json (the vaults
+jobs replicate to, credentials included: 0600, written by the agent role) and, on an SFTP vault host,
+<config_dir>/vault.json (the directories of its clients and their retention: written by the vault role).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import time
 
 from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _option_groups, _prune, _restore, _verify
+from ._vault import maintain as _vault_maintain, replicate as _vault_replicate
 from ._errors import BackupError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HEALTH, EXIT_LOCKED = 0, 1, 2, 3, 4
@@ -28,6 +31,8 @@ DETAILS_LIMIT = 8000  # characters of details in an alert: the end of a log, not
 # Read in this order, each file's top-level sections replacing those of the files before it: two roles
 # write the configuration without ever rewriting each other's file.
 SETTINGS_FILES = ("lifeboat.json", "monitoring.json")
+VAULTS_FILE = "vaults.json"
+VAULT_HOST_FILE = "vault.json"
 
 
 class Progress:
@@ -78,6 +83,59 @@ def load_job(config_dir, name):
     return job
 
 
+def load_vaults(config_dir):
+    """{name: Vault} of <config_dir>/vaults.json; no file, no vaults."""
+    path = os.path.join(config_dir, VAULTS_FILE)
+    if not os.path.exists(path):
+        return {}
+    document = load_json(path, "the vaults file")
+    entries = document.get("vaults") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise UsageError("the vaults file %s must hold {\"vaults\": [{\"name\": ..., \"url\": ...}, ...]}" % path)
+    vaults = {}
+    for entry in entries:
+        vault = _option_groups.read_vault(entry)
+        if vault.name in vaults:
+            raise UsageError("the vaults file %s names vault %s twice" % (path, vault.name))
+        vaults[vault.name] = vault
+    return vaults
+
+
+def job_vaults(config_dir, job, only=None):
+    """The Vaults a job replicates to (its "vaults": names in vaults.json), or only the one named only."""
+    names = job.get("vaults") or []
+    if only is not None:
+        if only not in names:
+            raise UsageError("job %s does not replicate to a vault named %s (it names: %s)"
+                             % (job["name"], only, ", ".join(names) or "none"))
+        names = [only]
+    if not names:
+        return []
+    known = load_vaults(config_dir)
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise UsageError("job %s names vault(s) %s, which %s not in %s" % (
+            job["name"], ", ".join(missing), "is" if len(missing) == 1 else "are",
+            os.path.join(config_dir, VAULTS_FILE)))
+    return [known[name] for name in names]
+
+
+def replicate_job(config_dir, job, backup_dir, progress, lock_timeout, only=None):
+    """Copy what the job's vaults lack; one line per vault."""
+    vaults = job_vaults(config_dir, job, only)
+    if not vaults:
+        return None
+    started = progress.step("replicate %s" % job["name"])
+    try:
+        result = _vault_replicate.replicate(backup_dir, job["name"], vaults, lock_timeout=lock_timeout)
+    finally:
+        progress.done("replicate %s" % job["name"], started)
+    for report in result["vaults"]:
+        progress.stream.write("replicate %s to %s: %d sent, %d already there\n"
+                              % (job["name"], report["vault"], len(report["sent"]), len(report["present"])))
+    return result
+
+
 def _backup_dir(settings, job=None):
     return (job or {}).get("backup_dir") or settings.get("backup_dir") or _catalog.DEFAULT_BACKUP_DIR
 
@@ -125,6 +183,8 @@ def run_job(config_dir, name, progress, lock_timeout=None):
             started = progress.step("verify %s" % result["id"])
             _verify.verify(backup_dir=backup_dir, backup_id=result["id"], level="checksum")
             progress.done("verify %s: checksum ok" % result["id"], started)
+        # A replication that fails raises before the local prune: a backup without its copy is never pruned.
+        replicated = replicate_job(config_dir, job, backup_dir, progress, lock_timeout)
         if job.get("retention"):
             started = progress.step("prune %s" % name)
             pruned = _prune.prune(backup_dir, _option_groups.build_policy(**job["retention"]), job=name,
@@ -136,14 +196,69 @@ def run_job(config_dir, name, progress, lock_timeout=None):
         raise
     write_metrics(settings, backup_dir)
     ping(job, "success", progress, "%d backup(s) made" % len(made))
-    return {"job": name, "backups": [{"id": r["id"], "path": r["path"], "size": r["size"]} for r in made]}
+    return {"job": name, "backups": [{"id": r["id"], "path": r["path"], "size": r["size"]} for r in made],
+            "vaults": replicated["vaults"] if replicated else []}
+
+
+def job_names(config_dir):
+    directory = os.path.join(config_dir, "jobs.d")
+    names = sorted(name[:-5] for name in os.listdir(directory) if name.endswith(".json")) \
+        if os.path.isdir(directory) else []
+    return names
+
+
+def cmd_replicate(args, progress):
+    settings = load_settings(args.config_dir)
+    jobs = [load_job(args.config_dir, name) for name in ([args.job] if args.job else job_names(args.config_dir))]
+    jobs = [job for job in jobs if job.get("vaults") or args.job]
+    if not jobs:
+        raise UsageError("no job replicates to a vault: give a job \"vaults\" (the agent role's agent_jobs[].vaults)")
+    results, failures = [], []
+    for job in jobs:
+        try:
+            result = replicate_job(args.config_dir, job, _backup_dir(settings, job), progress,
+                                   args.lock_timeout, args.vault)
+            if result is None:
+                raise UsageError("job %s replicates to no vault" % job["name"])
+            results.append(result)
+        except BackupError as exc:
+            failures.append(exc)
+            results.append(exc.result or {"msg": str(exc)})
+    write_metrics(settings, _backup_dir(settings))
+    _print(args, results, [result["msg"] for result in results])
+    if failures:
+        raise failures[0] if len(failures) == 1 else BackupError("; ".join(str(exc) for exc in failures))
+    return EXIT_OK
+
+
+def cmd_vault_maintain(args, _progress):
+    """On an SFTP vault host: retention and the sweep of interrupted uploads over its clients' directories."""
+    document = load_json(os.path.join(args.config_dir, VAULT_HOST_FILE), "the vault host's configuration")
+    policy = _option_groups.build_policy(**(document.get("retention") or {}))
+    results, failures = [], []
+    for entry in document.get("directories") or []:
+        vault = _option_groups.read_vault({"url": entry["url"], "host": entry["host"]})
+        try:
+            results.append(_vault_maintain.maintain(vault, policy, hosts=[vault.host], jobs=entry.get("jobs"),
+                                                    sweep_after=document.get("sweep_after", "24h"),
+                                                    check_mode=args.check))
+        except BackupError as exc:
+            failures.append("%s: %s" % (vault.describe(), exc.msg))
+    textfile_dir = document.get("textfile_dir")
+    if textfile_dir and not args.check:
+        _metrics.write(textfile_dir, _metrics.render_vault_host(results, failures), _metrics.VAULT_FILE_NAME)
+    _print(args, {"results": results, "failures": failures}, [result["msg"] for result in results] + failures)
+    if failures:
+        raise BackupError("; ".join(failures), stage="vault")
+    return EXIT_OK
 
 
 def health_report(settings):
     options = settings.get("health") or {}
     return _health.catalog_info(backup_dir=_backup_dir(settings), max_age=options.get("max_age", "26h"),
                                 min_size_ratio=options.get("min_size_ratio", 0.5),
-                                disk_usage_threshold=options.get("disk_usage_threshold", 85.0))
+                                disk_usage_threshold=options.get("disk_usage_threshold", 85.0),
+                                vault_backlog_after=options.get("vault_backlog_after", _health.DEFAULT_BACKLOG_AFTER))
 
 
 def write_metrics(settings, backup_dir, report=None):
@@ -152,7 +267,8 @@ def write_metrics(settings, backup_dir, report=None):
     if not textfile_dir:
         return None
     report = report or health_report(settings)
-    text = _metrics.render(report["backups"], backup_dir, report["health"]["problems"])
+    text = _metrics.render(report["backups"], backup_dir, report["health"]["problems"],
+                           vaults=report["health"]["vaults"])
     return _metrics.write(textfile_dir, text)
 
 
@@ -313,6 +429,16 @@ def build_parser():
                          help="restore a backup that is not encrypted although an identity is given")
     restore.add_argument("--allow-foreign-owner", action="store_true",
                          help="restore into or below a directory another user than root owns")
+    replicate = command("replicate", cmd_replicate, "copy the backups a job's vaults lack (every job with vaults, "
+                                                    "or one)")
+    replicate.add_argument("job", nargs="?")
+    replicate.add_argument("--vault", help="only this vault of the job's")
+    replicate.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                           help="seconds to wait for the catalog lock when recording a copy (default %d)"
+                           % DEFAULT_LOCK_TIMEOUT)
+    maintain = command("vault-maintain", cmd_vault_maintain, "on an SFTP vault host: apply retention to its "
+                                                             "clients' copies and sweep interrupted uploads")
+    maintain.add_argument("--check", action="store_true", help="say what would be removed, remove nothing")
     health = command("health", cmd_health, "check the catalog's health, write metrics, alert on problems")
     health.add_argument("--no-alerts", action="store_true")
     alert = command("alert", cmd_alert, "send a failure alert for a systemd unit (used by OnFailure=)")

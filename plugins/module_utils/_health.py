@@ -8,7 +8,9 @@ Health problems and their levels (``health.problems``):
 critical   disk_full (the filesystem is fuller than the threshold and than 95 %), interrupted_restore (a restore
            was killed midway, or a database restore failed and could not put the database back: a target may be
            missing or half restored; the message has the command that puts it right)
-error      no_backup, too_old, failed, bad_metadata, missing_checksum
+error      no_backup, too_old, failed, bad_metadata, missing_checksum, vault_failed (the last replication to a
+           vault failed), vault_backlog (backups older than vault_backlog_after without a copy on a vault the job
+           replicates to)
 warning    disk_full (over the threshold, up to 95 %), too_small, unverified, orphan, no_metadata, temp_file
 """
 
@@ -21,6 +23,7 @@ from datetime import datetime
 from . import _catalog
 from ._errors import UsageError
 from ._retention import parse_duration
+from ._vault.state import DEFAULT_BACKLOG_AFTER, replication_problems, replication_status
 
 CRITICAL_DISK_PERCENT = 95.0
 LEVELS = ("warning", "error", "critical")
@@ -250,8 +253,9 @@ def restore_problems(backup_dir):
     return problems
 
 
-def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshold, now):
-    """Health of the scanned jobs and of the filesystem holding backup_dir."""
+def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshold, now,
+                 vault_backlog_after=DEFAULT_BACKLOG_AFTER):
+    """Health of the scanned jobs, of their replication to vaults and of the filesystem holding backup_dir."""
     jobs, problems = {}, []
     if not scans:
         problems.append(_problem("error", "no_backup", "no backup job in %s; run a first backup (lifeboat.backup."
@@ -261,12 +265,14 @@ def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshol
         jobs[scan.job], job_problems = job_health(scan, max_age, min_size_ratio, now)
         problems.extend(job_problems)
     problems.extend(restore_problems(backup_dir))
+    vaults = replication_status(backup_dir, scans, parse_duration(vault_backlog_after).before(now))
+    problems.extend(replication_problems(vaults))
     usage = disk_usage(backup_dir)
     usage["threshold"] = disk_usage_threshold
     problems.extend(disk_problems(usage, disk_usage_threshold))
     worst = max((LEVELS.index(problem["level"]) for problem in problems), default=None)
     return {"ok": not problems, "level": "ok" if worst is None else LEVELS[worst], "problems": problems,
-            "jobs": jobs, "disk": usage}
+            "jobs": jobs, "vaults": vaults, "disk": usage}
 
 
 def _check_options(min_size_ratio, disk_usage_threshold):
@@ -279,7 +285,8 @@ def _check_options(min_size_ratio, disk_usage_threshold):
 
 
 def catalog_info(backup_dir=_catalog.DEFAULT_BACKUP_DIR, job=None, kind=None, tags=None, deploy_id=None, since=None,
-                 max_age="26h", min_size_ratio=0.5, disk_usage_threshold=85.0, now=None):
+                 max_age="26h", min_size_ratio=0.5, disk_usage_threshold=85.0, now=None,
+                 vault_backlog_after=DEFAULT_BACKLOG_AFTER):
     """Backups (filtered, newest first), their statistics, leftovers and the health of the jobs.
 
     Only ``job`` narrows the health report; the other filters narrow ``backups`` and ``stats``.
@@ -292,7 +299,7 @@ def catalog_info(backup_dir=_catalog.DEFAULT_BACKUP_DIR, job=None, kind=None, ta
     every = sorted((meta for scan in scans for meta in scan.backups),
                    key=lambda meta: (_catalog.parse_time(meta["created_at"]), meta["id"]), reverse=True)
     backups = filter_backups(every, kind=kind, tags=tags, deploy_id=deploy_id, since=since_time)
-    health = check_health(backup_dir, scans, limit, min_size_ratio, disk_usage_threshold, now)
+    health = check_health(backup_dir, scans, limit, min_size_ratio, disk_usage_threshold, now, vault_backlog_after)
     leftovers = [leftover for scan in scans for leftover in scan.leftovers]
     summary = "%d backup(s) listed of %d in %s" % (len(backups), len(every), backup_dir)
     verdict = "healthy" if health["ok"] else "%d problem(s), worst %s" % (len(health["problems"]), health["level"])

@@ -17,6 +17,7 @@ from ._fileio import write_atomic
 
 PREFIX = "lifeboat_backup_"
 FILE_NAME = "lifeboat_backup.prom"
+VAULT_FILE_NAME = "lifeboat_vault.prom"
 
 # name -> (type, help)
 METRICS = {
@@ -29,6 +30,11 @@ METRICS = {
     "dir_free_bytes": ("gauge", "Free bytes of the filesystem holding the backup directory."),
     "dir_usage_ratio": ("gauge", "Used fraction (0 to 1) of the filesystem holding the backup directory."),
     "problems": ("gauge", "Number of health problems by level."),
+    "vault_last_success_timestamp_seconds": ("gauge", "Unix time of the job's last successful replication to the "
+                                                      "vault."),
+    "vault_failing": ("gauge", "1 when the job's last replication to the vault failed, else 0."),
+    "vault_backlog": ("gauge", "Number of the job's backups older than the grace period without a copy on the "
+                               "vault."),
     "metrics_timestamp_seconds": ("gauge", "Unix time these metrics were written."),
 }
 LEVELS = ("warning", "error", "critical")
@@ -57,8 +63,9 @@ def _timestamp(created_at):
     return calendar.timegm(time.strptime(created_at, "%Y-%m-%dT%H:%M:%SZ"))
 
 
-def render(backups, backup_dir, problems, now=None):
-    """The text of the metrics file for a catalog: backups newest first, as the catalog lists them."""
+def render(backups, backup_dir, problems, now=None, vaults=()):
+    """The text of the metrics file for a catalog: backups newest first, as the catalog lists them; vaults: the
+    replication status per job and vault (_vault.state.replication_status)."""
     samples = {name: [] for name in METRICS}
     jobs = {}
     for meta in backups:
@@ -84,13 +91,49 @@ def render(backups, backup_dir, problems, now=None):
         samples["dir_free_bytes"].append(_sample("dir_free_bytes", free, {"backup_dir": backup_dir}))
         usage = 1.0 - (free / total) if total else 0.0
         samples["dir_usage_ratio"].append(_sample("dir_usage_ratio", round(usage, 4), {"backup_dir": backup_dir}))
+    for entry in vaults:
+        labels = {"job": entry["job"], "vault": entry["vault"]}
+        if entry["last_success"]:
+            samples["vault_last_success_timestamp_seconds"].append(
+                _sample("vault_last_success_timestamp_seconds", _timestamp(entry["last_success"]), labels))
+        samples["vault_failing"].append(_sample("vault_failing", bool(entry["failure"]), labels))
+        samples["vault_backlog"].append(_sample("vault_backlog", len(entry["backlog"]), labels))
     for level in LEVELS:
         count = sum(1 for problem in problems if problem.get("level") == level)
         samples["problems"].append(_sample("problems", count, {"level": level}))
     samples["metrics_timestamp_seconds"].append(_sample("metrics_timestamp_seconds",
                                                         int(now if now is not None else time.time())))
+    return _text(METRICS, samples)
+
+
+# The SFTP vault host's own metrics (lifeboat vault-maintain): name -> (type, help)
+VAULT_METRICS = {
+    "vault_copies": ("gauge", "Complete copies of the host's job the vault holds after its upkeep."),
+    "vault_incomplete": ("gauge", "Copies of the host's job whose upload has not finished (swept after the grace "
+                                  "period)."),
+    "vault_maintain_failed": ("gauge", "1 when the vault's last upkeep failed for one of its directories, else 0."),
+    "vault_maintain_timestamp_seconds": ("gauge", "Unix time of the vault's last upkeep."),
+}
+
+
+def render_vault_host(results, failures, now=None):
+    """The text of an SFTP vault host's metrics file from the results of _vault.maintain.maintain."""
+    samples = {name: [] for name in VAULT_METRICS}
+    for result in results:
+        for host, jobs in sorted(result["hosts"].items()):
+            for job, entry in sorted(jobs.items()):
+                labels = {"host": host, "job": job}
+                samples["vault_copies"].append(_sample("vault_copies", len(entry["kept"]), labels))
+                samples["vault_incomplete"].append(_sample("vault_incomplete", entry["incomplete"], labels))
+    samples["vault_maintain_failed"].append(_sample("vault_maintain_failed", bool(failures)))
+    samples["vault_maintain_timestamp_seconds"].append(
+        _sample("vault_maintain_timestamp_seconds", int(now if now is not None else time.time())))
+    return _text(VAULT_METRICS, samples)
+
+
+def _text(metrics, samples):
     lines = []
-    for name, (kind, text) in METRICS.items():
+    for name, (kind, text) in metrics.items():
         if samples[name]:
             lines.append("# HELP %s%s %s" % (PREFIX, name, text))
             lines.append("# TYPE %s%s %s" % (PREFIX, name, kind))
@@ -98,9 +141,9 @@ def render(backups, backup_dir, problems, now=None):
     return "\n".join(lines) + "\n"
 
 
-def write(textfile_dir, text):
+def write(textfile_dir, text, file_name=FILE_NAME):
     """Replace the metrics file atomically; node_exporter ignores the temporary name (it does not end in .prom)."""
     os.makedirs(textfile_dir, exist_ok=True)
-    path = os.path.join(textfile_dir, FILE_NAME)
+    path = os.path.join(textfile_dir, file_name)
     write_atomic(path, text.encode("utf-8"), mode=0o644)
     return path

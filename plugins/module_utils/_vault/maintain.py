@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 
-from .._errors import BackupError
 from .._prune import decide
 from .._retention import parse_duration
 from .address import host_directory
@@ -38,7 +37,8 @@ def hosts_on(vault):
 def maintain(vault, policy, hosts=None, jobs=None, sweep_after=DEFAULT_SWEEP_AFTER, check_mode=False, now=None):
     """Apply policy to each host's jobs on the vault and sweep what interrupted uploads left.
 
-    Returns {"changed", "hosts": {host: {job: {"kept", "removed", "locked", "swept", "extended"}}}, "msg"}.
+    Returns {"changed", "hosts": {host: {job: {"kept", "removed", "locked", "swept", "extended", "incomplete"}}},
+    "msg"}: ids, except swept (stems) and incomplete (how many partial copies are left, within the grace period).
     """
     policy.validate()
     now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -71,11 +71,16 @@ def _maintain_job(vault, by_id, policy, now, extend_to, swept_before, check_mode
     for backup_id in removed:
         locked = _remove(vault, [info for copy in by_id[backup_id] for info in copy.all_versions()], now, check_mode)
         entry["locked" if locked else "removed"].append(backup_id)
+    entry["incomplete"] = 0
     for backup_id, attempts in by_id.items():
-        stale = [copy for copy in attempts if not copy.complete and copy.newest < swept_before]
-        if backup_id not in removed and stale:
+        if backup_id in removed:
+            continue
+        partial = [copy for copy in attempts if not copy.complete]
+        stale = [copy for copy in partial if copy.newest < swept_before]
+        if stale:
             _remove(vault, [info for copy in stale for info in copy.all_versions()], now, check_mode)
             entry["swept"].extend(copy.stem for copy in stale)
+        entry["incomplete"] += len(partial) - len(stale)
     if extend_to is not None:
         for item in kept:
             copy = complete[item["id"]]
@@ -112,16 +117,3 @@ def _message(vault, report, check_mode):
     return ("%s: kept %d copies (%d locks extended), %s %d, %d still locked, %d incomplete upload(s) swept"
             % (vault.describe(), totals["kept"], totals["extended"], verb, totals["removed"], totals["locked"],
                totals["swept"]))
-
-
-def run_maintenance(vaults, policy, sweep_after=DEFAULT_SWEEP_AFTER, check_mode=False):
-    """maintain() over several vaults; a failing one does not stop the others, and is raised at the end."""
-    results, failures = [], []
-    for vault in vaults:
-        try:
-            results.append(maintain(vault, policy, sweep_after=sweep_after, check_mode=check_mode))
-        except BackupError as exc:
-            failures.append("%s: %s" % (vault.describe(), exc.msg))
-    if failures:
-        raise BackupError("; ".join(failures), stage="vault", result={"results": results})
-    return results

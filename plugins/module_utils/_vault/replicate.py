@@ -23,6 +23,7 @@ from .._errors import BackupError, IntegrityError, VaultError
 from .._fileio import open_nofollow
 from .address import stem as make_stem
 from .copies import read_host, usable
+from .state import record_outcome
 
 # Local bookkeeping that changes after a backup is made; the copy on the vault holds what the backup was.
 LOCAL_ONLY_KEYS = ("vaults", "verification")
@@ -42,7 +43,12 @@ def replicate(backup_dir, job, vaults, check_mode=False, lock_timeout=600.0):
     """
     _catalog.check_job_name(job)
     backups = _catalog.list_metadata(backup_dir, job)
-    reports = [_replicate_to(vault, backup_dir, job, backups, check_mode, lock_timeout) for vault in vaults]
+    reports = []
+    for vault in vaults:
+        report = _replicate_to(vault, backup_dir, job, backups, check_mode, lock_timeout)
+        if not check_mode:
+            record_outcome(backup_dir, job, vault.name, report["failed"], lock_timeout)
+        reports.append(report)
     changed = any(report["sent"] or report["recorded"] for report in reports)
     result = {"changed": changed, "vaults": reports, "msg": _message(job, reports, check_mode)}
     failed = [report for report in reports if report["failed"]]

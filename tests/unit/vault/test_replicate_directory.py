@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _vault
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import VaultError
-from ansible_collections.lifeboat.backup.plugins.module_utils._vault import copies, replicate
+from ansible_collections.lifeboat.backup.plugins.module_utils._vault import copies, replicate, state
 
 from testlib import backup, fingerprint, make_tree
 
@@ -51,10 +51,12 @@ def test_a_second_run_changes_nothing(setup):
     source, backup_dir, vault_dir, vault = setup
     backup(source, backup_dir)
     replicate.replicate(backup_dir, "app", [vault])
-    before = fingerprint(str(vault_dir)), fingerprint(backup_dir)
+    before = fingerprint(str(vault_dir)), fingerprint(os.path.join(backup_dir, "app"))
     again = replicate.replicate(backup_dir, "app", [vault])
     assert not again["changed"] and again["vaults"][0]["sent"] == [] and len(again["vaults"][0]["present"]) == 1
-    assert (fingerprint(str(vault_dir)), fingerprint(backup_dir)) == before
+    assert (fingerprint(str(vault_dir)), fingerprint(os.path.join(backup_dir, "app"))) == before
+    outcome = state.read_state(backup_dir)["app"][vault.name]
+    assert outcome["failure"] is None and outcome["last_success"] == outcome["last_attempt"]
 
 
 def test_check_mode_lists_what_would_be_sent_and_sends_nothing(setup):
@@ -85,10 +87,12 @@ def test_an_interrupted_copy_never_counts_and_the_next_run_completes_it(setup):
 def test_a_vault_that_is_gone_fails_with_its_name_and_leaves_the_catalog_alone(setup, tmp_path):
     source, backup_dir, _vault_dir, _ = setup
     backup(source, backup_dir)
-    before = fingerprint(backup_dir)
+    before = fingerprint(os.path.join(backup_dir, "app"))
     missing = _vault.Vault({"url": "file://%s/nowhere" % tmp_path, "host": "web1", "name": "offsite"})
     with pytest.raises(VaultError) as caught:
         replicate.replicate(backup_dir, "app", [missing])
     assert "vault offsite" in str(caught.value) and "does not exist" in str(caught.value)
     assert caught.value.result["vaults"][0]["failed"]
-    assert fingerprint(backup_dir) == before
+    assert fingerprint(os.path.join(backup_dir, "app")) == before
+    outcome = state.read_state(backup_dir)["app"]["offsite"]
+    assert "does not exist" in outcome["failure"] and "last_success" not in outcome
