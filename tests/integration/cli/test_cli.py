@@ -44,6 +44,10 @@ def install_command(prefix):
 
 @pytest.fixture
 def host(tmp_path):
+    return make_host(tmp_path)
+
+
+def make_host(tmp_path):
     """An installed command, a config dir with one job (a SQLite database and files), and its sources."""
     command = install_command(str(tmp_path / "prefix"))
     app = tmp_path / "srv" / "app"

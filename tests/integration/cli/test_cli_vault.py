@@ -10,11 +10,12 @@ import pytest
 
 from testlib import fingerprint
 
-from test_cli import host  # noqa: F401  (the fixture: an installed command and a job)
+from test_cli import make_host
 
 
 @pytest.fixture
-def vaulted(host, tmp_path):  # noqa: F811
+def vaulted(tmp_path):
+    host = make_host(tmp_path)
     vault_root = tmp_path / "vault"
     (vault_root / "fleet").mkdir(parents=True)
     config = tmp_path / "etc"
