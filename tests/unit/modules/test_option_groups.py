@@ -23,7 +23,7 @@ ROOT = testlib.ROOT
 FIELDS = ("type", "elements", "default", "choices", "required")
 KINDS = ("type", "elements", "choices")
 # Keys of an agent job that configure the role or the command, not a module.
-AGENT_ONLY = ("schedule", "ping_url", "databases", "retention")
+AGENT_ONLY = ("schedule", "ping_url", "databases", "retention", "vaults")
 GROUPS = {name: group for name, group in vars(_option_groups).items() if isinstance(group, OptionGroup)}
 
 
