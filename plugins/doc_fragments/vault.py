@@ -88,11 +88,13 @@ options:
       identity_file:
         description:
           - SFTP only. The host's private SSH key (mode 0600, owned by the user that runs the module).
+          - Defaults to C(/etc/lifeboat/vault_ed25519), the key the P(lifeboat.backup.agent#role) role makes.
         type: path
       known_hosts_file:
         description:
           - SFTP only. The known_hosts file that holds the vault's host key. The key is checked strictly, never
             trusted on first use.
+          - Defaults to C(/etc/lifeboat/vault_known_hosts), written by the P(lifeboat.backup.agent#role) role.
         type: path
       ssh_options:
         description:

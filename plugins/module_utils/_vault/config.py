@@ -20,11 +20,18 @@ SCHEMES = {
 }
 
 
+# What an SFTP vault's settings default to: the host's own key and the vaults' host keys, as the agent role
+# installs them.
+SFTP_DEFAULTS = {"identity_file": "/etc/lifeboat/vault_ed25519", "known_hosts_file": "/etc/lifeboat/vault_known_hosts"}
+
+
 def open_store(settings):
     """The Store of one vault's settings (url and the options of its kind)."""
     if not isinstance(settings, dict) or not settings.get("url"):
         raise UsageError("a vault needs at least a url")
     address = parse_url(settings["url"])
+    if address.scheme == "sftp":
+        settings = dict(settings, **{key: settings.get(key) or value for key, value in SFTP_DEFAULTS.items()})
     module_name, class_name = SCHEMES[address.scheme]
     module = importlib.import_module("." + module_name, __package__)
     return getattr(module, class_name)(address, settings)
