@@ -19,7 +19,7 @@ import json
 import os
 
 from .. import _catalog
-from .._errors import BackupError, IntegrityError, VaultError
+from .._errors import BackupError, IntegrityError, StorageError, VaultError
 from .._fileio import open_nofollow
 from .address import stem as make_stem
 from .copies import read_host, usable
@@ -38,8 +38,9 @@ def vault_metadata(metadata):
 def replicate(backup_dir, job, vaults, check_mode=False, lock_timeout=600.0):
     """Copy what each vault lacks of the job's local backups; one vault failing does not stop the others.
 
-    Returns {"changed", "vaults": [{"vault", "sent", "recorded", "present", "failed"}], "msg"}; when a vault
-    failed, raises VaultError carrying that same result.
+    Returns {"changed", "vaults": [{"vault", "host", "sent", "recorded", "present", "pruned", "failed"}], "msg"}
+    (pruned: backups removed locally before their upload began); when a vault failed, raises VaultError carrying
+    that same result.
     """
     _catalog.check_job_name(job)
     backups = _catalog.list_metadata(backup_dir, job)
@@ -58,7 +59,8 @@ def replicate(backup_dir, job, vaults, check_mode=False, lock_timeout=600.0):
 
 
 def _replicate_to(vault, backup_dir, job, backups, check_mode, lock_timeout):
-    report = {"vault": vault.name, "host": vault.host, "sent": [], "recorded": [], "present": [], "failed": None}
+    report = {"vault": vault.name, "host": vault.host, "sent": [], "recorded": [], "present": [], "pruned": [],
+              "failed": None}
     try:
         vault.store.check(write=not check_mode)
         on_vault = read_host(vault.store, vault.host, job).get(job, {})
@@ -72,6 +74,9 @@ def _replicate_to(vault, backup_dir, job, backups, check_mode, lock_timeout):
                 continue
             else:
                 copy = _send(vault, job, metadata, attempts)
+                if copy is None:
+                    report["pruned"].append(metadata["id"])
+                    continue
                 report["sent"].append(metadata["id"])
             if _record(backup_dir, metadata, vault, copy, check_mode, lock_timeout):
                 report["recorded"].append(metadata["id"])
@@ -81,7 +86,8 @@ def _replicate_to(vault, backup_dir, job, backups, check_mode, lock_timeout):
 
 
 def _send(vault, job, metadata, attempts):
-    """Upload one backup (artifact, metadata, sidecar last) and return the complete Copy read back."""
+    """Upload one backup (artifact, metadata, sidecar last) and return the complete Copy read back; None when the
+    backup was pruned locally before its upload began."""
     store = vault.store
     backup_id, sha256 = metadata["id"], metadata["sha256"]
     suffix = metadata["artifact"][len(backup_id) + 1:]
@@ -90,8 +96,15 @@ def _send(vault, job, metadata, attempts):
     earlier = next((copy for copy in attempts if copy.attempt == attempt), None)
     directory = vault.directory(job)
     artifact_name = "%s.%s" % (stem, suffix)
-    if not _holds(store, earlier, artifact_name, metadata["size"], sha256):
-        with open_nofollow(_catalog.artifact_path(metadata)) as handle:
+    path = _catalog.artifact_path(metadata)
+    try:
+        handle = open_nofollow(path)
+    except FileNotFoundError:
+        return None  # pruned since the catalog was read: there is nothing left to copy
+    except OSError as exc:
+        raise StorageError("cannot read %s: %s" % (path, exc.strerror), stage="replicate")
+    with handle:  # held open: a prune from now on cannot take the bytes away mid-upload
+        if not _holds(store, earlier, artifact_name, metadata["size"], sha256):
             store.upload(directory + "/" + artifact_name, handle, metadata["size"], sha256)
     for name, data in ((stem + _catalog.METADATA_SUFFIX, vault_metadata(metadata)),
                        (stem + _catalog.CHECKSUM_SUFFIX, _catalog.checksum_line(sha256, artifact_name).encode())):

@@ -4,11 +4,14 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
 
 import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _vault
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import VaultError
+from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import build_policy
+from ansible_collections.lifeboat.backup.plugins.module_utils._prune import prune
 from ansible_collections.lifeboat.backup.plugins.module_utils._vault import copies, replicate, state
 
 from testlib import backup, fingerprint, make_tree
@@ -96,3 +99,48 @@ def test_a_vault_that_is_gone_fails_with_its_name_and_leaves_the_catalog_alone(s
     assert fingerprint(os.path.join(backup_dir, "app")) == before
     outcome = state.read_state(backup_dir)["app"]["offsite"]
     assert "does not exist" in outcome["failure"] and "last_success" not in outcome
+
+
+def test_two_hosts_replicating_at_once_each_get_their_own_complete_copies(tmp_path):
+    source = tmp_path / "src"
+    make_tree(str(source))
+    (tmp_path / "vault").mkdir()
+    catalogs = {name: str(tmp_path / name) for name in ("web1", "web2")}
+    made = {name: [backup(source, directory)["id"] for _ in range(3)] for name, directory in catalogs.items()}
+    url = "file://%s/vault" % tmp_path
+    errors = []
+
+    def run(name):
+        try:
+            replicate.replicate(catalogs[name], "app", [_vault.Vault({"url": url, "host": name})])
+        except Exception as exc:  # reported below: a thread's exception would vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in catalogs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for name in catalogs:
+        found = copies.read_host(_vault.Vault({"url": url, "host": name}).store, name, "app")["app"]
+        assert sorted(found) == sorted(made[name])
+        assert all(copies.usable(attempts) for attempts in found.values())
+
+
+def test_a_replication_racing_the_local_prune_loses_no_copy_and_counts_no_partial(setup):
+    source, backup_dir, _vault_dir, vault = setup
+    made = [backup(source, backup_dir)["id"] for _ in range(6)]
+    pruning = threading.Thread(target=prune, args=(backup_dir, build_policy(keep_last=1)),
+                               kwargs={"job": "app", "lock_timeout": 60})
+    pruning.start()
+    result = replicate.replicate(backup_dir, "app", [vault], lock_timeout=60)
+    pruning.join()
+    report = result["vaults"][0]
+    assert sorted(report["sent"] + report["pruned"]) == sorted(made)
+    assert made[-1] in report["sent"]  # the one the prune keeps, newest: sent first
+    found = copies.read_host(vault.store, "web1", "app")["app"]
+    assert sorted(found) == sorted(report["sent"])
+    assert all(copies.usable(attempts) for attempts in found.values())
+    kept = _catalog.list_metadata(backup_dir, "app")
+    assert [meta["id"] for meta in kept] == [made[-1]] and vault.name in kept[0]["vaults"]
