@@ -174,7 +174,7 @@ class SshVault:
         """Stop the server and every session it serves, at once (a vault host that goes away)."""
         if self.process is None:
             return
-        children = _children(self.process.pid)
+        children = descendants(self.process.pid)
         self.process.terminate()
         self.process.wait()
         for pid in children:
@@ -214,8 +214,8 @@ class SshVault:
         return found
 
 
-def _children(pid):
-    """Every descendant of pid (the sessions of a listening sshd)."""
+def descendants(pid):
+    """Every descendant of pid (the sessions of a listening sshd, the ssh of a client)."""
     found, queue = [], [pid]
     while queue:
         parent = queue.pop()
