@@ -219,8 +219,8 @@ def descendants(pid):
     found, queue = [], [pid]
     while queue:
         parent = queue.pop()
-        with contextlib.suppress(OSError), open("/proc/%d/task/%d/children" % (parent, parent),
-                                               encoding="ascii") as handle:
+        children = "/proc/%d/task/%d/children" % (parent, parent)
+        with contextlib.suppress(OSError), open(children, encoding="ascii") as handle:  # gone meanwhile
             kids = [int(child) for child in handle.read().split()]
             found.extend(kids)
             queue.extend(kids)
