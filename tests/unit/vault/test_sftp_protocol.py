@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
-from ansible_collections.lifeboat.backup.plugins.module_utils._vault import open_store, sftp
+from ansible_collections.lifeboat.backup.plugins.module_utils._vault import parse_url, sftp
 
 URL = "sftp://web1@vault.example:2222/backups"
 
@@ -148,13 +148,14 @@ def test_each_complaint_of_ssh_becomes_a_sentence_that_names_the_vault_and_the_f
 ])
 def test_options_that_would_weaken_or_break_the_connection_are_refused(settings, message):
     with pytest.raises(UsageError) as caught:
-        open_store(dict(settings, url=URL))
+        sftp.SftpStore(parse_url(URL), settings)
     assert caught.value.msg == message
 
 
 def test_the_ssh_command_checks_the_host_key_and_never_asks():
-    store = open_store({"url": URL, "known_hosts_file": KNOWN, "identity_file": "/etc/lifeboat/vault_key",
-                        "ssh_options": ["ProxyJump=bastion.example"], "connect_timeout": 7})
+    store = sftp.SftpStore(parse_url(URL), {"url": URL, "known_hosts_file": KNOWN,
+                                            "identity_file": "/etc/lifeboat/vault_key",
+                                            "ssh_options": ["ProxyJump=bastion.example"], "connect_timeout": 7})
     argv = store._argv()  # pylint: disable=protected-access
     options = [argv[index + 1] for index, value in enumerate(argv) if value == "-o"]
     for option in ("BatchMode=yes", "StrictHostKeyChecking=yes", "UserKnownHostsFile=" + KNOWN,
