@@ -5,19 +5,31 @@
 
 from __future__ import annotations
 
-import importlib
 import socket
 
 from .._errors import UsageError
 from .address import check_host_name, job_directory, parse_url
 
-# scheme -> (module, Store subclass): a module is imported only when a vault of its kind is used, so a host
-# without boto3 can still use an SFTP vault.
-SCHEMES = {
-    "s3": ("s3", "S3Store"),
-    "sftp": ("sftp", "SftpStore"),
-    "file": ("local", "DirectoryStore"),
-}
+
+# A kind's file is imported only when a vault of its kind is used, so a host without boto3 can still use an SFTP
+# vault. The imports are plain statements, not importlib: Ansible ships with a module the files it sees imported.
+def _s3():
+    from .s3 import S3Store
+    return S3Store
+
+
+def _sftp():
+    from .sftp import SftpStore
+    return SftpStore
+
+
+def _directory():
+    from .local import DirectoryStore
+    return DirectoryStore
+
+
+# scheme -> the loader of its Store subclass
+SCHEMES = {"s3": _s3, "sftp": _sftp, "file": _directory}
 
 
 def open_store(settings):
@@ -25,9 +37,7 @@ def open_store(settings):
     if not isinstance(settings, dict) or not settings.get("url"):
         raise UsageError("a vault needs at least a url")
     address = parse_url(settings["url"])
-    module_name, class_name = SCHEMES[address.scheme]
-    module = importlib.import_module("." + module_name, __package__)
-    return getattr(module, class_name)(address, settings)
+    return SCHEMES[address.scheme]()(address, settings)
 
 
 class Vault:
