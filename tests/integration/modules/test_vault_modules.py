@@ -204,6 +204,16 @@ def test_restore_of_a_backup_only_the_vault_holds(site):
     # the download did not enter the catalog
     assert [meta["id"] for meta in _catalog.list_metadata(str(site["backup_dir"]), "app")] == [site["ids"][1]]
 
+    # over a damaged tree, the safety backup lands in the host's catalog, not in the scratch space removed after
+    damaged = dest / str(site["source"]).lstrip("/") / "text.txt"
+    damaged.write_text("damaged\n")
+    results, _ = play(site, task("again", "restore", **dict(restore, safety_backup=True)))
+    safety_id = results["again"]["safety_backup_id"]
+    assert results["again"]["changed"] and results["again"]["differences"]["changed"]
+    assert _catalog.find_backup(str(site["backup_dir"]), safety_id)["tags"] == ["safety"]
+    assert fingerprint(str(dest / str(site["source"]).lstrip("/"))) == fingerprint(str(site["source"]))
+    assert downloads(site) == []
+
 
 def test_restore_prefers_the_local_backup_unless_told_otherwise(site):
     play(site, replicate_task(site))
