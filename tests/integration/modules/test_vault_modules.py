@@ -180,11 +180,11 @@ def test_restore_of_a_backup_only_the_vault_holds(site):
     dest.mkdir()
     restore = dict(id=first, backup_dir=str(site["backup_dir"]), identity=IDENTITY, dest=str(dest),
                    safety_backup=False, vault=site["vault"])
+    by_job = dict({key: value for key, value in restore.items() if key != "id"}, job="app", latest=True)
     vault_before = fingerprint(str(site["vault_dir"]))
     results, output = play(site, task("check", "restore", check_mode=True, **restore),
                            task("wrong_key", "restore", **dict(restore, identity=_age.generate_identity()[0])),
-                           task("latest", "restore", **dict({key: value for key, value in restore.items() if key != "id"}, job="app",
-                                                             latest=True)),
+                           task("latest", "restore", **by_job),
                            task("no_vault", "restore", **dict(restore, vault=None, from_vault=True)))
     assert IDENTITY not in output
     assert results["check"]["changed"] and results["check"]["vault"] == site["vault"]["url"]
