@@ -43,7 +43,12 @@ def task(name, module, check_mode=False, diff=False, **args):
             "check_mode": check_mode, "diff": diff}
 
 
-def play(site, *tasks, environment=None):
+def play(site, *tasks):
+    """Run the tasks in one playbook; returns {task name: registered result}."""
+    return play_with_output(site, *tasks)[0]
+
+
+def play_with_output(site, *tasks, environment=None):
     """Run the tasks in one playbook; returns ({task name: registered result}, the playbook's output)."""
     results = site["tmp"] / "results.json"
     keep = {"name": "Keep the results", "ansible.builtin.copy": {
@@ -68,13 +73,13 @@ def state(site):
 def test_replicate_sends_once_and_check_mode_changes_nothing(site):
     newest_first = site["ids"][::-1]
     before = state(site)
-    results, _ = play(site, replicate_task(site, "check", check_mode=True))
+    results = play(site, replicate_task(site, "check", check_mode=True))
     assert state(site) == before
     check = results["check"]
     assert check["changed"] and check["sent"] == newest_first and check["present"] == [] and check["host"] == HOST
     assert "2 to send" in check["msg"]
 
-    results, _ = play(site, replicate_task(site))
+    results = play(site, replicate_task(site))
     sent = results["sent"]
     assert sent["changed"] and sent["sent"] == newest_first and sent["recorded"] == newest_first
     assert sent["vault"] == site["vault"]["url"]
@@ -85,7 +90,7 @@ def test_replicate_sends_once_and_check_mode_changes_nothing(site):
         assert metadata["vaults"][site["vault"]["url"]]["sha256"] == metadata["sha256"]
 
     after = state(site)
-    results, _ = play(site, replicate_task(site, "again"), replicate_task(site, "check_again", check_mode=True))
+    results = play(site, replicate_task(site, "again"), replicate_task(site, "check_again", check_mode=True))
     for name in ("again", "check_again"):
         assert not results[name]["changed"] and results[name]["sent"] == [] and results[name]["recorded"] == []
         assert results[name]["present"] == newest_first
@@ -95,8 +100,8 @@ def test_replicate_sends_once_and_check_mode_changes_nothing(site):
 def test_replicate_to_a_missing_vault_fails_naming_it_and_changes_nothing(site):
     missing = dict(site["vault"], url="file://%s/nowhere" % site["tmp"], name="offsite")
     before = state(site)
-    results, _ = play(site, task("gone", "replicate", job="app", backup_dir=str(site["backup_dir"]), vault=missing),
-                      task("no_vault", "replicate", job="app", backup_dir=str(site["backup_dir"])))
+    results = play(site, task("gone", "replicate", job="app", backup_dir=str(site["backup_dir"]), vault=missing),
+                   task("no_vault", "replicate", job="app", backup_dir=str(site["backup_dir"])))
     gone = results["gone"]
     assert gone["failed"] and "vault offsite" in gone["msg"] and "does not exist" in gone["msg"]
     assert gone["stage"] == "replicate" and gone["sent"] == [] and gone["vault"] == "offsite"
@@ -118,9 +123,9 @@ def test_catalog_info_lists_the_copies_and_reports_a_partial_upload(site):
     play(site, replicate_task(site))
     partial_upload(site, "app-20200101T000000Z")
     before = state(site)
-    results, _ = play(site, task("listed", "catalog_info", backup_dir=str(site["backup_dir"]), vault=site["vault"]),
-                      task("files", "catalog_info", backup_dir=str(site["backup_dir"]), vault=site["vault"],
-                           kind="files", check_mode=True))
+    results = play(site, task("listed", "catalog_info", backup_dir=str(site["backup_dir"]), vault=site["vault"]),
+                   task("files", "catalog_info", backup_dir=str(site["backup_dir"]), vault=site["vault"],
+                        kind="files", check_mode=True))
     assert state(site) == before
     listed = results["listed"]
     assert not listed["changed"] and listed["vault"] == site["vault"]["url"] and listed["host"] == HOST
@@ -142,8 +147,9 @@ def test_verify_checks_the_copy_and_names_a_damaged_one(site):
     checks = [task("checksum", "verify", id=first, backup_dir=str(site["backup_dir"]), vault=site["vault"]),
               task("full", "verify", id=first, level="full", identity=IDENTITY, vault=site["vault"])]
     before = state(site)
-    results, output = play(site, *checks, task("source", "verify", id=first, level="source", vault=site["vault"]),
-                           task("by_path", "verify", path="/tmp/x.tar.zst.age", vault=site["vault"]))
+    refused = [task("source", "verify", id=first, level="source", vault=site["vault"]),
+               task("by_path", "verify", path="/tmp/x.tar.zst.age", vault=site["vault"])]
+    results, output = play_with_output(site, *checks, *refused)
     assert state(site) == before and IDENTITY not in output
     for level in ("checksum", "full"):
         result = results[level]
@@ -158,7 +164,7 @@ def test_verify_checks_the_copy_and_names_a_damaged_one(site):
     data = bytearray(artifact.read_bytes())
     data[len(data) // 2] ^= 1
     artifact.write_bytes(bytes(data))
-    results, _ = play(site, *checks)
+    results = play(site, *checks)
     for level in ("checksum", "full"):
         assert results[level]["failed"] and first in results[level]["msg"]
         assert "failed %s verification" % level in results[level]["msg"]
@@ -181,11 +187,14 @@ def test_restore_of_a_backup_only_the_vault_holds(site):
     restore = dict(id=first, backup_dir=str(site["backup_dir"]), identity=IDENTITY, dest=str(dest),
                    safety_backup=False, vault=site["vault"])
     by_job = dict({key: value for key, value in restore.items() if key != "id"}, job="app", latest=True)
+    wrong_key = dict(restore)
+    wrong_key["identity"] = _age.generate_identity()[0]
+    no_vault = {key: value for key, value in restore.items() if key != "vault"}
     vault_before = fingerprint(str(site["vault_dir"]))
-    results, output = play(site, task("check", "restore", check_mode=True, **restore),
-                           task("wrong_key", "restore", **dict(restore, identity=_age.generate_identity()[0])),
-                           task("latest", "restore", **by_job),
-                           task("no_vault", "restore", **dict(restore, vault=None, from_vault=True)))
+    results, output = play_with_output(site, task("check", "restore", check_mode=True, **restore),
+                                                   task("wrong_key", "restore", **wrong_key),
+                                                   task("latest", "restore", **by_job),
+                                                   task("no_vault", "restore", from_vault=True, **no_vault))
     assert IDENTITY not in output
     assert results["check"]["changed"] and results["check"]["vault"] == site["vault"]["url"]
     assert results["check"]["differences"]["added"] and os.listdir(str(dest)) == []
@@ -195,7 +204,7 @@ def test_restore_of_a_backup_only_the_vault_holds(site):
     assert results["no_vault"]["failed"] and "give the vault" in results["no_vault"]["msg"]
     assert downloads(site) == []
 
-    results, _ = play(site, task("restored", "restore", **restore))
+    results = play(site, task("restored", "restore", **restore))
     restored = results["restored"]
     assert restored["changed"] and restored["id"] == first and restored["vault"] == site["vault"]["url"]
     assert "path" not in restored
@@ -207,7 +216,7 @@ def test_restore_of_a_backup_only_the_vault_holds(site):
     # over a damaged tree, the safety backup lands in the host's catalog, not in the scratch space removed after
     damaged = dest / str(site["source"]).lstrip("/") / "text.txt"
     damaged.write_text("damaged\n")
-    results, _ = play(site, task("again", "restore", **dict(restore, safety_backup=True)))
+    results = play(site, task("again", "restore", **dict(restore, safety_backup=True)))
     safety_id = results["again"]["safety_backup_id"]
     assert results["again"]["changed"] and results["again"]["differences"]["changed"]
     assert _catalog.find_backup(str(site["backup_dir"]), safety_id)["tags"] == ["safety"]
@@ -221,9 +230,9 @@ def test_restore_prefers_the_local_backup_unless_told_otherwise(site):
                    vault=site["vault"])
     for name in ("a", "b"):
         (site["tmp"] / name).mkdir()
-    results, _ = play(site, task("local", "restore", check_mode=True, dest=str(site["tmp"] / "a"), **restore),
-                      task("remote", "restore", check_mode=True, dest=str(site["tmp"] / "b"), from_vault=True,
-                           **restore))
+    results = play(site, task("local", "restore", check_mode=True, dest=str(site["tmp"] / "a"), **restore),
+                   task("remote", "restore", check_mode=True, dest=str(site["tmp"] / "b"), from_vault=True,
+                        **restore))
     assert results["local"]["vault"] is None and results["local"]["path"].startswith(str(site["backup_dir"]))
     assert results["remote"]["vault"] == site["vault"]["url"] and "path" not in results["remote"]
     assert results["local"]["differences"] == results["remote"]["differences"]
@@ -239,7 +248,7 @@ def test_prune_with_a_vault_applies_retention_there_and_leaves_the_catalog_alone
     other_files = sorted(os.listdir(str(other_host)))
     prune = dict(backup_dir=str(site["backup_dir"]), keep_last=1, vault=site["vault"])
     before = state(site)
-    results, _ = play(site, task("check", "prune", check_mode=True, **prune))
+    results = play(site, task("check", "prune", check_mode=True, **prune))
     assert state(site) == before
     predicted = results["check"]["hosts"]
     entry = predicted[HOST]["app"]
@@ -248,8 +257,8 @@ def test_prune_with_a_vault_applies_retention_there_and_leaves_the_catalog_alone
     assert entry["swept"] == ["app-20200101T000000Z"] and entry["locked"] == []
 
     catalog = fingerprint(str(site["backup_dir"]))
-    results, _ = play(site, task("pruned", "prune", diff=True, **prune), task("again", "prune", **prune),
-                      task("all_local", "prune", backup_dir=str(site["backup_dir"]), all_hosts=True))
+    results = play(site, task("pruned", "prune", diff=True, **prune), task("again", "prune", **prune),
+                   task("all_local", "prune", backup_dir=str(site["backup_dir"]), all_hosts=True))
     pruned = results["pruned"]
     assert pruned["changed"] and pruned["hosts"] == predicted
     assert pruned["diff"]["after"] == "%s/%s\n" % (HOST, site["ids"][1])
@@ -262,7 +271,7 @@ def test_prune_with_a_vault_applies_retention_there_and_leaves_the_catalog_alone
     assert fingerprint(str(site["backup_dir"])) == catalog
     assert sorted(os.listdir(str(other_host))) == other_files  # another host's copies are not this host's to prune
 
-    results, _ = play(site, task("everyone", "prune", all_hosts=True, **prune))
+    results = play(site, task("everyone", "prune", all_hosts=True, **prune))
     assert sorted(results["everyone"]["hosts"]) == ["db1", HOST]
     assert results["everyone"]["hosts"]["db1"]["app"]["removed"] == [site["ids"][0]]
 
@@ -274,8 +283,8 @@ def test_vault_credentials_stay_out_of_every_kept_file_and_of_the_results(site):
     remote_tmp = site["tmp"] / "remote-tmp"
     environment = {"ANSIBLE_PIPELINING": "0", "ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TMP": str(remote_tmp)}
     vault = dict(site["vault"], access_key=access_key, secret_key=secret_key)
-    results, output = play(site, task("sent", "replicate", job="app", backup_dir=str(site["backup_dir"]),
-                                      vault=vault), environment=environment)
+    results, output = play_with_output(site, task("sent", "replicate", job="app", backup_dir=str(site["backup_dir"]),
+                                                  vault=vault), environment=environment)
     assert results["sent"]["sent"] == site["ids"][::-1]
     text = json.dumps(results) + output
     assert access_key not in text and secret_key not in text
