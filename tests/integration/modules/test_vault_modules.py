@@ -192,9 +192,9 @@ def test_restore_of_a_backup_only_the_vault_holds(site):
     no_vault = {key: value for key, value in restore.items() if key != "vault"}
     vault_before = fingerprint(str(site["vault_dir"]))
     results, output = play_with_output(site, task("check", "restore", check_mode=True, **restore),
-                                                   task("wrong_key", "restore", **wrong_key),
-                                                   task("latest", "restore", **by_job),
-                                                   task("no_vault", "restore", from_vault=True, **no_vault))
+                                       task("wrong_key", "restore", **wrong_key),
+                                       task("latest", "restore", **by_job),
+                                       task("no_vault", "restore", from_vault=True, **no_vault))
     assert IDENTITY not in output
     assert results["check"]["changed"] and results["check"]["vault"] == site["vault"]["url"]
     assert results["check"]["differences"]["added"] and os.listdir(str(dest)) == []
@@ -216,7 +216,9 @@ def test_restore_of_a_backup_only_the_vault_holds(site):
     # over a damaged tree, the safety backup lands in the host's catalog, not in the scratch space removed after
     damaged = dest / str(site["source"]).lstrip("/") / "text.txt"
     damaged.write_text("damaged\n")
-    results = play(site, task("again", "restore", **dict(restore, safety_backup=True)))
+    with_safety = dict(restore)
+    with_safety["safety_backup"] = True
+    results = play(site, task("again", "restore", **with_safety))
     safety_id = results["again"]["safety_backup_id"]
     assert results["again"]["changed"] and results["again"]["differences"]["changed"]
     assert _catalog.find_backup(str(site["backup_dir"]), safety_id)["tags"] == ["safety"]
