@@ -270,9 +270,13 @@ def check_health(backup_dir, scans, max_age, min_size_ratio, disk_usage_threshol
     usage = disk_usage(backup_dir)
     usage["threshold"] = disk_usage_threshold
     problems.extend(disk_problems(usage, disk_usage_threshold))
+    return dict(verdict(problems), jobs=jobs, vaults=vaults, disk=usage)
+
+
+def verdict(problems):
+    """ok, the worst level (or ok) and the problems themselves: the head of every health report."""
     worst = max((LEVELS.index(problem["level"]) for problem in problems), default=None)
-    return {"ok": not problems, "level": "ok" if worst is None else LEVELS[worst], "problems": problems,
-            "jobs": jobs, "vaults": vaults, "disk": usage}
+    return {"ok": not problems, "level": "ok" if worst is None else LEVELS[worst], "problems": problems}
 
 
 def _check_options(min_size_ratio, disk_usage_threshold):

@@ -23,11 +23,18 @@ description:
     C(unverified) (backups never verified), C(orphan) (sidecars without their artifact), C(no_metadata) (an
     artifact without metadata) and C(temp_file) (a temporary file of a killed run)."
   - Only regular files in O(backup_dir)/<job>/ whose names look like catalog files are looked at.
-  - Never changes anything.
+  - With O(vault), lists this host's backups on the vault instead (those filed under O(vault.host)), newest first,
+    filtered the same way; a copy whose upload did not finish has no metadata and matches no filter but O(job).
+    The health report is then the vault's problems, C(vault_rewritten) (V(critical)) for a key of a complete copy
+    that was deleted (a delete marker hides it) or written again after the copy, and C(vault_incomplete)
+    (V(warning)) for a copy whose upload did not finish or cannot be used. O(max_age), O(min_size_ratio) and
+    O(disk_usage_threshold) judge the local catalog and are not used with O(vault).
+  - Never changes anything, on the host or on the vault.
 author:
   - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.attributes
+  - lifeboat.backup.vault
 attributes:
   check_mode:
     support: full
@@ -83,9 +90,11 @@ options:
     default: 85
 requirements:
   - python >= 3.9 on the managed host
+  - boto3 for an S3 vault, the OpenSSH client (C(sftp)) for an SFTP vault
 seealso:
   - module: lifeboat.backup.prune
   - module: lifeboat.backup.verify
+  - module: lifeboat.backup.replicate
 """
 
 EXAMPLES = r"""
@@ -110,18 +119,45 @@ EXAMPLES = r"""
     job: archive
     max_age: 8d
     since: 30d
+
+- name: The host's copies on the off-site vault, and what was done to them
+  lifeboat.backup.catalog_info:
+    job: app
+    vault:
+      url: s3://backups-example/fleet
+      host: "{{ inventory_hostname }}"
+      access_key: "{{ vaulted_s3_access_key }}"
+      secret_key: "{{ vaulted_s3_secret_key }}"
+  register: offsite
+
+- name: Every copy is complete and untouched
+  ansible.builtin.assert:
+    that: offsite.health.ok
+    fail_msg: "{{ offsite.health.problems | map(attribute='message') | join('; ') }}"
 """
 
 RETURN = r"""
 backups:
-  description: Metadata of each backup listed, newest first (id, job, kind, created_at, local_time, artifact, size,
-    sha256, tags, deploy_id, verification, ...).
+  description:
+    - Metadata of each backup listed, newest first (id, job, kind, created_at, local_time, artifact, size,
+      sha256, tags, deploy_id, verification, ...).
+    - With O(vault), each copy on the vault with C(id), C(job), C(kind), C(created_at), C(tags), C(deploy_id),
+      C(complete), C(artifact) (its key), C(version), C(size), C(sha256), C(retain_until), C(lock_mode),
+      C(attempts), C(stem) and C(problems); an incomplete copy has no C(kind) nor C(created_at).
   returned: always
   type: list
   elements: dict
+vault:
+  description: The name of the vault listed.
+  returned: with O(vault)
+  type: str
+host:
+  description: The C(HOST) part of the layout listed.
+  returned: with O(vault)
+  type: str
 stats:
   description: Statistics of the backups listed, C(overall) and per job in C(jobs).
-  returned: always
+  returned: without O(vault)
   type: dict
   contains:
     overall:
@@ -132,7 +168,8 @@ stats:
       description: The same summary for each job, by job name.
       type: dict
 health:
-  description: Health of the jobs and of the filesystem holding O(backup_dir).
+  description: Health of the jobs and of the filesystem holding O(backup_dir); with O(vault), C(ok), C(level) and
+    C(problems) of the copies on the vault.
   returned: always
   type: dict
   contains:
@@ -148,15 +185,16 @@ health:
       type: list
       elements: dict
     jobs:
-      description: Per job, C(backups), C(newest_good), C(newest_good_at), C(age_s) (seconds) and C(ok).
+      description: Per job, C(backups), C(newest_good), C(newest_good_at), C(age_s) (seconds) and C(ok); not with
+        O(vault).
       type: dict
     disk:
-      description: C(path), C(total_bytes), C(free_bytes), C(used_percent) and C(threshold).
+      description: C(path), C(total_bytes), C(free_bytes), C(used_percent) and C(threshold); not with O(vault).
       type: dict
 leftovers:
   description: Files that are not a backup, each with C(job), C(kind) (V(orphan), V(no_metadata), V(temp_file),
     V(bad_metadata)), C(id), C(files), C(paths), C(age_s) and C(removable) (whether the next prune removes it).
-  returned: always
+  returned: without O(vault)
   type: list
   elements: dict
 """
@@ -165,7 +203,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
 from ..module_utils._health import catalog_info
-from ..module_utils._option_groups import OptionGroup, run_module
+from ..module_utils._option_groups import VAULT, OptionGroup, run_module
+from ..module_utils._vault.reading import vault_info
 
 OPTIONS = OptionGroup(dict(
     backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
@@ -177,12 +216,20 @@ OPTIONS = OptionGroup(dict(
     max_age=dict(type="str", default="26h"),
     min_size_ratio=dict(type="float", default=0.5),
     disk_usage_threshold=dict(type="float", default=85),
-))
+)) + VAULT
+FILTERS = ("job", "kind", "tags", "deploy_id", "since")
 
 
 def main():
     module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
-    run_module(module, OPTIONS, lambda arguments: catalog_info(**arguments))
+
+    def action(arguments):
+        vault = arguments.pop("vault")
+        if vault is None:
+            return catalog_info(**arguments)
+        return vault_info(vault, **{name: arguments[name] for name in FILTERS})
+
+    run_module(module, OPTIONS, action)
 
 
 if __name__ == "__main__":

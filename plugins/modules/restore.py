@@ -32,17 +32,25 @@ description:
   - "The catalog (O(backup_dir), and the catalog the backup is read from) is never removed, replaced or written
     into: a restored tree that holds it (C(/var) with C(/var/backups/lifeboat)) is restored below it, the
     directories on the way to it in place; paths of the backup that lie in it are left out, with a warning."
+  - With O(vault), a backup named by O(id) that O(backup_dir) does not hold (pruned, or the host was rebuilt), or
+    any with O(from_vault), is restored from its copy on the vault. The copy is downloaded into private scratch
+    space under O(backup_dir) (C(.tmp/), mode 0700), checked against its sidecar as it comes, restored as a local
+    backup is (the lock, journal and safety backups of O(backup_dir)), and removed afterwards, also when the restore
+    fails. O(path), O(latest) and O(deploy_id) name local backups only; M(lifeboat.backup.catalog_info) with
+    O(lifeboat.backup.catalog_info#module:vault) lists the ids on the vault.
 author:
   - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.attributes
   - lifeboat.backup.decryption
   - lifeboat.backup.connection
+  - lifeboat.backup.vault
 attributes:
   check_mode:
     support: full
     details: Reads the manifest (the start of the artifact only) and reports what would be added, changed and
-      removed; for a database, checks that the server is reachable. Nothing is written.
+      removed; for a database, checks that the server is reachable. Nothing is written. A copy restored from
+      O(vault) is downloaded in check mode too, since the plan is read from it, and removed afterwards.
   diff_mode:
     support: full
     details: Lists the paths that are (or would be) added, changed and removed.
@@ -149,11 +157,18 @@ options:
         prunes and other restores from the catalog take it too).
     type: float
     default: 0
+  from_vault:
+    description:
+      - With O(vault), restore from the vault's copy even when O(backup_dir) holds the backup (a local artifact
+        that is suspect, or a drill of the off-site copy).
+    type: bool
+    default: false
 requirements:
   - python >= 3.9 on the managed host
   - cryptography (to decrypt)
   - zstandard (for zstd artifacts)
   - the database client tools (C(pg_restore), C(psql), C(mariadb)) for database backups
+  - boto3 for an S3 vault, the OpenSSH client (C(sftp)) for an SFTP vault
 seealso:
   - module: lifeboat.backup.archive
   - module: lifeboat.backup.dump
@@ -192,6 +207,17 @@ EXAMPLES = r"""
     safety_backup: false
     login_user: postgres
     identity: "{{ backup_identity }}"
+
+- name: Bring back a tree whose backup only the off-site vault still holds
+  lifeboat.backup.restore:
+    id: app-20240501T020000Z
+    identity: "{{ backup_identity }}"
+    vault:
+      url: s3://backups-example/fleet
+      host: "{{ inventory_hostname }}"
+      access_key: "{{ vaulted_s3_access_key }}"
+      secret_key: "{{ vaulted_s3_secret_key }}"
+  no_log: true
 """
 
 RETURN = r"""
@@ -201,7 +227,11 @@ id:
   type: str
 path:
   description: Path of the artifact restored.
-  returned: success
+  returned: success, unless restored from O(vault)
+  type: str
+vault:
+  description: The name of the vault whose copy was restored; V(null) when O(backup_dir) held the backup.
+  returned: success, with O(vault)
   type: str
 kind:
   description: V(files) or V(database).
@@ -251,8 +281,10 @@ stage:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
-from ..module_utils._option_groups import CONNECTION, DECRYPTION, OptionGroup, run_module
+from ..module_utils._errors import UsageError
+from ..module_utils._option_groups import CONNECTION, DECRYPTION, VAULT, OptionGroup, run_module
 from ..module_utils._restore import RestoreRequest, restore_backup
+from ..module_utils._vault.reading import restore_copy
 
 SELECTORS = ("path", "id", "latest", "deploy_id")
 OPTIONS = OptionGroup(dict(
@@ -274,8 +306,10 @@ OPTIONS = OptionGroup(dict(
     target_database=dict(type="str"),
     allow_unencrypted=dict(type="bool", default=False),
     lock_timeout=dict(type="float", default=0),
+    from_vault=dict(type="bool", default=False),
 ), rename={"id": "backup_id"}, mutually_exclusive=[SELECTORS], required_one_of=[SELECTORS],
-    required_by={"deploy_id": "job", "kind": "job", "database": "job"}) + DECRYPTION + CONNECTION.gathered("connection")
+    required_by={"deploy_id": "job", "kind": "job", "database": "job"}) + DECRYPTION + \
+    CONNECTION.gathered("connection") + VAULT
 
 
 def diff_text(differences):
@@ -289,7 +323,14 @@ def main():
     module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
 
     def action(arguments):
-        result = restore_backup(RestoreRequest(**arguments), check_mode=module.check_mode)
+        vault, from_vault = arguments.pop("vault"), arguments.pop("from_vault")
+        request = RestoreRequest(**arguments)
+        if vault is not None:
+            result = restore_copy(vault, request, check_mode=module.check_mode, from_vault=from_vault)
+        elif from_vault:
+            raise UsageError("from_vault restores from a vault: give the vault")
+        else:
+            result = restore_backup(request, check_mode=module.check_mode)
         if module._diff and "differences" in result:
             result["diff"] = {"before_header": result.get("dest") or "/", "after_header": result.get("id") or "backup",
                               "prepared": diff_text(result["differences"])}

@@ -17,21 +17,28 @@ description:
     changed or removed since the backup; differences are reported, not treated as a failure.
   - The outcome is recorded in the backup's metadata (C(verification)), where the catalog and retention read it.
   - Fails with a message that names the artifact and what is wrong (which member, which chunk).
+  - With O(vault), checks this host's copy of the backup O(id) on the vault instead, and records nothing
+    (C(changed=false)). V(checksum) compares the SHA-256 the store recorded with the artifact against its sidecar
+    where the store keeps one (S3), and otherwise reads the copy back and hashes it (SFTP, a directory); it needs no
+    key. V(full) streams the copy back and checks it as a local full verify does. V(source) is refused, since a copy is
+    checked against its backup, not against the live tree. A copy whose keys were deleted or written again after it
+    was made fails even when its first versions pass, and a copy whose SHA-256 differs from the local backup's fails.
 author:
   - Lifeboat maintainers (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.attributes
   - lifeboat.backup.decryption
+  - lifeboat.backup.vault
 attributes:
   check_mode:
     support: full
-    details: Verifies without recording the outcome in the metadata.
+    details: Verifies without recording the outcome in the metadata (with O(vault) nothing is recorded either way).
   diff_mode:
     support: none
 options:
   path:
     description:
-      - Path of the artifact. Mutually exclusive with O(id).
+      - Path of the artifact. Mutually exclusive with O(id) and O(vault).
     type: path
   backup_dir:
     description:
@@ -40,11 +47,11 @@ options:
     default: /var/backups/lifeboat
   id:
     description:
-      - Id of the backup in O(backup_dir).
+      - Id of the backup in O(backup_dir), or with O(vault) of the copy on the vault (required then).
     type: str
   level:
     description:
-      - How deep to check.
+      - How deep to check. With O(vault), V(checksum) or V(full).
     type: str
     choices: [checksum, full, source]
     default: checksum
@@ -52,8 +59,10 @@ requirements:
   - python >= 3.9 on the managed host
   - cryptography (to decrypt)
   - zstandard (for zstd artifacts)
+  - boto3 for an S3 vault, the OpenSSH client (C(sftp)) for an SFTP vault
 seealso:
   - module: lifeboat.backup.archive
+  - module: lifeboat.backup.replicate
 """
 
 EXAMPLES = r"""
@@ -75,6 +84,18 @@ EXAMPLES = r"""
     level: source
     identity: "{{ backup_identity }}"
   register: drift
+
+- name: Read the off-site copy back and check every member, with the key from the controller
+  lifeboat.backup.verify:
+    id: "{{ backup.id }}"
+    level: full
+    identity: "{{ backup_identity }}"
+    vault:
+      url: sftp://web1@vault.example.net/backups
+      host: "{{ inventory_hostname }}"
+      identity_file: /etc/lifeboat/vault_ed25519
+      known_hosts_file: /etc/lifeboat/vault_known_hosts
+  no_log: true
 """
 
 RETURN = r"""
@@ -84,7 +105,24 @@ id:
   type: str
 path:
   description: Path of the artifact checked.
-  returned: success
+  returned: success, without O(vault)
+  type: str
+vault:
+  description: The name of the vault whose copy was checked.
+  returned: success, with O(vault)
+  type: str
+key:
+  description: The copy's artifact on the vault.
+  returned: success, with O(vault)
+  type: str
+version:
+  description: The version of the copy's artifact that was checked, on a versioned store (S3); V(null) elsewhere.
+  returned: success, with O(vault)
+  type: str
+method:
+  description: How the copy's bytes were checked, V(store) (the digest the store recorded, compared with the
+    sidecar) or V(read) (read back and hashed).
+  returned: success, with O(vault)
   type: str
 level:
   description: The level that was checked.
@@ -119,7 +157,8 @@ stage:
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
-from ..module_utils._option_groups import DECRYPTION, OptionGroup, run_module
+from ..module_utils._option_groups import DECRYPTION, VAULT, OptionGroup, run_module
+from ..module_utils._vault.reading import verify_copy
 from ..module_utils._verify import LEVELS, verify
 
 OPTIONS = OptionGroup(dict(
@@ -127,12 +166,21 @@ OPTIONS = OptionGroup(dict(
     backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
     id=dict(type="str"),
     level=dict(type="str", default="checksum", choices=list(LEVELS)),
-), rename={"id": "backup_id"}, mutually_exclusive=[("path", "id")], required_one_of=[("path", "id")]) + DECRYPTION
+), rename={"id": "backup_id"}, mutually_exclusive=[("path", "id"), ("path", "vault")],
+    required_one_of=[("path", "id")], required_by={"vault": "id"}) + DECRYPTION + VAULT
 
 
 def main():
     module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
-    run_module(module, OPTIONS, lambda arguments: verify(check_mode=module.check_mode, **arguments))
+
+    def action(arguments):
+        vault = arguments.pop("vault")
+        if vault is None:
+            return verify(check_mode=module.check_mode, **arguments)
+        arguments.pop("path")
+        return dict(verify_copy(vault, **arguments), changed=False)
+
+    run_module(module, OPTIONS, action)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ class RestoreRequest:
                  deploy_id=None, identities=None, passphrase=None, safety_backup=True, dest=None, include=(),
                  delete_extra=False, numeric_owner=True, preserve_special=False, target_database=None,
                  connection=None, lock_timeout=0.0, kind=None, database=None, allow_unencrypted=False,
-                 allow_foreign_owner=False):
+                 allow_foreign_owner=False, catalog=None):
         self.path = path
         self.backup_dir = os.path.abspath(backup_dir) if backup_dir else None
         self.backup_id = backup_id
@@ -49,6 +49,9 @@ class RestoreRequest:
         self.connection = dict(connection or {})
         self.lock_timeout = lock_timeout
         self.allow_unencrypted = allow_unencrypted
+        # The catalog of an artifact that lies outside one (a copy fetched from a vault into scratch space): its
+        # lock, journal and safety backups are the host's, never the scratch space's, which is removed afterwards.
+        self.catalog = os.path.abspath(catalog) if catalog else None
 
 
 def select_backup(request):
@@ -107,6 +110,8 @@ def _series_phrase(request):
 
 def catalog_dir(artifact, metadata, request):
     """The catalog the backup lives in: safety backups go next to it."""
+    if request.catalog:
+        return request.catalog
     if metadata is not None:
         return os.path.dirname(os.path.dirname(metadata["_metadata_path"]))
     return request.backup_dir or os.path.dirname(os.path.dirname(artifact))

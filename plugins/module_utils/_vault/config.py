@@ -1,23 +1,36 @@
 # -*- coding: utf-8 -*-
 # Copyright: lifeboat.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The kinds of store by URL scheme, and one vault as a job, a module or the command names it: its store, its name, the host its copies are filed under."""
+"""The kinds of store by URL scheme, and one vault as a job, a module or the command names it: its store, its name,
+the host its copies are filed under."""
 
 from __future__ import annotations
 
-import importlib
 import socket
 
 from .._errors import UsageError
 from .address import check_host_name, job_directory, parse_url
 
-# scheme -> (module, Store subclass): a module is imported only when a vault of its kind is used, so a host
-# without boto3 can still use an SFTP vault.
-SCHEMES = {
-    "s3": ("s3", "S3Store"),
-    "sftp": ("sftp", "SftpStore"),
-    "file": ("local", "DirectoryStore"),
-}
+
+# A kind's file is imported only when a vault of its kind is used, so a host without boto3 can still use an SFTP
+# vault. The imports are plain statements, not importlib: Ansible ships with a module the files it sees imported.
+def _s3():
+    from .s3 import S3Store
+    return S3Store
+
+
+def _sftp():
+    from .sftp import SftpStore
+    return SftpStore
+
+
+def _directory():
+    from .local import DirectoryStore
+    return DirectoryStore
+
+
+# scheme -> the loader of its Store subclass
+SCHEMES = {"s3": _s3, "sftp": _sftp, "file": _directory}
 
 
 # What an SFTP vault's settings default to: the host's own key and the vaults' host keys, as the agent role
@@ -32,9 +45,7 @@ def open_store(settings):
     address = parse_url(settings["url"])
     if address.scheme == "sftp":
         settings = dict(settings, **{key: settings.get(key) or value for key, value in SFTP_DEFAULTS.items()})
-    module_name, class_name = SCHEMES[address.scheme]
-    module = importlib.import_module("." + module_name, __package__)
-    return getattr(module, class_name)(address, settings)
+    return SCHEMES[address.scheme]()(address, settings)
 
 
 class Vault:

@@ -38,7 +38,8 @@ def maintain(vault, policy, hosts=None, jobs=None, sweep_after=DEFAULT_SWEEP_AFT
     """Apply policy to each host's jobs on the vault and sweep what interrupted uploads left.
 
     Returns {"changed", "hosts": {host: {job: {"kept", "removed", "locked", "swept", "extended", "incomplete"}}},
-    "msg"}: ids, except swept (stems) and incomplete (how many partial copies are left, within the grace period).
+    "diff", "msg"}: ids, except swept (stems) and incomplete (how many partial copies are left, within the grace
+    period); the diff lists HOST/ID of every complete copy before, and of those left after.
     """
     policy.validate()
     now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -56,7 +57,19 @@ def maintain(vault, policy, hosts=None, jobs=None, sweep_after=DEFAULT_SWEEP_AFT
             vault.store.sweep_uploads(host_directory(vault.store.address, host), swept_before)
     changed = any(entry["removed"] or entry["swept"] or entry["extended"]
                   for jobs_of_host in report.values() for entry in jobs_of_host.values())
-    return {"changed": changed, "hosts": report, "msg": _message(vault, report, check_mode)}
+    return {"changed": changed, "hosts": report, "diff": _diff(vault, report),
+            "msg": _message(vault, report, check_mode)}
+
+
+def _diff(vault, report):
+    before, after = [], []
+    for host, jobs_of_host in sorted(report.items()):
+        for _job, entry in sorted(jobs_of_host.items()):
+            left = entry["kept"] + entry["locked"]
+            before += ["%s/%s\n" % (host, backup_id) for backup_id in sorted(left + entry["removed"], reverse=True)]
+            after += ["%s/%s\n" % (host, backup_id) for backup_id in sorted(left, reverse=True)]
+    header = vault.describe()
+    return {"before_header": header, "after_header": header, "before": "".join(before), "after": "".join(after)}
 
 
 def _lock_end(facts, now):

@@ -9,13 +9,17 @@ wrote them. What a host's credentials did afterwards (delete markers, newer vers
 
 from __future__ import annotations
 
+import copy as _copy
 import hashlib
 import os
 
 from .. import _catalog
 from .._errors import BackupError, CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
 from .._fileio import READ_SIZE, AtomicFile
+from .._health import filter_backups, parse_since, verdict
 from .._pipeline import artifact_layers
+from .._restore import restore_backup
+from .._tools import clean_private_directories, private_directory
 from .._verify import check_full_stream
 from .copies import read_host, usable
 
@@ -43,6 +47,22 @@ def list_backups(vault, job=None):
                                 for problem in found.problems)
     backups.sort(key=lambda entry: (entry["created_at"] or "", entry["id"]), reverse=True)
     return {"vault": vault.name, "host": vault.host, "backups": backups, "problems": problems}
+
+
+def vault_info(vault, job=None, kind=None, tags=None, deploy_id=None, since=None, now=None):
+    """catalog_info of a vault: the host's backups there, filtered as a local listing is (an incomplete copy, which
+    has no metadata, matches no filter but job), and the vault's problems as the health report. Reads only."""
+    since_time = parse_since(since, now or _catalog.utc_now()) if since else None
+    listing = list_backups(vault, job)
+    backups = listing["backups"]
+    if kind or tags or deploy_id or since_time:
+        backups = filter_backups([entry for entry in backups if entry["complete"]], kind, tags, deploy_id, since_time)
+    health = verdict(listing["problems"])
+    summary = "%d backup(s) listed of %d on %s for host %s" % (len(backups), len(listing["backups"]),
+                                                               vault.describe(), vault.host)
+    state = "healthy" if health["ok"] else "%d problem(s), worst %s" % (len(health["problems"]), health["level"])
+    return {"changed": False, "vault": vault.name, "host": vault.host, "backups": backups, "health": health,
+            "msg": "%s; %s" % (summary, state)}
 
 
 def find_copy(vault, backup_id):
@@ -148,3 +168,37 @@ def fetch_copy(vault, backup_id, directory):
     metadata = dict(copy.metadata, sha256=copy.sha256)
     _catalog.write_sidecars(path, metadata)
     return path
+
+
+def restore_copy(vault, request, check_mode=False, from_vault=False):
+    """Restore the backup request.backup_id names from its copy on the vault: when the local catalog lacks it, or
+    always with from_vault; otherwise the local backup is restored.
+
+    The copy is downloaded into private scratch space under the catalog, checked against its sidecar as it comes,
+    restored as the catalog's own backups are (its lock, its journal, safety backups into it), and removed
+    afterwards, also on failure. Check mode downloads it too: a restore's plan is read from the artifact.
+    """
+    if request.path or request.job or request.latest or request.deploy_id or not request.backup_id:
+        raise UsageError("with a vault, name the backup by its id (catalog_info with the vault lists them): path, "
+                         "latest and deploy_id name local backups only")
+    if not from_vault and _in_catalog(request.backup_dir, request.backup_id):
+        return dict(restore_backup(request, check_mode), vault=None)
+    scratch_parent = _catalog.private_dir(request.backup_dir)
+    clean_private_directories(scratch_parent)  # what a killed restore from a vault left
+    with private_directory(scratch_parent) as scratch:
+        fetched = _copy.copy(request)
+        fetched.path = fetch_copy(vault, request.backup_id, scratch)
+        fetched.backup_id, fetched.catalog = None, request.backup_dir
+        result = restore_backup(fetched, check_mode)
+    result.pop("path", None)  # the download is gone
+    result["vault"] = vault.name
+    return result
+
+
+def _in_catalog(backup_dir, backup_id):
+    """Whether the catalog holds the backup; one it holds but cannot trust is its restore's to refuse."""
+    try:
+        _catalog.find_backup(backup_dir, backup_id)
+    except NotFoundError:
+        return False
+    return True

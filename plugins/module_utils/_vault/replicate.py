@@ -39,8 +39,8 @@ def replicate(backup_dir, job, vaults, check_mode=False, lock_timeout=600.0):
     """Copy what each vault lacks of the job's local backups; one vault failing does not stop the others.
 
     Returns {"changed", "vaults": [{"vault", "host", "sent", "recorded", "present", "pruned", "failed"}], "msg"}
-    (pruned: backups removed locally before their upload began); when a vault failed, raises VaultError carrying
-    that same result.
+    (pruned: backups removed locally before their upload began); when a vault failed, raises VaultError with that
+    result but msg, which its message holds with what failed.
     """
     _catalog.check_job_name(job)
     backups = _catalog.list_metadata(backup_dir, job)
@@ -50,12 +50,12 @@ def replicate(backup_dir, job, vaults, check_mode=False, lock_timeout=600.0):
         if not check_mode:
             record_outcome(backup_dir, job, vault.name, report["failed"], lock_timeout)
         reports.append(report)
-    changed = any(report["sent"] or report["recorded"] for report in reports)
-    result = {"changed": changed, "vaults": reports, "msg": _message(job, reports, check_mode)}
+    result = {"changed": any(report["sent"] or report["recorded"] for report in reports), "vaults": reports}
     failed = [report for report in reports if report["failed"]]
     if failed:
-        raise VaultError("; ".join(report["failed"] for report in failed), stage="replicate", result=result)
-    return result
+        raise VaultError("%s (%s)" % ("; ".join(report["failed"] for report in failed),
+                                      _message(job, reports, check_mode)), stage="replicate", result=result)
+    return dict(result, msg=_message(job, reports, check_mode))
 
 
 def _replicate_to(vault, backup_dir, job, backups, check_mode, lock_timeout):

@@ -5,7 +5,7 @@
 
 A store knows objects by key ("PREFIX/HOST/JOB/NAME", relative to the vault's root) and nothing of backups;
 copies.py reads backups out of its listings, replicate.py writes them. Adding a kind of store (Azure, GCS, WebDAV)
-is one more file with one Store subclass and one line in __init__.SCHEMES.
+is one more file with one Store subclass and its loader in config.SCHEMES.
 """
 
 from __future__ import annotations

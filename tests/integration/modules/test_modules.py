@@ -18,9 +18,15 @@ def run_target(target, tmp_path, extra_vars):
         "- name: Target %s\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
         "    - name: Run the target\n      ansible.builtin.include_tasks: %s\n"
         % (target, os.path.join(testlib.TESTS, "integration", "targets", target, "tasks", "main.yml")))
+    return run_playbook(playbook, tmp_path, extra_vars)
+
+
+def run_playbook(playbook, tmp_path, extra_vars, environment=None):
+    """ansible-playbook on localhost with the checkout as the collection; environment adds to Ansible's settings.
+    Fails the test unless the playbook succeeds; returns its output."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", **(environment or {}))
     variables = dict(extra_vars, work_dir=str(tmp_path), ansible_python_interpreter=sys.executable)
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     binary = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")

@@ -88,7 +88,7 @@ def test_an_interrupted_copy_never_counts_and_the_next_run_completes_it(setup):
 
 
 def test_a_vault_that_is_gone_fails_with_its_name_and_leaves_the_catalog_alone(setup, tmp_path):
-    source, backup_dir, _vault_dir, _ = setup
+    source, backup_dir, _vault_dir, _present = setup
     backup(source, backup_dir)
     before = fingerprint(os.path.join(backup_dir, "app"))
     missing = _vault.Vault({"url": "file://%s/nowhere" % tmp_path, "host": "web1", "name": "offsite"})
