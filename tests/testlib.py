@@ -66,12 +66,14 @@ def fingerprint(root, exclude=(), seconds=False, dir_mtimes=True):
     """Per relative path under root: type, mode, owner, mtime, content digest, link target, and which files share
     an inode: what a restore must keep. seconds: file mtimes in whole seconds (what a ustar header keeps);
     dir_mtimes false leaves directory mtimes out (making and removing an entry touches its parent's); exclude:
-    absolute paths whose subtree is left out (a catalog beside the tree under test)."""
+    absolute paths of files, or of directories whose subtree, left out (a catalog beside the tree under test)."""
     found, inodes = {}, {}
     for directory, dirs, files in os.walk(root):
         dirs[:] = sorted(name for name in dirs if os.path.join(directory, name) not in exclude)
         for name in sorted(dirs + files):
             path = os.path.join(directory, name)
+            if path in exclude:
+                continue
             rel = os.path.relpath(path, root)
             st = os.lstat(path)
             common = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
