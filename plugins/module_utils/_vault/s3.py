@@ -34,8 +34,8 @@ MIB = 1 << 20
 MIN_PART = 5 * MIB  # S3's smallest part but the last; SeaweedFS enforces it too
 MAX_PART = 5 * 1024 * MIB
 MAX_PARTS = 10000
-DEFAULT_PART = 8 * MIB
-# Parts sent at once; one more is read meanwhile: memory holds at most (THREADS + 1) parts.
+DEFAULT_PART = 6 * MIB
+# Parts in memory at once: sent in parallel, the next one read meanwhile.
 THREADS = 4
 SECRET_OPTIONS = ("secret_key", "session_token", "access_key")
 
@@ -88,8 +88,12 @@ class S3Store(Store):
         if not isinstance(self.part_size, int) or not MIN_PART <= self.part_size <= MAX_PART:
             raise UsageError("vault %s: part_size must be a number of bytes from 5 MiB to 5 GiB"
                              % self.describe())
+        options = {}
+        if "request_checksum_calculation" in Config.OPTION_DEFAULTS:
+            # boto3 >= 1.36 would add CRC32 checksums that some S3 servers refuse; Content-MD5 checks every part.
+            options = {"request_checksum_calculation": "when_required", "response_checksum_validation": "when_required"}
         self._config = Config(s3={"addressing_style": style}, retries={"max_attempts": 3, "mode": "standard"},
-                              max_pool_connections=THREADS + 2, connect_timeout=10, read_timeout=120)
+                              max_pool_connections=THREADS + 2, connect_timeout=10, read_timeout=120, **options)
         self._client = None
         self._default_mode = None
 
@@ -210,15 +214,15 @@ class S3Store(Store):
         digest = hashlib.sha256()
         # A part size that keeps within S3's 10,000 parts, whatever the object's size.
         part_size = max(self.part_size, -(-size // (MAX_PARTS * MIB)) * MIB)
-        first = _read_full(stream, part_size)
-        digest.update(first)
-        if len(first) < part_size:
-            self._check_digest(key, len(first), digest, size, sha256)
+        if size < part_size:
+            data = _read_full(stream, size + 1)  # one byte more: a stream longer than announced is refused
+            digest.update(data)
+            self._check_digest(key, len(data), digest, size, sha256)
             with self._request("upload", key, uploading=True):
-                response = self.client.put_object(Bucket=self.bucket, Key=key, Body=first, ContentMD5=_md5(first),
+                response = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentMD5=_md5(data),
                                                   Metadata={"sha256": sha256})
         else:
-            response = self._multipart(key, first, stream, part_size, digest, size, sha256)
+            response = self._multipart(key, stream, part_size, digest, size, sha256)
         return self.details(ObjectInfo(key, size, None, version=response.get("VersionId")))
 
     def _check_digest(self, key, length, digest, size, sha256):
@@ -226,12 +230,12 @@ class S3Store(Store):
             raise IntegrityError("%s changed while it was copied to %s (%d bytes read, %d expected, or another "
                                  "SHA-256): nothing was stored" % (key, self.describe(), length, size), stage="vault")
 
-    def _multipart(self, key, first, stream, part_size, digest, size, sha256):
+    def _multipart(self, key, stream, part_size, digest, size, sha256):
         with self._request("upload", key, uploading=True):
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key,
                                                             Metadata={"sha256": sha256})["UploadId"]
         try:
-            parts, length = self._send_parts(key, upload_id, first, stream, part_size, digest)
+            parts, length = self._send_parts(key, upload_id, stream, part_size, digest)
             self._check_digest(key, length, digest, size, sha256)
             with self._request("upload", key, uploading=True):
                 return self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
@@ -240,8 +244,9 @@ class S3Store(Store):
             self._abort(key, upload_id)
             raise
 
-    def _send_parts(self, key, upload_id, chunk, stream, part_size, digest):
-        """Reads and hashes parts in this thread while THREADS others send them; stops at the first failure."""
+    def _send_parts(self, key, upload_id, stream, part_size, digest):
+        """Reads and hashes parts in this thread while others send them, THREADS parts in memory at most (the
+        one being read included); stops at the first failure."""
         slots = threading.Semaphore(THREADS)
         futures = []
         failures = []
@@ -254,17 +259,19 @@ class S3Store(Store):
 
         pool = concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="lifeboat-s3")
         try:
-            while chunk:
-                length += len(chunk)
-                future = pool.submit(self._send_part, key, upload_id, len(futures) + 1, chunk)
-                future.add_done_callback(finished)
-                futures.append(future)
-                del chunk  # the part's only reference is the pool's, until it is sent
+            while True:
                 slots.acquire()
                 if failures:
                     raise failures[0]
                 chunk = _read_full(stream, part_size)
+                if not chunk:
+                    break
                 digest.update(chunk)
+                length += len(chunk)
+                future = pool.submit(self._send_part, key, upload_id, len(futures) + 1, chunk)
+                del chunk  # the part's only reference is the pool's, until it is sent
+                future.add_done_callback(finished)
+                futures.append(future)
             return [future.result() for future in futures], length
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
