@@ -6,6 +6,7 @@
 address.py    a vault's URL, the layout PREFIX/HOST/JOB/STEM.<suffix> and the stems of retried copies
 store.py      the interface of a kind of store (Store) and what it says of one stored object (ObjectInfo)
 s3.py         S3 and every S3 API (boto3): multipart uploads, versions, Object Lock
+s3errors.py   what botocore's errors mean to an operator: the S3 store's sentences
 sftp.py       the append-only SFTP vault through the system's OpenSSH client
 local.py      a directory (file://): the SFTP vault's own side, where its retention and sweeper run
 config.py     the kinds of store by URL scheme; one vault as a job names it (Vault: store, name, host)
