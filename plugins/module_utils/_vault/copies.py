@@ -61,12 +61,12 @@ class Copy:
                 "artifact": self.artifact.key if self.artifact else None,
                 "version": self.artifact.version if self.artifact else None,
                 "size": self.artifact.size if self.artifact else None,
-                "retain_until": _iso(self.artifact.retain_until) if self.artifact else None,
+                "retain_until": iso_or_none(self.artifact.retain_until) if self.artifact else None,
                 "lock_mode": self.artifact.lock_mode if self.artifact else None,
                 "problems": list(self.problems)}
 
 
-def _iso(moment):
+def iso_or_none(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
@@ -98,7 +98,10 @@ def read_host(store, host, job=None, with_details=False):
 
 def _settle(store, copy, with_details):
     for versions in copy.objects.values():
-        versions.sort(key=lambda info: (info.modified, info.delete_marker))
+        # Oldest first: times have whole seconds on S3, so within a second the listing's order (newest first)
+        # decides, reversed; the sort is stable.
+        versions.reverse()
+        versions.sort(key=lambda info: info.modified)
     _report_rewrites(copy)
     checksum = _first(copy, copy.stem + CHECKSUM_SUFFIX)
     metadata = _first(copy, copy.stem + METADATA_SUFFIX)

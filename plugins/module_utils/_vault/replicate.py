@@ -22,7 +22,7 @@ from .. import _catalog
 from .._errors import BackupError, IntegrityError, StorageError, VaultError
 from .._fileio import open_nofollow
 from .address import stem as make_stem
-from .copies import read_host, usable
+from .copies import iso_or_none, read_host, usable
 from .state import record_outcome
 
 # Local bookkeeping that changes after a backup is made; the copy on the vault holds what the backup was.
@@ -135,16 +135,19 @@ def _holds_bytes(store, earlier, name, data):
 
 
 def _record(backup_dir, metadata, vault, copy, check_mode, lock_timeout):
-    """Record the copy in the local metadata, under the catalog lock; True when that changed it."""
+    """Record the copy in the local metadata, under the catalog lock; True when that changed it.
+
+    A copy already recorded as this very object costs no request; a new record asks the store for the copy's lock.
+    """
     record = {"url": vault.store.address.url, "host": vault.host, "key": copy.artifact.key,
-              "version": copy.artifact.version, "sha256": copy.sha256,
-              "retain_until": copy.describe()["retain_until"], "lock_mode": copy.artifact.lock_mode}
-    recorded = dict((metadata.get("vaults") or {}).get(vault.name) or {})
-    recorded.pop("at", None)
-    if recorded == record:
+              "version": copy.artifact.version, "sha256": copy.sha256}
+    recorded = (metadata.get("vaults") or {}).get(vault.name) or {}
+    if all(recorded.get(key) == value for key, value in record.items()):
         return False
     if check_mode:
         return True
+    details = vault.store.details(copy.artifact)
+    record.update(retain_until=iso_or_none(details.retain_until), lock_mode=details.lock_mode)
     path = metadata["_metadata_path"]
     with _catalog.CatalogLock(backup_dir, timeout=lock_timeout):
         if not os.path.exists(path):

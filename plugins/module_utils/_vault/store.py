@@ -87,7 +87,8 @@ class Store:
         raise NotImplementedError
 
     def list(self, directory):
-        """Every version of every object whose key starts with directory + "/" (ObjectInfo), in no order."""
+        """Every version of every object whose key starts with directory + "/" (ObjectInfo): the written versions of
+        one key newest first, as S3 lists them (their times may tie within a second); keys in any order."""
         raise NotImplementedError
 
     def upload(self, key, stream, size, sha256):
