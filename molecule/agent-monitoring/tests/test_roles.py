@@ -13,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared'))
+import playbook  # noqa: E402  (molecule/shared is a directory on the path, not a package)
 
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_DIR = os.path.dirname(os.path.dirname(SCENARIO_DIR))
@@ -67,17 +70,8 @@ def backups(host, job):
 
 def converge(*options, succeed=True, **extra_vars):
     """Run converge.yml again (options: e.g. --check); returns how many tasks changed and the output."""
-    inventory = os.environ.get('MOLECULE_INVENTORY_FILE')
-    assert inventory, 'run by molecule verify: MOLECULE_INVENTORY_FILE names the inventory'
-    command = ['ansible-playbook', '-i', inventory, os.path.join(SCENARIO_DIR, 'converge.yml'),
-               '-e', json.dumps(extra_vars)] + list(options)
-    # Plain output, whatever molecule asks for, so that the recap's counts can be read.
-    environment = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(STATE_DIR, 'collections'),
-                       ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1')
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
-    output = result.stdout + result.stderr
-    assert (result.returncode == 0) == succeed, output[-8000:]
-    return sum(int(count) for count in re.findall(r' changed=(\d+) ', result.stdout)), output
+    return playbook.run(os.path.join(SCENARIO_DIR, 'converge.yml'), os.path.join(STATE_DIR, 'collections'), *options,
+                        succeed=succeed, **extra_vars)
 
 
 def shipped_engine(source=ENGINE_SOURCE):
