@@ -175,8 +175,8 @@ class S3Store(Store):
     def list(self, directory):
         found = []
         with self._request("list", self._prefix(directory)):
-            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket,
-                                                                            Prefix=self._prefix(directory))
+            paginator = self.client.get_paginator("list_object_versions")
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=self._prefix(directory))
             for page in pages:
                 for item in page.get("Versions", ()):
                     found.append(ObjectInfo(item["Key"], item["Size"], _aware(item["LastModified"]),
@@ -324,8 +324,8 @@ class S3Store(Store):
     def sweep_uploads(self, directory, before):
         swept = []
         with self._request("list the interrupted uploads under", self._prefix(directory)):
-            pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket,
-                                                                              Prefix=self._prefix(directory))
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=self._prefix(directory))
             stale = [item for page in pages for item in page.get("Uploads", ()) if item["Initiated"] < before]
         for item in stale:
             with self._request("abort the interrupted upload of", item["Key"]):

@@ -170,9 +170,9 @@ class SeaweedServer:
     def create_buckets(self):
         admin = self.client("admin")
         admin.create_bucket(Bucket=LOCKED_BUCKET, ObjectLockEnabledForBucket=True)
+        retention = {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": RETENTION_DAYS}}
         admin.put_object_lock_configuration(Bucket=LOCKED_BUCKET, ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE",
-                                                                         "Days": RETENTION_DAYS}}})
+            "ObjectLockEnabled": "Enabled", "Rule": retention})
         admin.create_bucket(Bucket=PLAIN_BUCKET)
 
     def overwrite(self, key, data, sha256=None, bucket=LOCKED_BUCKET):
