@@ -15,6 +15,7 @@ SECRETS = {
     "agent": {"agent_jobs.databases.login_password", "agent_jobs.ping_url", "agent_vaults.secret_key",
               "agent_vaults.session_token"},
     "monitoring": {"monitoring_smtp_password", "monitoring_webhook_url", "monitoring_webhook_headers"},
+    "vault": set(),
 }
 
 
