@@ -298,3 +298,21 @@ def test_a_host_left_out_loses_its_login_not_its_backups_and_gets_it_back(vault,
     assert vault.file(backup).content_string == 'stored\n'
     # As converge left it, which the idempotence step proved stable.
     assert vault.run('getent passwd %s && getent shadow %s', OTHER_ACCOUNT, OTHER_ACCOUNT).stdout == account
+
+
+def test_the_hosts_timer_replicates_to_the_vault_and_the_vaults_upkeep_keeps_the_copies(host, vault):
+    started = host.run('systemctl start lifeboat-backup@app.service')
+    assert started.rc == 0, host.run('journalctl -u lifeboat-backup@app.service --no-pager -n 40').stdout
+    backups = json.loads(host.check_output('lifeboat list --job app --json'))
+    assert backups, 'the timer made no backup'
+    for backup in backups:
+        assert backup['vaults']['offsite']['host'] == 'src1'
+        checked = vault.run('cd %s && sha256sum -c %s.sha256' % (shlex.quote(ON_VAULT + APP_DIR), backup['id']))
+        assert checked.rc == 0, checked.stderr
+    again = json.loads(host.check_output('lifeboat replicate app --json'))
+    assert again[0]['changed'] is False and sorted(again[0]['vaults'][0]['present']) == sorted(
+        backup['id'] for backup in backups)
+    upkeep = vault.run('systemctl start lifeboat-vault-maintain.service')
+    assert upkeep.rc == 0, vault.run('journalctl -u lifeboat-vault-maintain.service --no-pager -n 40').stdout
+    for backup in backups:
+        assert vault.file('%s%s/%s.sha256' % (ON_VAULT, APP_DIR, backup['id'])).exists
