@@ -109,7 +109,7 @@ def main():
         contenders["pg_dump -Fc"]()  # warms the page cache for everyone
         times = {name: [] for name in contenders}
         outputs = {}
-        for _round in range(args.rounds):
+        for _number in range(args.rounds):
             for name, action in contenders.items():
                 seconds, outputs[name] = timed(action)
                 times[name].append(seconds)

@@ -53,7 +53,7 @@ def test_a_timer_run_replicates_every_new_backup_and_records_it(vaulted):
 def test_a_vault_that_fails_fails_the_run_and_keeps_every_local_backup(vaulted):
     (vaulted.config / "vaults.json").write_text(json.dumps({"vaults": [
         {"name": "offsite", "url": "file://%s/gone" % vaulted.tmp, "host": "web1"}]}))
-    runs = [vaulted("run", "app") for _ in range(3)]
+    runs = [vaulted("run", "app") for _number in range(3)]
     assert all(run.returncode == 1 for run in runs)
     assert "vault offsite" in runs[0].stderr and "does not exist" in runs[0].stderr
     # keep_last 2 would have pruned: a backup without its copy is never pruned
@@ -84,7 +84,7 @@ def test_a_job_without_that_vault_is_a_usage_error(vaulted):
 
 
 def test_vault_maintain_applies_retention_and_sweeps_on_the_vault_host(vaulted):
-    for _ in range(3):
+    for _number in range(3):
         assert vaulted("run", "app").returncode == 0
     partial = vaulted.vault_dir / "app-20200101T000000Z.tar.zst.age"
     partial.write_bytes(b"cut short")

@@ -33,7 +33,7 @@ def host(tmp_path, seaweed, vault_dir):  # noqa: F811  pylint: disable=redefined
 
 def test_every_copy_is_locked_recorded_and_a_second_run_changes_nothing(host):
     source, backup_dir, vault, _admin, _server, _prefix = host
-    made = [backup(source, backup_dir)["id"] for _ in range(2)]
+    made = [backup(source, backup_dir)["id"] for _number in range(2)]
     result = replicate.replicate(backup_dir, "app", [vault])
     assert result["vaults"][0]["sent"] == made[::-1]
     for backup_id in made:
@@ -111,7 +111,7 @@ def test_an_upload_cut_short_leaves_nothing_complete_and_the_next_run_completes_
 
 def test_retention_on_the_vault_extends_what_it_keeps_and_cannot_remove_a_locked_copy(host):
     source, backup_dir, vault, admin, _server, _prefix = host
-    made = [backup(source, backup_dir)["id"] for _ in range(2)]
+    made = [backup(source, backup_dir)["id"] for _number in range(2)]
     replicate.replicate(backup_dir, "app", [vault])
     later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)
     extended = maintain.maintain(admin, build_policy(keep_last=5), now=later)

@@ -32,7 +32,7 @@ def host(tmp_path, ssh_vault):  # noqa: F811  pylint: disable=redefined-outer-na
 
 def test_copies_check_out_by_hand_and_a_second_run_changes_nothing(host):
     source, backup_dir, vault, server = host
-    made = [backup(source, backup_dir, job="daily")["id"] for _ in range(2)]
+    made = [backup(source, backup_dir, job="daily")["id"] for _number in range(2)]
     result = replicate.replicate(backup_dir, "daily", [vault])
     assert result["vaults"][0]["sent"] == made[::-1]
     job_dir = server.path(server.key("daily"))

@@ -17,7 +17,7 @@ import traceback
 import pytest
 from botocore.exceptions import ClientError
 
-from s3server import seaweed, vault_dir  # noqa: F401  (fixtures)
+from s3server import seaweed, vault_dir  # noqa: F401  pylint: disable=unused-import
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError, VaultError
 from ansible_collections.lifeboat.backup.plugins.module_utils._vault import open_store
 

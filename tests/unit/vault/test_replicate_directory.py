@@ -106,7 +106,7 @@ def test_two_hosts_replicating_at_once_each_get_their_own_complete_copies(tmp_pa
     make_tree(str(source))
     (tmp_path / "vault").mkdir()
     catalogs = {name: str(tmp_path / name) for name in ("web1", "web2")}
-    made = {name: [backup(source, directory)["id"] for _ in range(3)] for name, directory in catalogs.items()}
+    made = {name: [backup(source, directory)["id"] for _number in range(3)] for name, directory in catalogs.items()}
     url = "file://%s/vault" % tmp_path
     errors = []
 
@@ -130,7 +130,7 @@ def test_two_hosts_replicating_at_once_each_get_their_own_complete_copies(tmp_pa
 
 def test_a_replication_racing_the_local_prune_loses_no_copy_and_counts_no_partial(setup):
     source, backup_dir, _vault_dir, vault = setup
-    made = [backup(source, backup_dir)["id"] for _ in range(6)]
+    made = [backup(source, backup_dir)["id"] for _number in range(6)]
     pruning = threading.Thread(target=prune, args=(backup_dir, build_policy(keep_last=1)),
                                kwargs={"job": "app", "lock_timeout": 60})
     pruning.start()

@@ -50,7 +50,7 @@ def client_error(code, message="", status=400):
 ], ids=["digest", "credentials", "bucket", "slowdown", "part-size", "no-credentials", "unreachable"])
 def test_botocore_errors_become_sentences(exc, error_class, message):
     error = s3errors.translate(exc, VAULT, "vault", "upload", "k/b1")
-    assert type(error) is error_class
+    assert isinstance(error, error_class)
     assert (error.msg, error.stage) == (message % VAULT, "vault")
 
 
