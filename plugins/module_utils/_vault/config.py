@@ -65,13 +65,3 @@ class Vault:
     def describe(self):
         return "vault %s (%s)" % (self.name, self.store.describe()) if self.name != self.store.address.url \
             else "vault %s" % self.store.describe()
-
-
-def open_vaults(settings_list, default_host=None):
-    """The Vaults of a list of settings; two with one name are refused (their records would mix)."""
-    vaults = [Vault(settings, default_host) for settings in settings_list or []]
-    names = [vault.name for vault in vaults]
-    doubled = sorted({name for name in names if names.count(name) > 1})
-    if doubled:
-        raise UsageError("two vaults are named %s: give each a distinct name" % ", ".join(doubled))
-    return vaults

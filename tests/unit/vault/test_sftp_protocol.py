@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
-from ansible_collections.lifeboat.backup.plugins.module_utils._vault import parse_url, sftp
+from ansible_collections.lifeboat.backup.plugins.module_utils._vault import parse_url, sftp, sftpwire
 
 URL = "sftp://web1@vault.example:2222/backups"
 
@@ -20,22 +20,22 @@ URL = "sftp://web1@vault.example:2222/backups"
 def entry(name, size=None, mode=None, mtime=None, extended=()):
     flags, fields = 0, b""
     if size is not None:
-        flags |= sftp.ATTR_SIZE
+        flags |= sftpwire.ATTR_SIZE
         fields += struct.pack(">Q", size)
-    flags |= sftp.ATTR_UIDGID
+    flags |= sftpwire.ATTR_UIDGID
     fields += struct.pack(">II", 999, 995)
     if mode is not None:
-        flags |= sftp.ATTR_PERMISSIONS
+        flags |= sftpwire.ATTR_PERMISSIONS
         fields += struct.pack(">I", mode)
     if mtime is not None:
-        flags |= sftp.ATTR_ACMODTIME
+        flags |= sftpwire.ATTR_ACMODTIME
         fields += struct.pack(">II", mtime, mtime)
     if extended:
-        flags |= sftp.ATTR_EXTENDED
-        fields += struct.pack(">I", len(extended)) + b"".join(sftp._string(k) + sftp._string(v) for k, v in extended)
+        flags |= sftpwire.ATTR_EXTENDED
+        fields += struct.pack(">I", len(extended)) + b"".join(sftpwire.encode_string(k) + sftpwire.encode_string(v) for k, v in extended)
     raw = name if isinstance(name, bytes) else name.encode("utf-8")
     long_name = b"-r--r--r--    1 999      995      12 Jan  1 00:00 " + raw
-    return sftp._string(raw) + sftp._string(long_name) + struct.pack(">I", flags) + fields
+    return sftpwire.encode_string(raw) + sftpwire.encode_string(long_name) + struct.pack(">I", flags) + fields
 
 
 def names(*entries):
@@ -46,7 +46,7 @@ FILE, DIR, LINK = stat.S_IFREG | 0o444, stat.S_IFDIR | 0o700, stat.S_IFLNK | 0o7
 
 
 def test_names_and_exact_sizes_and_times_come_from_the_attributes_not_the_long_name():
-    parsed = sftp.parse_names(names(
+    parsed = sftpwire.parse_names(names(
         entry("web1-20261204T010203Z.tar.zst.age", size=5 << 40, mode=FILE, mtime=1_796_000_123),
         entry("daily", mode=DIR, mtime=1), entry(".", mode=DIR), entry("..", mode=DIR),
         entry("x.json", size=2, mode=FILE, mtime=7, extended=[("a@b", "c")])))
@@ -54,7 +54,7 @@ def test_names_and_exact_sizes_and_times_come_from_the_attributes_not_the_long_n
         ("web1-20261204T010203Z.tar.zst.age", 5 << 40, True, False), ("daily", None, False, True),
         (".", None, False, True), ("..", None, False, True), ("x.json", 2, True, False)]
     assert parsed[0][1].modified.isoformat() == "2026-11-30T00:55:23+00:00"
-    assert [name for name, attrs in parsed if sftp.listable(name, attrs)] == [
+    assert [name for name, attrs in parsed if sftpwire.listable(name, attrs)] == [
         "web1-20261204T010203Z.tar.zst.age", "daily", "x.json"]
 
 
@@ -63,17 +63,17 @@ def test_names_and_exact_sizes_and_times_come_from_the_attributes_not_the_long_n
     ("\u00e9t\u00e9.json", FILE), (b"\xff\xfe.json", FILE), ("a/b", FILE), ("", FILE), ("link.json", LINK),
     ("fifo", stat.S_IFIFO | 0o600), ("nomode.json", None), ("..", DIR)])
 def test_a_name_the_product_never_writes_or_an_entry_that_is_no_file_is_skipped(name, mode):
-    parsed = sftp.parse_names(names(entry("ok.json", 1, FILE, 1), entry(name, 1, mode, 1)))
-    assert [entry_name for entry_name, attrs in parsed if sftp.listable(entry_name, attrs)] == ["ok.json"]
+    parsed = sftpwire.parse_names(names(entry("ok.json", 1, FILE, 1), entry(name, 1, mode, 1)))
+    assert [entry_name for entry_name, attrs in parsed if sftpwire.listable(entry_name, attrs)] == ["ok.json"]
 
 
 @pytest.mark.parametrize("cut", [1, 5, 20, 60])
 def test_a_truncated_or_lying_reply_ends_the_session(cut):
     reply = names(entry("a.json", 1, FILE, 1))
-    with pytest.raises(sftp.ConnectionLost, match="the server sent a truncated reply"):
-        sftp.parse_names(reply[:-cut])
-    with pytest.raises(sftp.ConnectionLost, match="the server sent a truncated reply"):
-        sftp.parse_names(struct.pack(">I", 1000) + reply[4:])  # claims more entries than it holds
+    with pytest.raises(sftpwire.ConnectionLost, match="the server sent a truncated reply"):
+        sftpwire.parse_names(reply[:-cut])
+    with pytest.raises(sftpwire.ConnectionLost, match="the server sent a truncated reply"):
+        sftpwire.parse_names(struct.pack(">I", 1000) + reply[4:])  # claims more entries than it holds
 
 
 KNOWN = "/etc/lifeboat/vault_known_hosts"
