@@ -152,3 +152,13 @@ if __name__ == "__main__":
         sys.exit("usage: corpus.py {%s} ROOT SIZE" % ",".join(SHAPES))
     os.makedirs(sys.argv[2], exist_ok=True)
     build_corpus(sys.argv[2], SHAPES[sys.argv[1]](float(sys.argv[3])))
+
+
+def touch_memory(directory, size):
+    """Write size bytes into a file under directory (a tmpfs) and remove it: the guest then holds those pages."""
+    path = os.path.join(directory, "touch")
+    block = bytes(1 << 20)
+    with open(path, "wb") as handle:
+        for _number in range(size >> 20):
+            handle.write(block)
+    os.unlink(path)
