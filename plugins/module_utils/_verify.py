@@ -127,10 +127,14 @@ def manifest_member(tar):
 
 def read_manifest_bytes(artifact, metadata, identities=None, passphrase=None):
     """The manifest member's bytes: only the start of the artifact is decrypted."""
-    compression, encrypted = artifact_layers(artifact, metadata)
     with open(artifact, "rb") as handle:
-        payload, _raw = open_payload(handle, compression, encrypted, identities, passphrase)
-        return manifest_member(TarReader(payload))
+        return manifest_bytes_of(handle, artifact_layers(artifact, metadata), identities, passphrase)
+
+
+def manifest_bytes_of(handle, layers, identities=None, passphrase=None):
+    """read_manifest_bytes of an artifact read from handle, layers: (compression, encrypted)."""
+    payload, _raw = open_payload(handle, *layers, identities, passphrase)
+    return manifest_member(TarReader(payload))
 
 
 def read_manifest(artifact, metadata, identities=None, passphrase=None):

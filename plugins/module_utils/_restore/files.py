@@ -34,7 +34,7 @@ from .._fileio import storage_error
 from .._manifest import parse_manifest
 from .._members import parent_of
 from .._pipeline import artifact_layers
-from .._verify import expected_sha256, read_manifest_bytes
+from .._verify import expected_sha256, manifest_bytes_of
 from .dest import Places, open_below
 from .extract import Extractor
 from .journal import Journal
@@ -108,7 +108,9 @@ class FileRestore:
         self.artifact = artifact
         self.metadata = metadata
         self.owners = os.geteuid() == 0
-        manifest = read_manifest_bytes(artifact, metadata, request.identities, request.passphrase)
+        self.layers = artifact_layers(artifact, metadata)
+        with self._open_artifact() as handle:
+            manifest = manifest_bytes_of(handle, self.layers, request.identities, request.passphrase)
         self.manifest_sha256 = hashlib.sha256(manifest).hexdigest()
         try:
             header, records = parse_manifest(bytes(manifest))
@@ -124,6 +126,11 @@ class FileRestore:
             raise
         self.differences = self.live.differences(request.delete_extra, self.owners)
         self.created_parents = []
+
+    def _open_artifact(self):
+        if self.request.artifact_opener is not None:
+            return self.request.artifact_opener()
+        return open(self.artifact, "rb")
 
     def _catalogs(self):
         """The real paths of the catalog the backup is read from and the safety backup written to: never touched."""
@@ -215,11 +222,9 @@ class FileRestore:
             if name in self.plan.selected:
                 unit.make_staging()
         extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner)
-        compression, encrypted = artifact_layers(self.artifact, self.metadata)
         expected = expected_sha256(self.artifact, self.metadata) if self.metadata else None
-        with open(self.artifact, "rb") as handle, \
-                PayloadProcess(handle, compression, encrypted, self.request.identities,
-                               self.request.passphrase) as payload:
+        with self._open_artifact() as handle, \
+                PayloadProcess(handle, *self.layers, self.request.identities, self.request.passphrase) as payload:
             extractor.run(payload, self.manifest_sha256)
         if expected is not None and payload.raw_sha256 != expected:
             raise IntegrityError("artifact %s does not match its checksum: the file is corrupted or was changed; "

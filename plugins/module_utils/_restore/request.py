@@ -21,7 +21,7 @@ class RestoreRequest:
                  deploy_id=None, identities=None, passphrase=None, safety_backup=True, dest=None, include=(),
                  delete_extra=False, numeric_owner=True, preserve_special=False, target_database=None,
                  connection=None, lock_timeout=0.0, kind=None, database=None, allow_unencrypted=False,
-                 allow_foreign_owner=False, catalog=None):
+                 allow_foreign_owner=False, catalog=None, artifact_opener=None):
         self.path = path
         self.backup_dir = os.path.abspath(backup_dir) if backup_dir else None
         self.backup_id = backup_id
@@ -52,6 +52,9 @@ class RestoreRequest:
         # The catalog of an artifact that lies outside one (a copy fetched from a vault into scratch space): its
         # lock, journal and safety backups are the host's, never the scratch space's, which is removed afterwards.
         self.catalog = os.path.abspath(catalog) if catalog else None
+        # How a file restore reads the artifact at path, when it is not a complete file yet (a copy that arrives from
+        # a vault while it is restored): a callable returning a readable binary file. None: open(path).
+        self.artifact_opener = artifact_opener
 
 
 def select_backup(request):

@@ -154,6 +154,13 @@ def _report_rewrites(copy):
                                  "version written first is the one used" % (name, len(written)))
 
 
+def check_digest(copy, actual):
+    """The SHA-256 of what was read of a copy must be its sidecar's."""
+    if actual != copy.sha256:
+        raise IntegrityError("%s reads back with SHA-256 %s, its sidecar records %s: the copy is damaged"
+                             % (copy.artifact.key, actual, copy.sha256), stage="vault")
+
+
 def parse_checksum(data):
     """(digest, artifact name) of a sidecar's bytes in `sha256sum` format."""
     try:

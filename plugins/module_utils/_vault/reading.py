@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import copy as _copy
 import hashlib
-import os
 
 from .. import _catalog
 from .._errors import BackupError, CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
-from .._fileio import READ_SIZE, AtomicFile
+from .._fileio import READ_SIZE
 from .._health import filter_backups, parse_since, verdict
 from .._pipeline import artifact_layers
 from .._restore import restore_backup
 from .._tools import clean_private_directories, private_directory
 from .._verify import check_full_stream
-from .copies import read_host, usable
+from .arrival import Arrival
+from .copies import check_digest, read_host, usable
 
 LEVELS = ("checksum", "full")
 
@@ -101,14 +101,14 @@ def verify_copy(vault, backup_id, level="checksum", identities=None, passphrase=
             with vault.store.open(copy.artifact) as stream:
                 checked = check_full_stream(stream, artifact_layers(copy.artifact.name, copy.metadata),
                                             copy.metadata, identities, passphrase)
-            _compare(vault, copy, checked.pop("raw_sha256"))
+            check_digest(copy, checked.pop("raw_sha256"))
             result.update(checked)
             result["method"] = "read"
         elif copy.artifact.sha256 is not None:
             result["method"] = "store"  # copies.py compared it with the sidecar
         else:
             with vault.store.open(copy.artifact) as stream:
-                _compare(vault, copy, _hash_stream(stream))
+                check_digest(copy, _hash_stream(stream))
             result["method"] = "read"
     except (IntegrityError, CryptoError) as exc:
         if isinstance(exc, WrongKeyError):
@@ -141,33 +141,10 @@ def _hash_stream(stream):
         digest.update(chunk)
 
 
-def _compare(vault, copy, actual):
-    if actual != copy.sha256:
-        raise IntegrityError("%s reads back with SHA-256 %s, its sidecar records %s: the copy is damaged"
-                             % (copy.artifact.key, actual, copy.sha256), stage="vault")
-
-
 def fetch_copy(vault, backup_id, directory):
-    """Download a copy into directory/<job>/ as the catalog lays a backup out (artifact, sidecar, metadata), the
-    artifact checked against its sidecar while it is written; returns the artifact's path."""
-    copy = find_copy(vault, backup_id)
-    job = _catalog.job_of(backup_id)
-    target = _catalog.ensure_dir(os.path.join(directory, job))
-    artifact_name = _catalog.check_artifact_name(job, backup_id, copy.metadata.get("artifact"))
-    path = os.path.join(target, artifact_name)
-    digest = hashlib.sha256()
-    with vault.store.open(copy.artifact) as stream, AtomicFile(path) as handle:
-        while True:
-            chunk = stream.read(READ_SIZE)
-            if not chunk:
-                break
-            digest.update(chunk)
-            handle.write(chunk)
-        _compare(vault, copy, digest.hexdigest())
-        handle.commit()
-    metadata = dict(copy.metadata, sha256=copy.sha256)
-    _catalog.write_sidecars(path, metadata)
-    return path
+    """Download a copy into directory (private scratch space) as the catalog lays a backup out: <job>/ with the
+    artifact, checked against its sidecar as it arrives, and the sidecars; returns the artifact's path."""
+    return Arrival(vault, find_copy(vault, backup_id), directory).wait()
 
 
 def restore_copy(vault, request, check_mode=False, from_vault=False):
@@ -176,7 +153,8 @@ def restore_copy(vault, request, check_mode=False, from_vault=False):
 
     The copy is downloaded into private scratch space under the catalog, checked against its sidecar as it comes,
     restored as the catalog's own backups are (its lock, its journal, safety backups into it), and removed
-    afterwards, also on failure. Check mode downloads it too: a restore's plan is read from the artifact.
+    afterwards, also on failure. A files backup is restored while it arrives (arrival.py); a database's once all
+    of it arrived. Check mode reads what the plan needs, the start of the artifact, and stops the download.
     """
     if request.path or request.job or request.latest or request.deploy_id or not request.backup_id:
         raise UsageError("with a vault, name the backup by its id (catalog_info with the vault lists them): path, "
@@ -186,10 +164,17 @@ def restore_copy(vault, request, check_mode=False, from_vault=False):
     scratch_parent = _catalog.private_dir(request.backup_dir)
     clean_private_directories(scratch_parent)  # what a killed restore from a vault left
     with private_directory(scratch_parent) as scratch:
-        fetched = _copy.copy(request)
-        fetched.path = fetch_copy(vault, request.backup_id, scratch)
-        fetched.backup_id, fetched.catalog = None, request.backup_dir
-        result = restore_backup(fetched, check_mode)
+        arrival = Arrival(vault, find_copy(vault, request.backup_id), scratch)
+        try:
+            fetched = _copy.copy(request)
+            fetched.path, fetched.backup_id, fetched.catalog = arrival.path, None, request.backup_dir
+            if arrival.copy.metadata.get("kind") == "files":
+                fetched.artifact_opener = arrival.open  # restored as it arrives, as a pipeline would
+            else:
+                arrival.wait()  # a database restore checks the whole artifact before it touches the database
+            result = restore_backup(fetched, check_mode)
+        finally:
+            arrival.stop()
     result.pop("path", None)  # the download is gone
     result["vault"] = vault.name
     return result

@@ -3,6 +3,7 @@ by the vault going away and completed by the next run under a fresh stem, the va
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import threading
@@ -100,3 +101,37 @@ def test_a_copy_that_only_the_vault_has_restores(host, tmp_path):
     _restore.restore_backup(_restore.RestoreRequest(path=fetched, identities=[IDENTITY], dest=str(dest),
                                                     backup_dir=scratch, safety_backup=False))
     assert fingerprint(str(dest / str(source).lstrip("/"))) == fingerprint(str(source))
+
+
+def test_a_vault_that_goes_away_while_its_copy_is_restored_leaves_the_destination_untouched(host, tmp_path):
+    source, backup_dir, vault, server = host
+    with open(os.path.join(str(source), "big.bin"), "wb") as handle:
+        handle.write(os.urandom(64 << 20))
+    made = backup(source, backup_dir, job="daily")["id"]
+    replicate.replicate(backup_dir, "daily", [vault])
+    catalog = str(tmp_path / "new-host")  # a replacement host: only the vault has the backup
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine\n")
+    before = fingerprint(str(dest))
+
+    def stop_midway():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            arriving = glob.glob(os.path.join(catalog, ".tmp", "*", "daily", made + ".tar*"))
+            if arriving and os.path.getsize(arriving[0]) > 4 << 20:
+                break
+            time.sleep(0.002)
+        server.stop()
+
+    stopper = threading.Thread(target=stop_midway)
+    stopper.start()
+    request = _restore.RestoreRequest(backup_dir=catalog, backup_id=made, identities=[IDENTITY], dest=str(dest),
+                                      safety_backup=False)
+    with pytest.raises(VaultError) as caught:
+        reading.restore_copy(vault, request)
+    stopper.join()
+    assert "the copy stopped arriving after" in str(caught.value) and vault.store.describe() in str(caught.value)
+    assert "the connection was lost" in str(caught.value)
+    assert fingerprint(str(dest)) == before
+    assert os.listdir(os.path.join(catalog, ".tmp")) == []

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _restore, _vault
-from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError, NotFoundError
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError, NotFoundError
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import build_policy
 from ansible_collections.lifeboat.backup.plugins.module_utils._vault import maintain, reading, replicate
 
@@ -86,3 +86,22 @@ def test_upkeep_applies_retention_and_sweeps_old_partial_uploads(replicated):
     assert fingerprint(backup_dir) == local_before
     assert reading.verify_copy(vault, made[1]["id"])["verified"]
     assert _catalog.job_of(made[1]["id"]) == "app"
+
+
+def test_a_damaged_copy_restored_as_it_arrives_leaves_the_destination_untouched(replicated, tmp_path):
+    _source, backup_dir, vault, made, job_dir = replicated
+    artifact = next(name for name in os.listdir(str(job_dir)) if name.startswith(made[1]["id"] + ".tar"))
+    data = bytearray((job_dir / artifact).read_bytes())
+    data[-100] ^= 1  # in the last chunk: the restore has staged nearly everything when it meets the damage
+    (job_dir / artifact).write_bytes(bytes(data))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine\n")
+    before = fingerprint(str(dest))
+    request = _restore.RestoreRequest(backup_dir=backup_dir, backup_id=made[1]["id"], identities=[IDENTITY],
+                                      dest=str(dest), safety_backup=False)
+    with pytest.raises(BackupError) as caught:
+        reading.restore_copy(vault, request, from_vault=True)
+    assert "failed authentication (corrupted or tampered" in str(caught.value)
+    assert fingerprint(str(dest)) == before
+    assert os.listdir(os.path.join(backup_dir, ".tmp")) == []  # the download is gone
