@@ -14,6 +14,7 @@ config.py     the kinds of store by URL scheme; one vault as a job names it (Vau
 copies.py     backups as a vault holds them: complete copies, partial ones, signs of tampering
 replicate.py  copying a job's local backups that a vault lacks, each checked and recorded in its metadata
 reading.py    listing a host's copies, verifying one, fetching one back and restoring it
+arrival.py    a copy downloaded into scratch space and read while it arrives: a restore starts on its first bytes
 maintain.py   the trusted side's retention (locks extended, never shortened) and sweep of partial uploads
 state.py      how replication went per job and vault: the backlog and a failing vault, for health and metrics
 """
