@@ -36,7 +36,7 @@ description:
     any with O(from_vault), is restored from its copy on the vault. The copy is downloaded into private scratch
     space under O(backup_dir) (C(.tmp/), mode 0700), checked against its sidecar as it comes, restored as a local
     backup is (the lock, journal and safety backups of O(backup_dir)), and removed afterwards, also when the restore
-    fails. O(path), O(latest) and O(deploy_id) name local backups only; M(lifeboat.backup.catalog_info) with
+    fails. A files backup is restored while its copy arrives; a database once all of it arrived. O(path), O(latest) and O(deploy_id) name local backups only; M(lifeboat.backup.catalog_info) with
     O(lifeboat.backup.catalog_info#module:vault) lists the ids on the vault.
 author:
   - Lifeboat maintainers (@lifeboat)
@@ -49,8 +49,8 @@ attributes:
   check_mode:
     support: full
     details: Reads the manifest (the start of the artifact only) and reports what would be added, changed and
-      removed; for a database, checks that the server is reachable. Nothing is written. A copy restored from
-      O(vault) is downloaded in check mode too, since the plan is read from it, and removed afterwards.
+      removed; for a database, checks that the server is reachable. Nothing is written. Of a copy on O(vault),
+      check mode downloads what the plan needs (a database's whole artifact), and removes it afterwards.
   diff_mode:
     support: full
     details: Lists the paths that are (or would be) added, changed and removed.
