@@ -36,7 +36,8 @@ description:
     any with O(from_vault), is restored from its copy on the vault. The copy is downloaded into private scratch
     space under O(backup_dir) (C(.tmp/), mode 0700), checked against its sidecar as it comes, restored as a local
     backup is (the lock, journal and safety backups of O(backup_dir)), and removed afterwards, also when the restore
-    fails. A files backup is restored while its copy arrives; a database once all of it arrived. O(path), O(latest) and O(deploy_id) name local backups only; M(lifeboat.backup.catalog_info) with
+    fails. A files backup is restored while its copy arrives; a database once all of it arrived. O(path),
+    O(latest) and O(deploy_id) name local backups only; M(lifeboat.backup.catalog_info) with
     O(lifeboat.backup.catalog_info#module:vault) lists the ids on the vault.
 author:
   - Lifeboat maintainers (@lifeboat)
