@@ -117,21 +117,23 @@ def _send(vault, job, metadata, attempts):
     return copy
 
 
+def _earlier_version(earlier, name, size):
+    """The one version of name an earlier attempt stored with this size (a run killed before the sidecar), or None:
+    a key written more than once is never taken for the copy."""
+    written = [info for info in (earlier.objects.get(name, []) if earlier else []) if not info.delete_marker]
+    return written[0] if len(written) == 1 and written[0].size == size else None
+
+
 def _holds(store, earlier, name, size, sha256):
-    """Whether an earlier attempt already stored this very artifact (a run killed before the sidecar)."""
-    versions = earlier.objects.get(name, []) if earlier else []
-    written = [info for info in versions if not info.delete_marker]
-    if len(written) != 1 or written[0].size != size:
-        return False
-    return store.details(written[0]).sha256 == sha256
+    """Whether an earlier attempt already stored this very artifact."""
+    version = _earlier_version(earlier, name, size)
+    return version is not None and store.details(version).sha256 == sha256
 
 
 def _holds_bytes(store, earlier, name, data):
-    versions = earlier.objects.get(name, []) if earlier else []
-    written = [info for info in versions if not info.delete_marker]
-    if len(written) != 1 or written[0].size != len(data):
-        return False
-    return store.read_small(written[0]) == data
+    """Whether an earlier attempt already stored these very bytes (metadata, sidecar)."""
+    version = _earlier_version(earlier, name, len(data))
+    return version is not None and store.read_small(version) == data
 
 
 def _record(backup_dir, metadata, vault, copy, check_mode, lock_timeout):
