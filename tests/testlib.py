@@ -30,6 +30,7 @@ NOBODY = 65534  # the unprivileged user of the tests that play another user
 COLLECTIONS = os.path.join(ROOT, "build", "pytest-collections")  # tests/conftest.py links the checkout there
 # One operator key for the whole test run: every backup the tests make is encrypted to it.
 IDENTITY, RECIPIENT = _age.generate_identity()
+KEY = _age.Key(identities=[IDENTITY])
 
 
 def make_tree(root):
@@ -330,7 +331,7 @@ def dump(database, backup_dir, engine="sqlite", check_mode=False, **options):
 
 def restore(backup_dir, backup_id, check_mode=False, **options):
     """A restore by id through the one entry point, decrypted with IDENTITY."""
-    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, identities=[IDENTITY], **options)
+    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, key=KEY, **options)
     return _restore.restore_backup(request, check_mode=check_mode)
 
 

@@ -272,14 +272,14 @@ def write_metrics(settings, backup_dir, report=None):
     return _metrics.write(textfile_dir, text)
 
 
-def read_identities(source):
-    """Identities from a file, or from standard input with '-': never from argv, never written anywhere."""
+def read_identity_key(source):
+    """The Key of the identities in a file, or on standard input with '-': never from argv, never written anywhere."""
     if source == "-":
         text = sys.stdin.read()
     else:
         with open(source, "r", encoding="utf-8") as handle:
             text = handle.read()
-    return _age.parse_identities(text)
+    return _age.Key(identities=_age.parse_identities(text))
 
 
 def _print(args, document, lines):
@@ -315,9 +315,9 @@ def cmd_stats(args, _progress):
 
 def cmd_verify(args, _progress):
     settings = load_settings(args.config_dir)
-    identities = read_identities(args.identity_file) if args.identity_file else None
+    key = read_identity_key(args.identity_file) if args.identity_file else None
     level = "full" if args.full else "checksum"
-    result = _verify.verify(backup_dir=_backup_dir(settings), backup_id=args.id, level=level, identities=identities)
+    result = _verify.verify(backup_dir=_backup_dir(settings), backup_id=args.id, level=level, key=key)
     _print(args, result, [result["msg"]])
     return EXIT_OK
 
@@ -336,7 +336,7 @@ def cmd_restore(args, _progress):
         raise UsageError("restore needs the identity: --identity-file FILE, or --identity-file - to read it from "
                          "standard input")
     request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id,
-                                      identities=read_identities(args.identity_file), dest=args.to,
+                                      key=read_identity_key(args.identity_file), dest=args.to,
                                       safety_backup=not args.no_safety_backup, lock_timeout=args.lock_timeout,
                                       allow_unencrypted=args.allow_unencrypted,
                                       allow_foreign_owner=args.allow_foreign_owner)

@@ -26,8 +26,10 @@ def _copy(reader, writer):
         size += len(chunk)
 
 
-def transform(src, dest, state, recipients=None, passphrase=None, identities=None, force=False, check_mode=False):
-    """Write dest as the encryption (or decryption) of src; nothing is done when dest exists and force is false."""
+def transform(src, dest, state, recipients=None, passphrase=None, key=None, force=False, check_mode=False):
+    """Write dest as the encryption (or decryption) of src; nothing is done when dest exists and force is false.
+
+    recipients or passphrase encrypt; key (an _age.Key) decrypts."""
     if state not in STATES:
         raise UsageError("state must be encrypted or decrypted")
     if not os.path.isfile(src):
@@ -39,7 +41,7 @@ def transform(src, dest, state, recipients=None, passphrase=None, identities=Non
         return dict(result, changed=False, msg="%s exists; set force: true to write it again" % dest)
     if state == "encrypted" and encryption_method(recipients, passphrase) == "none":
         raise UsageError("to encrypt, give recipients or passphrase")
-    if state == "decrypted" and not identities and not passphrase:
+    if state == "decrypted" and key is None:
         raise UsageError("to decrypt, give identity or passphrase")
     if check_mode:
         return dict(result, changed=True)
@@ -49,6 +51,6 @@ def transform(src, dest, state, recipients=None, passphrase=None, identities=Non
             size = _copy(source, writer)
             writer.close()
         else:
-            size = _copy(_age.AgeReader(source, identities=identities or None, passphrase=passphrase or None), target)
+            size = _copy(_age.AgeReader(source, key), target)
         target.commit()
     return dict(result, changed=True, size=os.path.getsize(dest), plaintext_size=size)

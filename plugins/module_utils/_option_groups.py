@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 
-from ._age import parse_identities
+from ._age import Key
 from ._archive import ON_UNREADABLE
 from ._catalog import DEFAULT_BACKUP_DIR
 from ._compression import ALGORITHMS
@@ -83,10 +83,12 @@ class OptionGroup:
         return arguments
 
 
-def _decryption_keys(values):
-    """The identity's text parsed in memory: a malformed one fails before the artifact is opened."""
-    return {"identities": parse_identities(values["identity"]) if values["identity"] else None,
-            "passphrase": values["passphrase"]}
+def _decryption_key(values):
+    """The Key of the identity (its text parsed in memory: a malformed one fails before the artifact is opened) or the
+    passphrase; None without either."""
+    if not values["identity"] and not values["passphrase"]:
+        return {"key": None}
+    return {"key": Key(identities=values["identity"] or None, passphrase=values["passphrase"] or None)}
 
 
 def build_policy(**options):
@@ -127,7 +129,7 @@ ENCRYPTION = OptionGroup(dict(
 DECRYPTION = OptionGroup(dict(
     identity=dict(type="str", no_log=True),
     passphrase=dict(type="str", no_log=True),
-), read=_decryption_keys, fragment="decryption", mutually_exclusive=[("identity", "passphrase")])
+), read=_decryption_key, fragment="decryption", mutually_exclusive=[("identity", "passphrase")])
 
 # How to reach a PostgreSQL or MariaDB/MySQL server; the password only ever travels in memory.
 CONNECTION = OptionGroup(dict(

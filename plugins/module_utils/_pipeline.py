@@ -150,15 +150,15 @@ class _HashingSource:
         return data
 
 
-def open_payload(handle, compression, encrypted, identities=None, passphrase=None):
-    """Wrap an open artifact file: returns (payload reader, hashing source of the raw bytes)."""
+def open_payload(handle, compression, encrypted, key=None):
+    """Wrap an open artifact file: returns (payload reader, hashing source of the raw bytes). key: an _age.Key."""
     raw = _HashingSource(handle)
     layer = raw
     if encrypted:
-        if not identities and not passphrase:
+        if key is None:
             raise UsageError("this artifact is encrypted: give identity (an AGE-SECRET-KEY-1... string) "
                              "or passphrase to read it")
-        layer = _age.AgeReader(raw, identities=identities or None, passphrase=passphrase or None)
+        layer = _age.AgeReader(raw, key)
     return open_decompressor(compression, layer), raw
 
 

@@ -79,16 +79,16 @@ class _TreeCheck:
         self.check.finish(self.records, self.mismatched)
 
 
-def check_full(artifact, metadata, identities=None, passphrase=None):
+def check_full(artifact, metadata, key=None):
     """Decrypt, decompress and read everything; compare each member (or the whole payload) with what was recorded."""
     with open(artifact, "rb") as handle:
-        return check_full_stream(handle, artifact_layers(artifact, metadata), metadata, identities, passphrase)
+        return check_full_stream(handle, artifact_layers(artifact, metadata), metadata, key)
 
 
-def check_full_stream(handle, layers, metadata, identities=None, passphrase=None):
+def check_full_stream(handle, layers, metadata, key=None):
     """check_full of an artifact read from handle (a file, a vault's stream), layers: (compression, encrypted)."""
     compression, encrypted = layers
-    payload, raw = open_payload(handle, compression, encrypted, identities, passphrase)
+    payload, raw = open_payload(handle, compression, encrypted, key)
     if metadata is not None and metadata.get("kind") != "files":
         content = hashlib.sha256()
         size = 0
@@ -125,30 +125,30 @@ def manifest_member(tar):
     return tar.read_all()
 
 
-def read_manifest_bytes(artifact, metadata, identities=None, passphrase=None):
+def read_manifest_bytes(artifact, metadata, key=None):
     """The manifest member's bytes: only the start of the artifact is decrypted."""
     with open(artifact, "rb") as handle:
-        return manifest_bytes_of(handle, artifact_layers(artifact, metadata), identities, passphrase)
+        return manifest_bytes_of(handle, artifact_layers(artifact, metadata), key)
 
 
-def manifest_bytes_of(handle, layers, identities=None, passphrase=None):
+def manifest_bytes_of(handle, layers, key=None):
     """read_manifest_bytes of an artifact read from handle, layers: (compression, encrypted)."""
-    payload, _raw = open_payload(handle, *layers, identities, passphrase)
+    payload, _raw = open_payload(handle, *layers, key)
     return manifest_member(TarReader(payload))
 
 
-def read_manifest(artifact, metadata, identities=None, passphrase=None):
+def read_manifest(artifact, metadata, key=None):
     """(header, records) of the manifest; the rest of the artifact is not decrypted."""
-    return parse_manifest(read_manifest_bytes(artifact, metadata, identities, passphrase))
+    return parse_manifest(read_manifest_bytes(artifact, metadata, key))
 
 
-def compare_source(artifact, metadata, identities=None, passphrase=None):
+def compare_source(artifact, metadata, key=None):
     """Added, changed and removed paths of the live tree against the backup's manifest.
 
     A file counts as changed when its type, mode or content differs; content is hashed only when size or mtime
     differ from the manifest, the same shortcut restic and rsync take.
     """
-    header, records = read_manifest(artifact, metadata, identities, passphrase)
+    header, records = read_manifest(artifact, metadata, key)
     options = (metadata or {}).get("selection", {})
     sources = [source for source in header.get("sources", []) if os.path.lexists(source)]
     live = _selection.select(sources, **options).entries if sources else []
@@ -176,8 +176,7 @@ def _differs(record, entry):
         return True
 
 
-def verify(backup_dir=None, backup_id=None, path=None, level="checksum", identities=None, passphrase=None,
-           check_mode=False):
+def verify(backup_dir=None, backup_id=None, path=None, level="checksum", key=None, check_mode=False):
     """Run one verification level and record the outcome in the backup's metadata."""
     if level not in LEVELS:
         raise UsageError("level must be one of %s" % ", ".join(LEVELS))
@@ -188,7 +187,7 @@ def verify(backup_dir=None, backup_id=None, path=None, level="checksum", identit
         if level == "full":
             # One read serves both: the deep check names the damaged member or chunk, the digest the checksum.
             try:
-                result.update(check_full(artifact, metadata, identities, passphrase))
+                result.update(check_full(artifact, metadata, key))
             except (IntegrityError, CryptoError) as exc:
                 intact = hash_file(artifact) == expected
                 if isinstance(exc, WrongKeyError) and intact:
@@ -200,7 +199,7 @@ def verify(backup_dir=None, backup_id=None, path=None, level="checksum", identit
         else:
             result["sha256"] = compare_checksum(artifact, expected, hash_file(artifact))
         if level == "source":
-            result["differences"] = compare_source(artifact, metadata, identities, passphrase)
+            result["differences"] = compare_source(artifact, metadata, key)
     except (IntegrityError, CryptoError) as exc:
         # A wrong key is not a damaged backup: only damage is recorded as a failed verification.
         if not isinstance(exc, WrongKeyError):

@@ -78,7 +78,7 @@ import conftest
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _restore
 with open(sys.argv[3], encoding="utf-8") as handle:
     identities = _age.parse_identities(handle.read())
-request = _restore.RestoreRequest(path=sys.argv[2], identities=identities, dest=sys.argv[4], safety_backup=False)
+request = _restore.RestoreRequest(path=sys.argv[2], key=_age.Key(identities=identities), dest=sys.argv[4], safety_backup=False)
 artifact, metadata = _restore.select_backup(request)
 result = _restore.run_restore_files(request, artifact, metadata)
 assert result["restored"]["files"] > 0

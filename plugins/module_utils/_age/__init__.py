@@ -13,6 +13,7 @@ primitives.py  what the others share: the check for the cryptography package, HK
 bech32.py      bech32 as age uses it for keys
 keys.py        X25519 identities (AGE-SECRET-KEY-1...) and recipients (age1...): parsed, derived, generated
 header.py      the header (version line, stanzas, MAC) written and read, and base64 as age requires it
+key.py         Key: what opens a file (identities or a passphrase), given once and passed along
 recipients.py  the X25519 and scrypt stanzas: wrapping the file key and unwrapping it
 stream.py      AgeWriter and AgeReader: the payload's nonce and its chunk cipher
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from .bech32 import bech32_decode, bech32_encode
 from .header import MAGIC, is_age_file
+from .key import Key
 from .keys import generate_identity, parse_identities, parse_recipient, recipient_from_identity
 from .primitives import HAS_CRYPTOGRAPHY
 from .recipients import MAX_SCRYPT_LOG_N, SCRYPT_LOG_N
@@ -29,5 +31,5 @@ from .stream import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, FILE_KEY_SIZE, PAYLOAD_NON
 __all__ = [
     "CHUNK_SIZE", "ENCRYPTED_CHUNK_SIZE", "FILE_KEY_SIZE", "HAS_CRYPTOGRAPHY", "MAGIC", "MAX_SCRYPT_LOG_N",
     "PAYLOAD_NONCE_SIZE", "SCRYPT_LOG_N", "TAG_SIZE", "AgeReader", "AgeWriter", "bech32_decode", "bech32_encode",
-    "generate_identity", "is_age_file", "parse_identities", "parse_recipient", "recipient_from_identity",
+    "Key", "generate_identity", "is_age_file", "parse_identities", "parse_recipient", "recipient_from_identity",
 ]

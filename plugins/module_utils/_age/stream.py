@@ -5,15 +5,14 @@
 
 from __future__ import annotations
 
-import hmac
 import io
 import os
 import struct
 
 from .._errors import CryptoError
-from .header import encode_header, header_mac, read_header
+from .header import encode_header, read_header
 from .primitives import ZERO_NONCE, hkdf, require_cryptography
-from .recipients import SCRYPT_LOG_N, recipient_stanzas, unwrap_file_key
+from .recipients import SCRYPT_LOG_N, recipient_stanzas
 
 try:
     from cryptography.exceptions import InvalidTag
@@ -147,20 +146,18 @@ class AgeWriter:
 
 
 class AgeReader(io.RawIOBase):
-    """Decrypt an age file read from source (anything with read(n)), as a binary file-like object.
+    """Decrypt an age file read from source (anything with read(n)) with key (a Key), as a binary file-like object.
 
     The header is checked on construction, so a wrong key fails before any plaintext is produced.
     Every chunk is authenticated before its plaintext is returned. The source is not closed.
     """
 
-    def __init__(self, source, identities=None, passphrase=None):
+    def __init__(self, source, key):
         super().__init__()
         require_cryptography()
         self._source = source
         stanzas, up_to_dashes, mac, self._unread = read_header(source)
-        file_key = unwrap_file_key(stanzas, identities, passphrase)
-        if not hmac.compare_digest(header_mac(file_key, up_to_dashes), mac):
-            raise CryptoError("header is corrupted (MAC mismatch)")
+        file_key = key.open(stanzas, up_to_dashes, mac)
         nonce = self._read_exact(PAYLOAD_NONCE_SIZE)
         if len(nonce) < PAYLOAD_NONCE_SIZE:
             raise CryptoError("file is truncated (the payload nonce is missing)")

@@ -144,8 +144,7 @@ class DatabaseRestore:
         """Decrypt, decompress and feed the dump; its digest must be the recorded one."""
         compression, encrypted = artifact_layers(artifact, metadata)
         with open(artifact, "rb") as handle:
-            payload, _raw = open_payload(handle, compression, encrypted, self.request.identities,
-                                         self.request.passphrase)
+            payload, _raw = open_payload(handle, compression, encrypted, self.request.key)
             if self.tar_payload:
                 self._load_tar(payload)
                 return

@@ -110,7 +110,7 @@ class FileRestore:
         self.owners = os.geteuid() == 0
         self.layers = artifact_layers(artifact, metadata)
         with self._open_artifact() as handle:
-            manifest = manifest_bytes_of(handle, self.layers, request.identities, request.passphrase)
+            manifest = manifest_bytes_of(handle, self.layers, request.key)
         self.manifest_sha256 = hashlib.sha256(manifest).hexdigest()
         try:
             header, records = parse_manifest(bytes(manifest))
@@ -224,7 +224,7 @@ class FileRestore:
         extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner)
         expected = expected_sha256(self.artifact, self.metadata) if self.metadata else None
         with self._open_artifact() as handle, \
-                PayloadProcess(handle, *self.layers, self.request.identities, self.request.passphrase) as payload:
+                PayloadProcess(handle, *self.layers, self.request.key) as payload:
             extractor.run(payload, self.manifest_sha256)
         if expected is not None and payload.raw_sha256 != expected:
             raise IntegrityError("artifact %s does not match its checksum: the file is corrupted or was changed; "

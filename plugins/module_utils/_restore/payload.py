@@ -97,7 +97,7 @@ def _filler(payload):
 
 
 def _no_core_dumps():
-    """The decoder holds the identities and the file key: no core file of it, and no ptrace or /proc/<pid>/mem
+    """The decoder holds the key and the file key: no core file of it, and no ptrace or /proc/<pid>/mem
     for other users (a process that is not dumpable)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if _PRCTL is not None:
@@ -212,7 +212,7 @@ class PayloadProcess:
     is read. close() ends the children if they run.
     """
 
-    def __init__(self, handle, compression, encrypted, identities=None, passphrase=None):
+    def __init__(self, handle, compression, encrypted, key=None):
         self.raw_sha256 = None
         self._ring = mmap.mmap(-1, SLOTS * SLOT_SIZE)  # anonymous and MAP_SHARED: shared with the children
         self._slots = _slot_views(self._ring)
@@ -234,7 +234,7 @@ class PayloadProcess:
                 _child(lambda: _hash(self._ring, parts_r, free_w), digests_w)
             self._pids[_DECODER] = _fork((full_w, free_r, status_w), every)
             if self._pids[_DECODER] == 0:
-                layers = (compression, encrypted, identities, passphrase)
+                layers = (compression, encrypted, key)
                 _child(lambda: _decode(handle, layers, self._ring, full_w, free_r), status_w, full_w)
         except BaseException:
             self.close()  # a fork failed: the hasher, if it started, is not left waiting

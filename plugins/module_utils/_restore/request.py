@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 from .. import _catalog
-from .._age import recipient_from_identity
 from .._errors import IntegrityError, NotFoundError, UsageError
 from .._pipeline import artifact_layers
 from .._retention import SAFETY_TAG
@@ -18,7 +17,7 @@ class RestoreRequest:
     """Which backup, how to open it, and where to put it; the module and the on-host command build one."""
 
     def __init__(self, path=None, backup_dir=_catalog.DEFAULT_BACKUP_DIR, backup_id=None, job=None, latest=False,
-                 deploy_id=None, identities=None, passphrase=None, safety_backup=True, dest=None, include=(),
+                 deploy_id=None, key=None, safety_backup=True, dest=None, include=(),
                  delete_extra=False, numeric_owner=True, preserve_special=False, target_database=None,
                  connection=None, lock_timeout=0.0, kind=None, database=None, allow_unencrypted=False,
                  allow_foreign_owner=False, catalog=None, artifact_opener=None):
@@ -32,10 +31,7 @@ class RestoreRequest:
             raise UsageError("kind is files or database (database: NAME implies database)")
         self.kind = kind
         self.database = database
-        self.identities = list(identities or [])
-        self.passphrase = passphrase
-        if self.identities and passphrase:
-            raise UsageError("give either identity or passphrase, not both")
+        self.key = key  # an _age.Key, or None for an unencrypted backup
         self.safety_backup = safety_backup
         if dest is not None and not os.path.isabs(dest):
             raise UsageError("dest must be an absolute path: %s" % dest)
@@ -90,7 +86,7 @@ def check_encryption(request, artifact, metadata):
 
     Whoever can write into the catalog could put a plain artifact and metadata saying "encryption: none" in place
     of an encrypted backup; the restore would load it without the key ever being used."""
-    if (request.identities or request.passphrase) and not request.allow_unencrypted \
+    if request.key is not None and not request.allow_unencrypted \
             and not artifact_layers(artifact, metadata)[1]:
         raise IntegrityError("%s is not encrypted, yet a key was given to restore it: refusing a backup that may "
                              "have been replaced; restore it anyway with allow_unencrypted: true (lifeboat restore "
@@ -123,6 +119,6 @@ def catalog_dir(artifact, metadata, request):
 def safety_encryption(metadata, request):
     """(recipients, passphrase) for a safety backup: whoever could read the backup can read its safety copy."""
     recipients = list(((metadata or {}).get("encryption") or {}).get("recipients") or [])
-    if not recipients and request.identities:
-        recipients = [recipient_from_identity(identity) for identity in request.identities]
-    return recipients, (None if recipients else request.passphrase)
+    if not recipients and request.key is not None:
+        recipients = request.key.recipients()
+    return recipients, (None if recipients or request.key is None else request.key.passphrase)

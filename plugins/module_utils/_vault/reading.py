@@ -79,7 +79,7 @@ def find_copy(vault, backup_id):
     return copy
 
 
-def verify_copy(vault, backup_id, level="checksum", identities=None, passphrase=None, backup_dir=None):
+def verify_copy(vault, backup_id, level="checksum", key=None, backup_dir=None):
     """Check one copy on the vault.
 
     checksum: the digest the store recorded with the artifact against its sidecar (no download) where the store
@@ -100,7 +100,7 @@ def verify_copy(vault, backup_id, level="checksum", identities=None, passphrase=
         if level == "full":
             with vault.store.open(copy.artifact) as stream:
                 checked = check_full_stream(stream, artifact_layers(copy.artifact.name, copy.metadata),
-                                            copy.metadata, identities, passphrase)
+                                            copy.metadata, key)
             check_digest(copy, checked.pop("raw_sha256"))
             result.update(checked)
             result["method"] = "read"

@@ -88,7 +88,7 @@ def encrypt_with_us(data, **kwargs):
 
 def decrypt_with_us(path, **kwargs):
     with open(path, "rb") as source:
-        return _age.AgeReader(source, **kwargs).read()
+        return _age.AgeReader(source, _age.Key(**kwargs)).read()
 
 
 def test_age_keygen_identity_parses_and_gives_the_same_recipient(keyfile):

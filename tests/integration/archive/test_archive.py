@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from testlib import (IDENTITY, RECIPIENT, age_decrypt_cli, drop_root, fingerprint, lock_held_elsewhere, make_tree,
+from testlib import (IDENTITY, KEY, RECIPIENT, age_decrypt_cli, drop_root, fingerprint, lock_held_elsewhere, make_tree,
                      mounted_tmpfs, require_binary, tree_digest)
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
@@ -85,7 +85,7 @@ def test_full_verify_and_source_compare(tmp_path):
     source = make_tree(tmp_path / "src")
     result = _backup(source, tmp_path / "backups")
     full = _verify.verify(backup_dir=str(tmp_path / "backups"), backup_id=result["id"], level="full",
-                          identities=[IDENTITY])
+                          key=KEY)
     assert full["verified"] and full["members"] == 15 and full["changed"] is True
     meta = _catalog.find_backup(str(tmp_path / "backups"), result["id"])
     assert meta["verification"]["state"] == "verified" and meta["verification"]["level"] == "full"
@@ -94,7 +94,7 @@ def test_full_verify_and_source_compare(tmp_path):
     (source / "added.txt").write_text("new")
     (source / "sub" / "random.bin").write_text("changed")
     os.unlink(source / "run.sh")
-    drift = _verify.verify(path=result["path"], level="source", identities=[IDENTITY])
+    drift = _verify.verify(path=result["path"], level="source", key=KEY)
     assert drift["differences"]["added"] == [str(source / "added.txt").lstrip("/")]
     assert drift["differences"]["changed"] == [str(source / "sub" / "random.bin").lstrip("/")]
     assert drift["differences"]["removed"] == [str(source / "run.sh").lstrip("/")]
@@ -135,7 +135,7 @@ def test_file_changed_while_read_is_reported_and_still_verifies(tmp_path, monkey
     result = _backup(source, tmp_path / "backups")
     assert any("random.bin changed while it was read" in warning for warning in result["warnings"])
     assert result["metadata"]["warnings"] == result["warnings"]
-    full = _verify.verify(path=result["path"], level="full", identities=[IDENTITY])
+    full = _verify.verify(path=result["path"], level="full", key=KEY)
     assert full["verified"]
 
 
@@ -147,7 +147,7 @@ def test_one_read_per_file_and_no_temporary_file_left(tmp_path, monkeypatch):
     result = _backup(source, tmp_path / "backups")
     assert len(opened) == len(set(opened)) == result["files"] == 6
     assert not [name for name in os.listdir(tmp_path / "backups" / "app") if ".tmp-" in name]
-    assert _verify.verify(path=result["path"], level="full", identities=[IDENTITY])["verified"]
+    assert _verify.verify(path=result["path"], level="full", key=KEY)["verified"]
 
 
 def _many_files(root, count):
@@ -178,7 +178,7 @@ def test_manifest_spanning_many_chunks_reads_by_hand(tmp_path, compression, tool
     check = subprocess.run(["sha256sum", "-c", result["id"] + ".sha256"], cwd=os.path.dirname(result["path"]),
                            capture_output=True, text=True, check=True)
     assert ": OK" in check.stdout
-    assert _verify.verify(path=result["path"], level="full", identities=[IDENTITY])["verified"]
+    assert _verify.verify(path=result["path"], level="full", key=KEY)["verified"]
 
 
 def test_manifest_larger_than_its_estimate_backs_up_again_with_room_enough(tmp_path, monkeypatch):
@@ -262,7 +262,7 @@ def test_full_disk_leaves_no_partial_file_and_older_backups_intact(tmp_path, sma
         _backup(big, small_fs)
     assert "no space left" in str(error.value) and "partial file was removed" in str(error.value)
     assert _catalog_files(small_fs) == before
-    assert _verify.verify(path=older["path"], level="full", identities=[IDENTITY])["verified"]
+    assert _verify.verify(path=older["path"], level="full", key=KEY)["verified"]
 
 
 def test_disk_full_at_the_end_with_the_manifest_room_still_a_hole(tmp_path, small_fs):
@@ -379,7 +379,7 @@ def test_flipped_byte_is_found_by_full_verify(big_backup, where, message):
               "middle": size // 2, "last": size - 10}[where]
     _damage(path, offset)
     with pytest.raises((CryptoError, IntegrityError)) as error:
-        _verify.verify(path=path, level="full", identities=[IDENTITY])
+        _verify.verify(path=path, level="full", key=KEY)
     assert os.path.basename(path) in str(error.value) and message in str(error.value)
     meta = json.load(open(path.split(".")[0] + ".json"))
     assert meta["verification"]["state"] == "failed"
@@ -401,7 +401,7 @@ def test_damage_found_by_full_verify_is_recorded(big_backup):
         meta = json.load(open(meta_path))
         meta["sha256"] = hash_file(path)
         json.dump(meta, open(meta_path, "w"))
-        _verify.verify(path=path, level="full", identities=[IDENTITY])
+        _verify.verify(path=path, level="full", key=KEY)
     assert json.load(open(meta_path))["verification"]["state"] == "failed"
 
 
@@ -417,7 +417,7 @@ def test_truncated_artifact(big_backup):
 def test_wrong_identity_is_not_recorded_as_damage(big_backup):
     other = _age.generate_identity()[0]
     with pytest.raises(CryptoError) as error:
-        _verify.verify(path=big_backup["path"], level="full", identities=[other])
+        _verify.verify(path=big_backup["path"], level="full", key=_age.Key(identities=[other]))
     assert "no identity matches" in str(error.value) and other not in str(error.value)
     meta = json.load(open(big_backup["path"].split(".")[0] + ".json"))
     assert meta["verification"]["state"] == "unverified"
@@ -428,7 +428,7 @@ def test_passphrase_backup_round_trip(tmp_path):
     result = _archive.run_archive(_archive.ArchiveRequest([str(source)], "app", backup_dir=str(tmp_path / "b"),
                                                           passphrase="correct horse"))
     assert result["metadata"]["encryption"]["method"] == "scrypt"
-    assert _verify.verify(path=result["path"], level="full", passphrase="correct horse")["verified"]
+    assert _verify.verify(path=result["path"], level="full", key=_age.Key(passphrase="correct horse"))["verified"]
     with pytest.raises(CryptoError, match="wrong passphrase"):
-        _verify.verify(path=result["path"], level="full", passphrase="wrong")
+        _verify.verify(path=result["path"], level="full", key=_age.Key(passphrase="wrong"))
     assert tree_digest(source)

@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from testlib import IDENTITY, backup, restore
+from testlib import KEY, backup, restore
 from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _fileio, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import SourceError
 
@@ -61,7 +61,7 @@ def _refuse(path):
 def _verified_and_restored(tmp_path, result):
     """Full verify passes and restore puts the backup back; returns the restored source directory."""
     backups = os.path.dirname(os.path.dirname(result["path"]))
-    assert _verify.verify(backup_dir=backups, backup_id=result["id"], level="full", identities=[IDENTITY])["verified"]
+    assert _verify.verify(backup_dir=backups, backup_id=result["id"], level="full", key=KEY)["verified"]
     dest = tmp_path / "restored"
     dest.mkdir()
     restore(backups, result["id"], dest=str(dest), safety_backup=False)

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from testlib import IDENTITY, backup, make_tree, tree_digest
+from testlib import KEY, backup, make_tree, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _health, _restore, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
@@ -62,15 +62,15 @@ def catalog_fixture(tmp_path):
 def test_good_backups_stay_usable_beside_broken_metadata(catalog, tmp_path):
     source, backup_dir, good, broken = catalog
     assert [meta["id"] for meta in _catalog.list_metadata(backup_dir)] == [good]
-    assert _verify.verify(backup_dir=backup_dir, backup_id=good, level="full", identities=[IDENTITY])["id"] == good
+    assert _verify.verify(backup_dir=backup_dir, backup_id=good, level="full", key=KEY)["id"] == good
     before, passwd = catalog_files(backup_dir), digest("/etc/passwd")  # verify recorded its outcome: from here on
-    request = _restore.RestoreRequest(backup_dir=backup_dir, job="app", latest=True, identities=[IDENTITY],
+    request = _restore.RestoreRequest(backup_dir=backup_dir, job="app", latest=True, key=KEY,
                                       dest=str(tmp_path / "out"))
     result = _restore.restore_backup(request)
     assert result["id"] == good
     assert tree_digest(str(tmp_path / "out" / os.path.relpath(source, "/"))) == tree_digest(source)
     by_id = _restore.restore_backup(_restore.RestoreRequest(backup_dir=backup_dir, backup_id=good,
-                                                            identities=[IDENTITY], dest=str(tmp_path / "again")))
+                                                            key=KEY, dest=str(tmp_path / "again")))
     assert by_id["id"] == good and by_id["changed"]
     assert digest("/etc/passwd") == passwd
     after = catalog_files(backup_dir)
@@ -88,7 +88,7 @@ def test_a_backup_with_broken_metadata_is_refused_by_id_and_listed_by_health(cat
     backup_id = broken[kind]
     with pytest.raises(IntegrityError) as restore_error:
         _restore.restore_backup(_restore.RestoreRequest(backup_dir=backup_dir, backup_id=backup_id,
-                                                        identities=[IDENTITY], dest=str(tmp_path / "out")))
+                                                        key=KEY, dest=str(tmp_path / "out")))
     with pytest.raises(IntegrityError) as verify_error:
         _verify.verify(backup_dir=backup_dir, backup_id=backup_id)
     for error in (restore_error.value, verify_error.value):
@@ -117,6 +117,6 @@ def test_metadata_beside_an_artifact_restored_by_path_is_checked(catalog, tmp_pa
     _source, backup_dir, _good, broken = catalog
     artifact = os.path.join(backup_dir, "app", broken["escaping"] + ".tar.zst.age")
     with pytest.raises(IntegrityError, match="beside the artifact cannot be trusted: it names an artifact"):
-        _restore.restore_backup(_restore.RestoreRequest(path=artifact, identities=[IDENTITY],
+        _restore.restore_backup(_restore.RestoreRequest(path=artifact, key=KEY,
                                                         dest=str(tmp_path / "out")))
     assert not os.path.exists(str(tmp_path / "out"))

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from testlib import IDENTITY, backup, make_tree, tree_digest
+from testlib import KEY, backup, make_tree, tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog, _fileio, _health, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _fileio, _health, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
 
 
@@ -35,7 +35,7 @@ def test_a_real_catalog_with_verified_failed_and_leftover_files(tmp_path):
     database = backup(source, backups, job="db", deploy_id="v42")["id"]
     for backup_id in app[1:]:
         assert _verify.verify(str(backups), backup_id, level="full",
-                              identities=_age.parse_identities(IDENTITY))["verified"]
+                              key=KEY)["verified"]
     damaged = _catalog.artifact_path(_catalog.find_backup(str(backups), app[0]))
     with open(damaged, "r+b") as handle:
         handle.seek(200)

@@ -15,10 +15,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from testlib import COLLECTIONS, IDENTITY, backup, tree_digest
+from testlib import COLLECTIONS, KEY, backup, tree_digest
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import (_age, _catalog, _health, _option_groups, _prune,
-                                                                      _verify)
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _health, _option_groups, _prune, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import LockedError, UsageError
 
 HOUR = 3600
@@ -263,7 +262,7 @@ def test_a_prune_killed_between_artifact_and_sidecars_leaves_an_orphan_that_the_
     assert [(entry["kind"], entry["id"]) for entry in result["cleaned"]] == [("orphan", oldest)]
     assert not any(name.split(".")[0] == oldest for name in os.listdir(os.path.join(backup_dir, "app")))
     for backup_id in ids[1:]:
-        verified = _verify.verify(backup_dir, backup_id, level="full", identities=_age.parse_identities(IDENTITY))
+        verified = _verify.verify(backup_dir, backup_id, level="full", key=KEY)
         assert verified["verified"] is True
     assert _health.catalog_info(backup_dir, disk_usage_threshold=100)["leftovers"] == []
 

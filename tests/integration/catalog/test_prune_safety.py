@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from testlib import IDENTITY, backup, make_tree, tree_digest
+from testlib import KEY, backup, make_tree, tree_digest
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _option_groups, _prune, _restore, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
@@ -34,7 +34,7 @@ def restored_fixture(tmp_path):
         handle.write("changed after the backup\n")
     changed = tree_digest(source)
     result = _restore.restore_backup(_restore.RestoreRequest(backup_dir=backup_dir, backup_id=restored,
-                                                             identities=[IDENTITY]))
+                                                             key=KEY))
     assert result["safety_backup_id"]
     return backup_dir, verified_backup(), result["safety_backup_id"], changed
 
@@ -49,7 +49,7 @@ def test_the_nightly_prune_keeps_a_fresh_safety_backup(restored, tmp_path):
     kept = {entry["id"]: entry["reasons"] for entry in result["kept"]}
     assert kept == {nightly: ["last"], safety_id: ["safety"]} and len(result["removed"]) == 1
     # It is still the way back from the restore.
-    _restore.restore_backup(_restore.RestoreRequest(backup_dir=backup_dir, backup_id=safety_id, identities=[IDENTITY],
+    _restore.restore_backup(_restore.RestoreRequest(backup_dir=backup_dir, backup_id=safety_id, key=KEY,
                                                     dest=str(tmp_path / "undo"), safety_backup=False))
     assert tree_digest(str(tmp_path / "undo" / os.path.relpath(str(tmp_path / "src"), "/"))) == changed
 

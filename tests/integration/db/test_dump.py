@@ -507,9 +507,9 @@ def test_full_verification_of_a_dump(postgres_server, pg_database, tmp_path, pg_
     pg_as_owner(postgres_server, pg_database, PG_SAMPLE)
     backup_dir = str(tmp_path / "backups")
     result = dump(pg_database, backup_dir, "postgresql", pg_format=pg_format, **login(postgres_server))
-    identities = _age.parse_identities(IDENTITY)
+    key = _age.Key(identities=IDENTITY)
 
-    verified = _verify.verify(backup_dir, result["id"], level="full", identities=identities)
+    verified = _verify.verify(backup_dir, result["id"], level="full", key=key)
     assert verified["verified"] and verified["members"] == 1
     assert verified["bytes"] == result["metadata"]["input_size"]
     assert _catalog.find_backup(backup_dir, result["id"])["verification"]["state"] == "verified"
@@ -520,7 +520,7 @@ def test_full_verification_of_a_dump(postgres_server, pg_database, tmp_path, pg_
     metadata["content_sha256"] = "0" * 64
     _catalog.write_metadata(metadata_path, metadata)
     with pytest.raises(IntegrityError) as caught:
-        _verify.verify(backup_dir, result["id"], level="full", identities=identities)
+        _verify.verify(backup_dir, result["id"], level="full", key=key)
     assert "does not match the recorded content SHA-256" in str(caught.value)
 
 

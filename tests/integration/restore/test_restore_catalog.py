@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from testlib import IDENTITY, backup, fingerprint, restore
+from testlib import KEY, backup, fingerprint, restore
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _restore, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import UsageError
@@ -74,7 +74,7 @@ def assert_catalog_kept(host, before, safety_id):
     now = catalog_files(host)
     assert {name: now.get(name) for name in before} == before
     for backup_id in [safety_id] + [os.path.basename(name)[:-5] for name in before if name.endswith(".json")]:
-        result = _verify.verify(backup_dir=host["catalog"], backup_id=backup_id, level="full", identities=[IDENTITY])
+        result = _verify.verify(backup_dir=host["catalog"], backup_id=backup_id, level="full", key=KEY)
         assert result["verified"], result
 
 
@@ -124,7 +124,7 @@ def test_paths_of_the_backup_inside_the_catalog_are_left_out_with_a_warning(host
     made = backup([host["var"]], elsewhere, "var")
     spoil(host)
     catalog = catalog_files(host)
-    request = _restore.RestoreRequest(path=made["path"], backup_dir=host["catalog"], identities=[IDENTITY],
+    request = _restore.RestoreRequest(path=made["path"], backup_dir=host["catalog"], key=KEY,
                                       delete_extra=True, safety_backup=False)
     result = _restore.restore_backup(request)
     assert "%d path(s) of the backup lie in the catalog and were not restored, first %s: a restore never writes into " \

@@ -16,7 +16,7 @@ import sqlite3
 import pytest
 
 from dbservers import login
-from testlib import IDENTITY, RECIPIENT, dump, restore, sqlite_rows
+from testlib import KEY, RECIPIENT, dump, restore, sqlite_rows
 from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _pipeline
 from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
@@ -32,7 +32,7 @@ def unique(prefix):
 def craft_failing_copy(made, extra_sql):
     """A second backup of the same database whose payload ends with SQL that fails: a restore that breaks midway."""
     with open(made["path"], "rb") as handle:
-        payload, _raw = _pipeline.open_payload(handle, "zstd", True, [IDENTITY])
+        payload, _raw = _pipeline.open_payload(handle, "zstd", True, KEY)
         data = b"".join(iter(lambda: payload.read(1 << 20), b""))
     backup_id = made["id"] + "-2"
     name = backup_id + made["metadata"]["artifact"][len(made["id"]):]
@@ -213,7 +213,7 @@ def test_sqlite_restore_replaces_the_file_and_drops_the_old_wal(sqlite_db, tmp_p
 def test_sqlite_restore_of_a_broken_file_leaves_the_live_one(sqlite_db, tmp_path):
     made = dump(sqlite_db, tmp_path / "b", "sqlite")
     with open(made["path"], "rb") as handle:
-        payload, _raw = _pipeline.open_payload(handle, "zstd", True, [IDENTITY])
+        payload, _raw = _pipeline.open_payload(handle, "zstd", True, KEY)
         data = b"".join(iter(lambda: payload.read(1 << 20), b""))
     broken = data[:4096] + b"\xff" * 4096 + data[8192:]
     backup_id = made["id"] + "-2"
@@ -260,7 +260,7 @@ def test_a_job_with_files_and_a_dump_needs_to_be_told_which(sqlite_db, tmp_path)
                                                          recipients=[RECIPIENT], deploy_id="v1"))
 
     def select(**options):
-        request = _restore.RestoreRequest(backup_dir=str(tmp_path / "b"), job="db", identities=[IDENTITY], **options)
+        request = _restore.RestoreRequest(backup_dir=str(tmp_path / "b"), job="db", key=KEY, **options)
         return _restore.select_backup(request)[1]["id"]
 
     for options in ({"latest": True}, {"deploy_id": "v1"}):

@@ -27,16 +27,16 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._restore import da
 
 from dbservers import login
 from test_restore_db import my_database, my_rows, sqlite_db_fixture, unique
-from testlib import IDENTITY, dump, restore
+from testlib import IDENTITY, KEY, dump, restore
 
 __all__ = ["sqlite_db_fixture"]  # the sqlite_db fixture, used here too
 
 BIG_ROWS = 1500000
 RESTORE_SCRIPT = """
 import json, sys
-from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _restore
 backup_dir, backup_id, identity, connection = sys.argv[1:5]
-request = _restore.RestoreRequest(backup_dir=backup_dir, backup_id=backup_id, identities=[identity],
+request = _restore.RestoreRequest(backup_dir=backup_dir, backup_id=backup_id, key=_age.Key(identities=[identity]),
                                   connection=json.loads(connection))
 try:
     _restore.restore_backup(request)
@@ -225,6 +225,6 @@ def test_sqlite_copy_left_by_a_killed_restore_goes_at_the_next_restore(sqlite_db
     other = tmp_path / ".other.sqlite.lifeboat-restore-xyz"
     other.write_bytes(b"another database's")
     result = _restore.restore_backup(_restore.RestoreRequest(backup_dir=str(tmp_path / "b"), backup_id=made["id"],
-                                                             identities=[IDENTITY]))
+                                                             key=KEY))
     assert result["changed"]
     assert sorted(os.listdir(tmp_path)) == sorted([".other.sqlite.lifeboat-restore-xyz", "app.sqlite", "b"])

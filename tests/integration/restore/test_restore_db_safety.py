@@ -19,7 +19,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._errors import Bac
 
 from dbservers import login
 from test_restore_db import PG_TABLE, craft_failing_copy, my_database, my_rows, pg_database, pg_rows, sqlite_db_fixture
-from testlib import IDENTITY, dump, restore
+from testlib import KEY, dump, restore
 
 __all__ = ["sqlite_db_fixture"]  # the sqlite_db fixture, used here too
 
@@ -50,7 +50,7 @@ def test_postgres_plain_dump_made_by_pg_dump_still_restores(postgres_server, tmp
     database = pg_database(postgres_server, PG_TABLE + "; INSERT INTO t VALUES (5, E'back\\\\slash\\n\\\\.')")
     made = dump(database, tmp_path / "b", "postgresql", **login(postgres_server), pg_format="plain")
     with open(made["path"], "rb") as handle:
-        payload, _raw = _pipeline.open_payload(handle, "zstd", True, [IDENTITY])
+        payload, _raw = _pipeline.open_payload(handle, "zstd", True, KEY)
         text = b"".join(iter(lambda: payload.read(1 << 20), b""))
     assert b"\n\\restrict " in text and b"\n\\unrestrict " in text and b"COPY " in text
     dumped = pg_rows(postgres_server, database)
@@ -76,7 +76,7 @@ def test_mariadb_dump_cannot_run_a_shell_command(mariadb_server, tmp_path, comma
 def _unencrypted_copy(made):
     """The backup replaced by a plain artifact with metadata saying encryption: none, as a catalog writer could."""
     with open(made["path"], "rb") as handle:
-        payload, _raw = _pipeline.open_payload(handle, "zstd", True, [IDENTITY])
+        payload, _raw = _pipeline.open_payload(handle, "zstd", True, KEY)
         data = b"".join(iter(lambda: payload.read(1 << 20), b""))
     os.unlink(made["path"])
     name = made["metadata"]["artifact"][:-len(".age")]

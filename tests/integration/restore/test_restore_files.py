@@ -16,7 +16,7 @@ import time
 import pytest
 
 import testlib
-from testlib import IDENTITY, RECIPIENT, backup, fingerprint, make_tree, mounted_tmpfs, restore
+from testlib import IDENTITY, KEY, RECIPIENT, backup, fingerprint, make_tree, mounted_tmpfs, restore
 from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _pipeline, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore import extract, swap
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
@@ -196,12 +196,12 @@ def test_selection_by_latest_and_deploy_skips_safety_backups(tmp_path):
     with open(os.path.join(source, "text.txt"), "a", encoding="utf-8") as handle:
         handle.write("more\n")
     request = _restore.RestoreRequest(backup_dir=str(tmp_path / "backups"), job="app", deploy_id="v1",
-                                      identities=[IDENTITY])
+                                      key=KEY)
     assert _restore.select_backup(request)[1]["id"] == first["id"]
     result = restore(tmp_path / "backups", second["id"])
     assert result["safety_backup_id"]
     request = _restore.RestoreRequest(backup_dir=str(tmp_path / "backups"), job="app", latest=True,
-                                      identities=[IDENTITY])
+                                      key=KEY)
     assert _restore.select_backup(request)[1]["id"] == second["id"]
 
 
@@ -232,7 +232,7 @@ def test_a_file_changed_while_backed_up_restores_as_stored(tmp_path, monkeypatch
 
 def test_restoring_a_database_backup_as_files_is_refused(tree):
     _source, backups, made, _before = tree
-    request = _restore.RestoreRequest(backup_dir=str(backups), backup_id=made["id"], identities=[IDENTITY])
+    request = _restore.RestoreRequest(backup_dir=str(backups), backup_id=made["id"], key=KEY)
     artifact, metadata = _restore.select_backup(request)
     with pytest.raises(UsageError, match="not a files backup"):
         _restore.run_restore_files(request, artifact, dict(metadata, kind="database"))
@@ -303,7 +303,7 @@ def test_a_file_that_does_not_match_the_manifest_changes_nothing(tree):
     spoil(source)
     spoiled = fingerprint(source)
     with open(made["path"], "rb") as handle:
-        payload, _raw = _pipeline.open_payload(handle, "zstd", True, [IDENTITY])
+        payload, _raw = _pipeline.open_payload(handle, "zstd", True, KEY)
         plain = b"".join(iter(lambda: payload.read(1 << 20), b""))
     tampered = plain.replace(b"hello world\n" * 2, b"HELLO world\n" * 2, 1)
     assert tampered != plain
@@ -347,8 +347,8 @@ KILLED_RESTORE = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import conftest
-from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
-request = _restore.RestoreRequest(backup_dir=sys.argv[2], backup_id=sys.argv[3], identities=[sys.argv[4]],
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _restore
+request = _restore.RestoreRequest(backup_dir=sys.argv[2], backup_id=sys.argv[3], key=_age.Key(identities=[sys.argv[4]]),
                                   safety_backup=False)
 _restore.restore_backup(request)
 """

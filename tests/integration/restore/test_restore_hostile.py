@@ -19,7 +19,7 @@ import tarfile
 import pytest
 
 import testlib
-from testlib import IDENTITY, RECIPIENT, bounded, fingerprint
+from testlib import KEY, RECIPIENT, bounded, fingerprint
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _manifest, _tarstream, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
@@ -215,7 +215,7 @@ def test_full_verify_refuses_what_restore_refuses(case, place):
     named = named.replace("/OUTSIDE", place["outside"])
     backup_id = craft_backup(place["backups"], "app", ["/srv/app"], _forged(case, entries))
     with pytest.raises(IntegrityError) as refused:
-        _verify.verify(backup_dir=str(place["backups"]), backup_id=backup_id, level="full", identities=[IDENTITY])
+        _verify.verify(backup_dir=str(place["backups"]), backup_id=backup_id, level="full", key=KEY)
     assert named in str(refused.value)
     assert _catalog.find_backup(str(place["backups"]), backup_id)["verification"]["state"] == "failed"
 
@@ -225,7 +225,7 @@ def test_full_verify_accepts_setuid_files_which_restore_puts_back_when_asked(cas
     entries = base_entries() + list(HOSTILE[case][0])
     backup_id = craft_backup(place["backups"], "app", ["/srv/app"], entries)
     assert _verify.verify(backup_dir=str(place["backups"]), backup_id=backup_id, level="full",
-                          identities=[IDENTITY])["verified"]
+                          key=KEY)["verified"]
 
 
 def _pax(records, claimed=None):
@@ -294,7 +294,7 @@ def test_a_malformed_manifest_is_refused_by_restore_and_verify_and_nothing_is_wr
     for level in ("full", "source"):
         with pytest.raises(IntegrityError) as refused:
             _verify.verify(backup_dir=str(place["backups"]), backup_id=backup_id, level=level,
-                           identities=[IDENTITY])
+                           key=KEY)
         assert problem in str(refused.value)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import testlib
 from test_restore_files import listing, rich_tree, spoil
-from testlib import IDENTITY, backup, fingerprint
+from testlib import IDENTITY, KEY, backup, fingerprint
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _cli, _health, _restore, _verify
 
 # The restore in a child process that SIGKILLs itself at one point of the swap: os.rename and the swap's tree
@@ -26,7 +26,7 @@ KILLED_AT = r"""
 import os, signal, sys
 sys.path.insert(0, sys.argv[1])
 import conftest
-from ansible_collections.lifeboat.backup.plugins.module_utils import _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore import swap
 point = sys.argv[2]
 rename, remove_tree = os.rename, swap.remove_tree
@@ -57,7 +57,7 @@ def killing_remove_tree(parent_fd, name):
 
 os.rename, swap.remove_tree = killing_rename, killing_remove_tree
 _restore.restore_backup(_restore.RestoreRequest(backup_dir=sys.argv[3], backup_id=sys.argv[4],
-                                                identities=[sys.argv[5]], delete_extra=True))
+                                                key=_age.Key(identities=[sys.argv[5]]), delete_extra=True))
 sys.exit("the restore ended before it was killed")
 """
 
@@ -131,7 +131,7 @@ def test_the_next_restore_puts_the_target_back_first_and_says_so(spoiled):
     killed_restore("between", backups, backup_id)
     assert not os.path.lexists(source)  # killed between the renames: the live tree is only aside
     result = _restore.restore_backup(_restore.RestoreRequest(backup_dir=str(backups), backup_id=backup_id,
-                                                             identities=[IDENTITY], delete_extra=True))
+                                                             key=KEY, delete_extra=True))
     (repaired,) = result["repaired"]
     assert repaired["targets"] == [source] and repaired["state"] == "started"
     assert "put %s back as it was before that restore" % source in result["warnings"][0]
@@ -145,10 +145,10 @@ def test_a_second_restore_waits_for_the_running_one_and_touches_nothing(spoiled)
     with _catalog.CatalogLock(str(backups)):
         holder = subprocess.run(  # the lock is held by this process, as a running restore would hold it
             [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import conftest\n"
-             "from ansible_collections.lifeboat.backup.plugins.module_utils import _restore\n"
+             "from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _restore\n"
              "from ansible_collections.lifeboat.backup.plugins.module_utils._errors import LockedError\n"
              "try:\n    _restore.restore_backup(_restore.RestoreRequest(backup_dir=sys.argv[2], backup_id=sys.argv[3],"
-             " identities=[sys.argv[4]], safety_backup=False))\nexcept LockedError as exc:\n    print(exc)\n",
+             " key=_age.Key(identities=[sys.argv[4]]), safety_backup=False))\nexcept LockedError as exc:\n    print(exc)\n",
              testlib.TESTS, str(backups), backup_id, IDENTITY],
             check=True, capture_output=True, text=True, timeout=120)
     assert "is locked by another run (pid %d on " % os.getpid() in holder.stdout

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from testlib import IDENTITY, RECIPIENT
+from testlib import KEY, RECIPIENT
 from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _restore
 
 
@@ -26,7 +26,7 @@ def test_ids_without_a_name_on_the_host_give_one_warning_naming_them(tmp_path):
     made = _archive.run_archive(_archive.ArchiveRequest([str(source)], "app", backup_dir=str(tmp_path / "backups"),
                                                         recipients=[RECIPIENT]))
     request = _restore.RestoreRequest(backup_dir=str(tmp_path / "backups"), backup_id=made["id"],
-                                      identities=[IDENTITY], dest=str(tmp_path / "out"))
+                                      key=KEY, dest=str(tmp_path / "out"))
     result = _restore.restore_backup(request)
     assert [warning for warning in result["warnings"] if "no name on this host" in warning] == [
         "restored files belong to uid 4242, 4244 and gid 4343, which have no name on this host: a user or group "

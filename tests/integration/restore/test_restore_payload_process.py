@@ -11,7 +11,7 @@ import time
 import pytest
 
 import testlib
-from testlib import IDENTITY, RECIPIENT
+from testlib import IDENTITY, KEY, RECIPIENT
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _pipeline
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, IntegrityError
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore.payload import (
@@ -28,15 +28,19 @@ def _artifact(tmp_path, compression="zstd", encrypted=True, payload=PAYLOAD):
     return path
 
 
+def _key(identities):
+    return _age.Key(identities=list(identities)) if identities else None
+
+
 def _read_through_child(path, compression="zstd", encrypted=True, identities=(IDENTITY,), size=BLOCK_SIZE):
-    with open(path, "rb") as handle, PayloadProcess(handle, compression, encrypted, list(identities)) as payload:
+    with open(path, "rb") as handle, PayloadProcess(handle, compression, encrypted, _key(identities)) as payload:
         data = b"".join(bytes(chunk) for chunk in iter(lambda: payload.read(size), b""))
         return data, payload.raw_sha256
 
 
 def _error_in_process(path, compression, encrypted, identities):
     with open(path, "rb") as handle, pytest.raises(BackupError) as failure:
-        payload, _raw = _pipeline.open_payload(handle, compression, encrypted, list(identities))
+        payload, _raw = _pipeline.open_payload(handle, compression, encrypted, _key(identities))
         while payload.read(BLOCK_SIZE):
             pass
     return failure.value
@@ -70,7 +74,7 @@ def test_the_payload_and_the_raw_digest_are_what_the_file_holds(tmp_path, compre
 def test_the_hasher_digests_each_part_under_its_key(tmp_path, size):
     path = _artifact(tmp_path, "zstd", True)
     expected = {}
-    with open(path, "rb") as handle, PayloadProcess(handle, "zstd", True, [IDENTITY]) as payload:
+    with open(path, "rb") as handle, PayloadProcess(handle, "zstd", True, KEY) as payload:
         number = 0
         chunk = payload.read(size)
         while chunk:
@@ -87,7 +91,7 @@ def test_the_hasher_digests_each_part_under_its_key(tmp_path, size):
 
 def test_a_key_named_again_after_a_later_one_is_refused(tmp_path):
     path = _artifact(tmp_path, "zstd", True)
-    with open(path, "rb") as handle, PayloadProcess(handle, "zstd", True, [IDENTITY]) as payload:
+    with open(path, "rb") as handle, PayloadProcess(handle, "zstd", True, KEY) as payload:
         for key in (1, 2, 1):
             payload.read(100)
             payload.hash_last(key)
@@ -99,7 +103,7 @@ def test_a_key_named_again_after_a_later_one_is_refused(tmp_path):
 def test_a_killed_hasher_stops_the_read_with_a_clear_error(tmp_path):
     path = _artifact(tmp_path, "none", True, payload=os.urandom(64 << 20))
     before = set(_children(os.getpid()))  # the session's database servers, for one
-    with open(path, "rb") as handle, PayloadProcess(handle, "none", True, [IDENTITY]) as payload:
+    with open(path, "rb") as handle, PayloadProcess(handle, "none", True, KEY) as payload:
         hasher = payload._pids[0]  # pylint: disable=protected-access
         assert payload.read(10)
         os.kill(hasher, signal.SIGKILL)
@@ -157,7 +161,7 @@ def test_closing_early_ends_the_child(tmp_path):
     path = _artifact(tmp_path, "none", True, payload=os.urandom(32 << 20))
     before = set(_children(os.getpid()))
     with open(path, "rb") as handle:
-        payload = PayloadProcess(handle, "none", True, [IDENTITY])
+        payload = PayloadProcess(handle, "none", True, KEY)
         assert payload.read(10)
         started = set(_children(os.getpid())) - before
         payload.close()
@@ -169,9 +173,10 @@ READ_THEN_WAIT = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import conftest
+from ansible_collections.lifeboat.backup.plugins.module_utils._age import Key
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore.payload import PayloadProcess
 with open(sys.argv[2], "rb") as handle:
-    payload = PayloadProcess(handle, "none", True, [sys.argv[3]])
+    payload = PayloadProcess(handle, "none", True, Key(identities=[sys.argv[3]]))
     payload.read(10)
     print("reading", flush=True)
     sys.stdin.read()

@@ -18,7 +18,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._errors import Int
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import build_policy
 from ansible_collections.lifeboat.backup.plugins.module_utils._vault import copies, maintain, reading, replicate
 
-from testlib import IDENTITY, backup, fingerprint, make_tree
+from testlib import KEY, backup, fingerprint, make_tree
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_what_the_hosts_own_key_does_to_a_copy_is_reported_and_the_locked_copy_s
     dest = tmp_path / "dest"
     dest.mkdir()
     _restore.restore_backup(_restore.RestoreRequest(path=reading.fetch_copy(vault, made, scratch), dest=str(dest),
-                                                    identities=[IDENTITY], backup_dir=scratch, safety_backup=False))
+                                                    key=KEY, backup_dir=scratch, safety_backup=False))
     assert fingerprint(str(dest / str(source).lstrip("/"))) == fingerprint(str(source))
 
 
@@ -81,7 +81,7 @@ def test_a_copy_changed_through_the_trusted_side_fails_verification(host):
     replicate.replicate(backup_dir, "app", [vault])
     artifact = _catalog.read_metadata(os.path.join(backup_dir, "app", made + ".json"))["artifact"]
     server.corrupt("%s/web1/app/%s" % (prefix, artifact))
-    for level, options in (("checksum", {}), ("full", {"identities": [IDENTITY]})):
+    for level, options in (("checksum", {}), ("full", {"key": KEY})):
         with pytest.raises(IntegrityError) as caught:
             reading.verify_copy(vault, made, level, **options)
         assert made in str(caught.value) and "written 2 times" in str(caught.value)
@@ -106,7 +106,7 @@ def test_an_upload_cut_short_leaves_nothing_complete_and_the_next_run_completes_
     assert copies.usable(copies.read_host(vault.store, "web1", "app").get("app", {}).get(made, [])) is None
     result = replicate.replicate(backup_dir, "app", [vault])
     assert result["vaults"][0]["sent"] == [made]
-    assert reading.verify_copy(vault, made, "full", identities=[IDENTITY])["verified"]
+    assert reading.verify_copy(vault, made, "full", key=KEY)["verified"]
 
 
 def test_retention_on_the_vault_extends_what_it_keeps_and_cannot_remove_a_locked_copy(host):

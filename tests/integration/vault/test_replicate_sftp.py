@@ -18,7 +18,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._errors import Vau
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import build_policy
 from ansible_collections.lifeboat.backup.plugins.module_utils._vault import copies, maintain, reading, replicate
 
-from testlib import IDENTITY, backup, fingerprint, make_tree
+from testlib import KEY, backup, fingerprint, make_tree
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_an_upload_cut_short_never_counts_and_the_next_run_completes_it(host):
     upkeep = maintain.maintain(directory, build_policy(keep_last=5))
     assert upkeep["hosts"]["web1"]["daily"]["swept"] == [made["id"]]
     assert not os.path.exists(partial)
-    assert reading.verify_copy(vault, made["id"], "full", identities=[IDENTITY])["verified"]
+    assert reading.verify_copy(vault, made["id"], "full", key=KEY)["verified"]
 
 
 def test_a_copy_that_only_the_vault_has_restores(host, tmp_path):
@@ -98,7 +98,7 @@ def test_a_copy_that_only_the_vault_has_restores(host, tmp_path):
     fetched = reading.fetch_copy(vault, made, scratch)
     dest = tmp_path / "dest"
     dest.mkdir()
-    _restore.restore_backup(_restore.RestoreRequest(path=fetched, identities=[IDENTITY], dest=str(dest),
+    _restore.restore_backup(_restore.RestoreRequest(path=fetched, key=KEY, dest=str(dest),
                                                     backup_dir=scratch, safety_backup=False))
     assert fingerprint(str(dest / str(source).lstrip("/"))) == fingerprint(str(source))
 
@@ -126,7 +126,7 @@ def test_a_vault_that_goes_away_while_its_copy_is_restored_leaves_the_destinatio
 
     stopper = threading.Thread(target=stop_midway)
     stopper.start()
-    request = _restore.RestoreRequest(backup_dir=catalog, backup_id=made, identities=[IDENTITY], dest=str(dest),
+    request = _restore.RestoreRequest(backup_dir=catalog, backup_id=made, key=KEY, dest=str(dest),
                                       safety_backup=False)
     with pytest.raises(VaultError) as caught:
         reading.restore_copy(vault, request)

@@ -41,6 +41,7 @@ KEYS = [fixed_key(seed) for seed in (1, 2, 3)]
 IDENTITIES = [identity for identity, recipient in KEYS]
 RECIPIENTS = [recipient for identity, recipient in KEYS]
 IDENTITY, RECIPIENT = KEYS[0]
+KEY = _age.Key(identities=[IDENTITY])
 
 
 def encrypt(data, recipients=(RECIPIENT,), passphrase=None, piece=None):
@@ -59,8 +60,8 @@ def encrypt(data, recipients=(RECIPIENT,), passphrase=None, piece=None):
 
 def decrypt(blob, identities=(IDENTITY,), passphrase=None):
     if passphrase is None:
-        return _age.AgeReader(io.BytesIO(blob), identities=list(identities)).read()
-    return _age.AgeReader(io.BytesIO(blob), passphrase=passphrase).read()
+        return _age.AgeReader(io.BytesIO(blob), _age.Key(identities=list(identities))).read()
+    return _age.AgeReader(io.BytesIO(blob), _age.Key(passphrase=passphrase)).read()
 
 
 def header_length(blob):
@@ -236,7 +237,7 @@ def test_default_scrypt_work_factor_is_the_age_cli_one():
 def test_round_trip_with_any_write_read_and_source_sizes(size, write_piece, read_piece, source_limit):
     data = random.Random(size).randbytes(size)
     blob = encrypt(data, piece=write_piece)
-    reader = _age.AgeReader(ShortReads(blob, source_limit), identities=[IDENTITY])
+    reader = _age.AgeReader(ShortReads(blob, source_limit), KEY)
     parts = iter(lambda: reader.read(read_piece), b"")
     assert b"".join(parts) == data
 
@@ -244,7 +245,7 @@ def test_round_trip_with_any_write_read_and_source_sizes(size, write_piece, read
 @pytest.mark.parametrize("size", [0, 100, CHUNK, 2 * CHUNK + 7])
 def test_readinto_fills_the_buffer_until_the_end(size):
     data = os.urandom(size)
-    reader = _age.AgeReader(io.BytesIO(encrypt(data)), identities=[IDENTITY])
+    reader = _age.AgeReader(io.BytesIO(encrypt(data)), KEY)
     assert reader.readable() and not reader.seekable()
     buffer = bytearray(CHUNK + 1000)
     received = b""
@@ -259,7 +260,7 @@ def test_readinto_fills_the_buffer_until_the_end(size):
 
 def test_reader_works_under_a_buffered_reader():
     data = os.urandom(2 * CHUNK + 3)
-    buffered = io.BufferedReader(_age.AgeReader(io.BytesIO(encrypt(data)), identities=[IDENTITY]))
+    buffered = io.BufferedReader(_age.AgeReader(io.BytesIO(encrypt(data)), KEY))
     assert buffered.read(5) + buffered.read() == data
 
 
@@ -332,7 +333,7 @@ def test_writer_context_manager_does_not_finish_a_file_after_an_exception():
 
 def test_wrong_identity_fails_on_construction():
     with pytest.raises(CryptoError, match="^no identity matches any recipient of this file$"):
-        _age.AgeReader(io.BytesIO(encrypt(b"secret")), identities=[KEYS[1][0]])
+        _age.AgeReader(io.BytesIO(encrypt(b"secret")), _age.Key(identities=[KEYS[1][0]]))
 
 
 def test_wrong_passphrase():
@@ -348,14 +349,14 @@ def test_passphrase_given_for_a_recipient_file_and_the_reverse():
 
 
 @pytest.mark.parametrize("kwargs, expected", [
-    ({}, "give either identities or a passphrase"),
-    ({"identities": [IDENTITY], "passphrase": "x"}, "give either identities or a passphrase"),
-    ({"identities": []}, "no identity given"),
+    ({}, "give either identity or passphrase, exactly one of them"),
+    ({"identities": [IDENTITY], "passphrase": "x"}, "give either identity or passphrase, exactly one of them"),
+    ({"identities": []}, "give either identity or passphrase, exactly one of them"),
     ({"identities": ["AGE-SECRET-KEY-1NOPE"]}, "not a valid age identity"),
 ])
-def test_reader_usage_errors(kwargs, expected):
+def test_key_usage_errors(kwargs, expected):
     with pytest.raises(UsageError, match=re.escape(expected)):
-        _age.AgeReader(io.BytesIO(encrypt(b"x")), **kwargs)
+        _age.Key(**kwargs)
 
 
 # --- damaged headers ----------------------------------------------------------------------------------------
@@ -438,7 +439,7 @@ def test_flipped_byte_in_a_middle_chunk_fails_after_the_good_chunks():
     data = os.urandom(3 * CHUNK + 5)
     blob = encrypt(data)
     blob = flip(blob, chunk_offset(blob, 1) + 1000)
-    reader = _age.AgeReader(io.BytesIO(blob), identities=[IDENTITY])
+    reader = _age.AgeReader(io.BytesIO(blob), KEY)
     assert reader.read(CHUNK) == data[:CHUNK]
     with pytest.raises(CryptoError, match=re.escape(
             "chunk 2 of the payload failed authentication (corrupted or tampered); "
@@ -491,7 +492,7 @@ def test_cut_right_after_the_header(cut, expected):
 @pytest.mark.parametrize("extra", [b"\n", b"\xff" * (ENCRYPTED_CHUNK + 10)], ids=["newline", "chunk"])
 def test_trailing_data_after_a_full_final_chunk(size, extra):
     data = os.urandom(size)
-    reader = _age.AgeReader(io.BytesIO(encrypt(data) + extra), identities=[IDENTITY])
+    reader = _age.AgeReader(io.BytesIO(encrypt(data) + extra), KEY)
     assert reader.read(size - CHUNK) == data[:size - CHUNK]
     with pytest.raises(CryptoError, match="^trailing data after the final chunk$"):
         reader.read()
@@ -514,7 +515,7 @@ def test_empty_final_chunk_after_a_full_one_is_refused():
 
 
 def test_read_after_close_is_refused():
-    reader = _age.AgeReader(io.BytesIO(encrypt(b"data")), identities=[IDENTITY])
+    reader = _age.AgeReader(io.BytesIO(encrypt(b"data")), KEY)
     reader.close()
     with pytest.raises(ValueError, match="closed"):
         reader.read()

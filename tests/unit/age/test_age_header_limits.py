@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from testlib import IDENTITY, RECIPIENT
+from testlib import KEY, RECIPIENT
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age
 from ansible_collections.lifeboat.backup.plugins.module_utils._age import header
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import CryptoError
@@ -23,7 +23,7 @@ STANZA = b"-> X25519 " + header.b64encode(bytes(32)) + b"\n" + header.b64encode(
 def _refused(blob, message):
     source = io.BytesIO(blob)
     with pytest.raises(CryptoError, match=re.escape("header is corrupted (%s)" % message)):
-        _age.AgeReader(source, identities=[IDENTITY]).read()
+        _age.AgeReader(source, KEY).read()
     return source.tell()
 
 
@@ -55,4 +55,4 @@ def test_a_file_with_many_recipients_within_the_limits_decrypts():
     writer = _age.AgeWriter(sink, recipients=recipients)
     writer.write(b"secret")
     writer.close()
-    assert _age.AgeReader(io.BytesIO(sink.getvalue()), identities=[IDENTITY]).read() == b"secret"
+    assert _age.AgeReader(io.BytesIO(sink.getvalue()), KEY).read() == b"secret"

@@ -199,6 +199,7 @@ def test_the_manifest_parser_raises_only_engine_errors(data):
 
 # A key pair that is the same in every run, as in test_age.
 IDENTITY = _age.bech32_encode("age-secret-key-", bytes([7]) * 32).upper()
+KEY = _age.Key(identities=[IDENTITY])
 OTHER_IDENTITY = _age.bech32_encode("age-secret-key-", bytes([8]) * 32).upper()
 
 
@@ -223,4 +224,4 @@ AGE_SEEDS = [
 @given(data=mutated(AGE_SEEDS))
 def test_the_age_reader_raises_only_engine_errors(data):
     with bounded(SECONDS, MEMORY):
-        _engine_errors_only(lambda: _age.AgeReader(io.BytesIO(data), identities=[IDENTITY]).read())
+        _engine_errors_only(lambda: _age.AgeReader(io.BytesIO(data), KEY).read())

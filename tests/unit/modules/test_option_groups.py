@@ -83,10 +83,11 @@ def test_a_sum_keeps_every_rule_and_each_groups_reading():
                                             "login_port", "login_user", "login_password", "login_unix_socket"}
     assert kwargs["argument_spec"]["passphrase"]["no_log"] is True
     arguments = total.read({"id": "app-1", "passphrase": "secret", "login_user": "backup", "unrelated": 1})
+    key = arguments.pop("key")
     assert arguments == {"backup_id": "app-1", "job": None, "recipients": [], "passphrase": "secret",
-                         "identities": None,
                          "connection": {"login_host": None, "login_port": None, "login_user": "backup",
                                         "login_password": None, "login_unix_socket": None}}
+    assert (key.kind, key.passphrase, repr(key)) == ("passphrase", "secret", "Key(passphrase)")
 
 
 def test_a_missing_or_null_option_takes_its_default_and_defaults_are_never_shared():
@@ -101,9 +102,11 @@ def test_a_missing_or_null_option_takes_its_default_and_defaults_are_never_share
 
 def test_the_decryption_group_parses_the_identity_in_memory():
     identity = IDENTITY
-    assert DECRYPTION.read({"identity": "# made by age-keygen\n" + identity.lower() + "\n"}) == {
-        "identities": [identity], "passphrase": None}
-    assert DECRYPTION.read({"identity": "", "passphrase": "secret"}) == {"identities": None, "passphrase": "secret"}
+    key = DECRYPTION.read({"identity": "# made by age-keygen\n" + identity.lower() + "\n"})["key"]
+    assert (key.identities, key.passphrase) == ([identity], None)
+    key = DECRYPTION.read({"identity": "", "passphrase": "secret"})["key"]
+    assert (key.identities, key.passphrase) == ([], "secret")
+    assert DECRYPTION.read({}) == {"key": None}
     with pytest.raises(UsageError, match="no age identity found"):
         DECRYPTION.read({"identity": "# only a comment\n"})
 

@@ -10,7 +10,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._errors import Bac
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import build_policy
 from ansible_collections.lifeboat.backup.plugins.module_utils._vault import maintain, reading, replicate
 
-from testlib import IDENTITY, backup, fingerprint, make_tree
+from testlib import KEY, backup, fingerprint, make_tree
 
 
 @pytest.fixture
@@ -36,14 +36,14 @@ def test_lists_the_hosts_copies_newest_first(replicated):
 def test_checksum_and_full_verification_pass_and_find_a_damaged_copy(replicated):
     _source, backup_dir, vault, made, job_dir = replicated
     assert reading.verify_copy(vault, made[0]["id"], backup_dir=backup_dir)["method"] == "read"
-    full = reading.verify_copy(vault, made[0]["id"], "full", identities=[IDENTITY])
+    full = reading.verify_copy(vault, made[0]["id"], "full", key=KEY)
     assert full["verified"] and full["members"] > 0
     artifact = next(name for name in os.listdir(str(job_dir)) if name.startswith(made[0]["id"] + ".tar"))
     path = job_dir / artifact
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 1
     path.write_bytes(bytes(data))
-    for level, options in (("checksum", {}), ("full", {"identities": [IDENTITY]})):
+    for level, options in (("checksum", {}), ("full", {"key": KEY})):
         with pytest.raises(IntegrityError) as caught:
             reading.verify_copy(vault, made[0]["id"], level, **options)
         assert "failed %s verification" % level in str(caught.value) and made[0]["id"] in str(caught.value)
@@ -54,7 +54,7 @@ def test_a_copy_fetched_back_restores_the_tree(replicated, tmp_path):
     fetched = reading.fetch_copy(vault, made[1]["id"], str(tmp_path / "fetched"))
     dest = tmp_path / "dest"
     dest.mkdir()
-    _restore.restore_backup(_restore.RestoreRequest(path=fetched, identities=[IDENTITY], dest=str(dest),
+    _restore.restore_backup(_restore.RestoreRequest(path=fetched, key=KEY, dest=str(dest),
                                                     backup_dir=str(tmp_path / "fetched"), safety_backup=False))
     assert fingerprint(str(dest / str(source).lstrip("/"))) == fingerprint(str(source))
 
@@ -98,7 +98,7 @@ def test_a_damaged_copy_restored_as_it_arrives_leaves_the_destination_untouched(
     dest.mkdir()
     (dest / "keep.txt").write_text("mine\n")
     before = fingerprint(str(dest))
-    request = _restore.RestoreRequest(backup_dir=backup_dir, backup_id=made[1]["id"], identities=[IDENTITY],
+    request = _restore.RestoreRequest(backup_dir=backup_dir, backup_id=made[1]["id"], key=KEY,
                                       dest=str(dest), safety_backup=False)
     with pytest.raises(BackupError) as caught:
         reading.restore_copy(vault, request, from_vault=True)
