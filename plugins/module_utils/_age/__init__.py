@@ -13,7 +13,8 @@ primitives.py  what the others share: the check for the cryptography package, HK
 bech32.py      bech32 as age uses it for keys
 keys.py        X25519 identities (AGE-SECRET-KEY-1...) and recipients (age1...): parsed, derived, generated
 header.py      the header (version line, stanzas, MAC) written and read, and base64 as age requires it
-key.py         Key: what opens a file (identities or a passphrase), given once and passed along
+key.py         Key: what opens a file (identities, a passphrase, or that file's own key); a header's file key
+               unwrapped apart from the file
 recipients.py  the X25519 and scrypt stanzas: wrapping the file key and unwrapping it
 stream.py      AgeWriter and AgeReader: the payload's nonce and its chunk cipher
 """
@@ -22,14 +23,15 @@ from __future__ import annotations
 
 from .bech32 import bech32_decode, bech32_encode
 from .header import MAGIC, is_age_file
-from .key import Key
+from .key import FILE_KEY_FORMAT, FILE_KEY_SIZE, Key, encode_file_key, parse_file_key, read_header_bytes, unwrap
 from .keys import generate_identity, parse_identities, parse_recipient, recipient_from_identity
 from .primitives import HAS_CRYPTOGRAPHY
 from .recipients import MAX_SCRYPT_LOG_N, SCRYPT_LOG_N
-from .stream import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, FILE_KEY_SIZE, PAYLOAD_NONCE_SIZE, TAG_SIZE, AgeReader, AgeWriter
+from .stream import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, PAYLOAD_NONCE_SIZE, TAG_SIZE, AgeReader, AgeWriter
 
 __all__ = [
     "CHUNK_SIZE", "ENCRYPTED_CHUNK_SIZE", "FILE_KEY_SIZE", "HAS_CRYPTOGRAPHY", "MAGIC", "MAX_SCRYPT_LOG_N",
     "PAYLOAD_NONCE_SIZE", "SCRYPT_LOG_N", "TAG_SIZE", "AgeReader", "AgeWriter", "bech32_decode", "bech32_encode",
-    "Key", "generate_identity", "is_age_file", "parse_identities", "parse_recipient", "recipient_from_identity",
+    "FILE_KEY_FORMAT", "Key", "encode_file_key", "generate_identity", "is_age_file", "parse_file_key",
+    "parse_identities", "parse_recipient", "read_header_bytes", "recipient_from_identity", "unwrap",
 ]

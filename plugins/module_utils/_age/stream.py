@@ -11,6 +11,7 @@ import struct
 
 from .._errors import CryptoError
 from .header import encode_header, read_header
+from .key import FILE_KEY_SIZE
 from .primitives import ZERO_NONCE, hkdf, require_cryptography
 from .recipients import SCRYPT_LOG_N, recipient_stanzas
 
@@ -23,7 +24,6 @@ except ImportError:  # pragma: no cover - require_cryptography() reports it befo
 CHUNK_SIZE = 64 * 1024
 TAG_SIZE = 16
 ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
-FILE_KEY_SIZE = 16
 PAYLOAD_NONCE_SIZE = 16
 # 11-byte big-endian chunk counter (3 zero bytes + 64 bits) and the last-chunk flag.
 _CHUNK_NONCE = struct.Struct(">3xQ?")
@@ -47,12 +47,12 @@ class AgeWriter:
 
     The header is written at once; close() writes the final chunk and leaves the sink open.
     Used as a context manager, an exception skips the final chunk, so a partial stream never
-    becomes a valid age file.
+    becomes a valid age file. file_key: this file's key, which opens it and no other (Key(file_key=...)).
     """
 
     def __init__(self, sink, recipients=None, passphrase=None, _scrypt_log_n=SCRYPT_LOG_N):
         require_cryptography()
-        file_key = os.urandom(FILE_KEY_SIZE)
+        self.file_key = file_key = os.urandom(FILE_KEY_SIZE)
         stanzas = recipient_stanzas(file_key, recipients, passphrase, _scrypt_log_n)
         nonce = os.urandom(PAYLOAD_NONCE_SIZE)
         self._sink = sink
