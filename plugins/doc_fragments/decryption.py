@@ -6,17 +6,38 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # The secret that opens an artifact; twin of _option_groups.DECRYPTION.
+    # What opens an artifact; twin of _option_groups.DECRYPTION.
     DOCUMENTATION = r"""
 options:
   identity:
     description:
       - An age identity (V(AGE-SECRET-KEY-1...)), or the content of an identity file as C(age-keygen) writes it.
-      - It is passed in memory and never written to the managed host's disk.
-      - Mutually exclusive with O(passphrase).
+      - It never reaches the managed host. The module's action plugin, on the controller, reads the age header of the
+        artifact the task opens (public, its recipient stanzas and MAC), unwraps that artifact's file key there, and
+        runs the module with the file key alone. The file key opens that one artifact and no other.
+      - Mutually exclusive with O(passphrase) and O(file_key).
     type: str
   passphrase:
     description:
-      - Passphrase of an artifact encrypted with one.
+      - Passphrase of an artifact encrypted with one. Like O(identity), it stays on the controller; the host gets the
+        artifact's file key.
     type: str
+  file_key:
+    description:
+      - The file key of the one artifact the task opens (V(LIFEBOAT-FILE-KEY-1...)), as the action plugin passes it,
+        or as C(lifeboat unwrap) prints it on the controller. Kept in memory; a file key that belongs to another
+        artifact is refused before anything is read.
+    type: str
+  header_only:
+    description:
+      - Only return the age header of the artifact the task would open (RV(header)), and do nothing else. The action
+        plugin uses it to unwrap the file key on the controller; set it by hand to get the header for
+        C(lifeboat unwrap).
+    type: bool
+    default: false
+attributes:
+  action:
+    support: full
+    description: An action plugin of the same name runs on the controller and keeps the identity and the passphrase
+      there.
 """

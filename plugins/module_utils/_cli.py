@@ -272,14 +272,29 @@ def write_metrics(settings, backup_dir, report=None):
     return _metrics.write(textfile_dir, text)
 
 
-def read_identity_key(source):
-    """The Key of the identities in a file, or on standard input with '-': never from argv, never written anywhere."""
+def _read_secret(source):
+    """The text of a file, or of standard input with '-': secrets never come from argv and are never written."""
     if source == "-":
-        text = sys.stdin.read()
-    else:
-        with open(source, "r", encoding="utf-8") as handle:
-            text = handle.read()
-    return _age.Key(identities=_age.parse_identities(text))
+        return sys.stdin.read()
+    with open(source, "r", encoding="utf-8") as handle:
+        return handle.read()
+
+
+def read_key(args):
+    """The Key of --identity-file, --passphrase-file or --file-key (each a file, or - for standard input)."""
+    given = [(name, getattr(args, name, None)) for name in ("identity_file", "passphrase_file", "file_key")]
+    given = [(name, source) for name, source in given if source]
+    if len(given) > 1:
+        raise UsageError("give one of --identity-file, --passphrase-file and --file-key")
+    if not given:
+        return None
+    name, source = given[0]
+    text = _read_secret(source)
+    if name == "identity_file":
+        return _age.Key(identities=_age.parse_identities(text))
+    if name == "passphrase_file":
+        return _age.Key(passphrase=text.rstrip("\n"))
+    return _age.Key(file_key=text)
 
 
 def _print(args, document, lines):
@@ -315,9 +330,8 @@ def cmd_stats(args, _progress):
 
 def cmd_verify(args, _progress):
     settings = load_settings(args.config_dir)
-    key = read_identity_key(args.identity_file) if args.identity_file else None
     level = "full" if args.full else "checksum"
-    result = _verify.verify(backup_dir=_backup_dir(settings), backup_id=args.id, level=level, key=key)
+    result = _verify.verify(backup_dir=_backup_dir(settings), backup_id=args.id, level=level, key=read_key(args))
     _print(args, result, [result["msg"]])
     return EXIT_OK
 
@@ -332,17 +346,42 @@ def cmd_restore(args, _progress):
         return EXIT_OK
     if not args.id:
         raise UsageError("restore needs the id of a backup (lifeboat list shows them), or --repair")
-    if not args.identity_file:
-        raise UsageError("restore needs the identity: --identity-file FILE, or --identity-file - to read it from "
-                         "standard input")
-    request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id,
-                                      key=read_identity_key(args.identity_file), dest=args.to,
+    key = read_key(args)
+    if key is None:
+        raise UsageError("restore needs a key: --file-key FILE (this backup's file key, which lifeboat unwrap prints "
+                         "where the identity is), or --identity-file FILE; - reads it from standard input")
+    request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id, key=key, dest=args.to,
                                       safety_backup=not args.no_safety_backup, lock_timeout=args.lock_timeout,
                                       allow_unencrypted=args.allow_unencrypted,
                                       allow_foreign_owner=args.allow_foreign_owner)
     result = _restore.restore_backup(request)
     _print(args, result, ["warning: %s" % warning for warning in result.get("warnings", [])] +
            [result.get("msg", "restored %s" % args.id)])
+    return EXIT_OK
+
+
+def cmd_header(args, _progress):
+    """The age header of a backup: public, all that lifeboat unwrap needs where the identity is."""
+    result = _verify.artifact_header(backup_dir=_backup_dir(load_settings(args.config_dir)), backup_id=args.id)
+    if result["header"] is None:
+        raise UsageError("%s is not encrypted: it needs no key" % args.id)
+    sys.stdout.write(result["header"])
+    return EXIT_OK
+
+
+def cmd_unwrap(args, _progress):
+    """The file key of one artifact, from its header (or the artifact itself) and the identity or passphrase."""
+    if args.header == "-" and "-" in (args.identity_file, args.passphrase_file):
+        raise UsageError("the header and the key cannot both come from standard input: give one of them as a file")
+    key = read_key(args)
+    if key is None:
+        raise UsageError("unwrap needs the identity (--identity-file FILE) or the passphrase (--passphrase-file FILE)")
+    if args.header == "-":
+        header = _age.read_header_bytes(sys.stdin.buffer)
+    else:
+        with open(args.header, "rb") as handle:
+            header = _age.read_header_bytes(handle)
+    sys.stdout.write(_age.encode_file_key(_age.unwrap(header, key)) + "\n")
     return EXIT_OK
 
 
@@ -415,6 +454,8 @@ def build_parser():
     verify.add_argument("id")
     verify.add_argument("--full", action="store_true")
     verify.add_argument("--identity-file", help="age identity file, or - for standard input")
+    verify.add_argument("--file-key", help="this backup's file key (lifeboat unwrap prints it) in a file, or - for "
+                                           "standard input")
     restore = command("restore", cmd_restore, "restore a backup (to its original paths, or --to DIR), or --repair "
                                               "what a killed restore left")
     restore.add_argument("id", nargs="?")
@@ -423,12 +464,24 @@ def build_parser():
     restore.add_argument("--lock-timeout", type=float, default=0.0,
                          help="seconds to wait for another run's lock (default 0)")
     restore.add_argument("--to", help="restore files under this directory instead of their original paths")
+    restore.add_argument("--file-key", help="this backup's file key (lifeboat unwrap prints it) in a file, or - for "
+                                            "standard input")
     restore.add_argument("--identity-file", help="age identity file, or - for standard input")
     restore.add_argument("--no-safety-backup", action="store_true")
     restore.add_argument("--allow-unencrypted", action="store_true",
                          help="restore a backup that is not encrypted although an identity is given")
     restore.add_argument("--allow-foreign-owner", action="store_true",
                          help="restore into or below a directory another user than root owns")
+    header = command("header", cmd_header, "print a backup's age header (public), for lifeboat unwrap",
+                     json_flag=False)
+    header.add_argument("id")
+    unwrap = command("unwrap", cmd_unwrap, "where the identity is: print the file key of one artifact, which opens "
+                                           "it and nothing else, from its header (lifeboat header) or the artifact",
+                     json_flag=False)
+    unwrap.add_argument("header", nargs="?", default="-", help="the header or the artifact (default -: standard "
+                                                               "input)")
+    unwrap.add_argument("--identity-file", help="age identity file, or - for standard input")
+    unwrap.add_argument("--passphrase-file", help="a file holding the passphrase, or - for standard input")
     replicate = command("replicate", cmd_replicate, "copy the backups a job's vaults lack (every job with vaults, "
                                                     "or one)")
     replicate.add_argument("job", nargs="?")
@@ -456,8 +509,9 @@ def main(argv=None):
     except SystemExit as exc:
         return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
     try:
-        if args.command == "verify" and args.full and not args.identity_file:
-            raise UsageError("verify --full decrypts the backup: give --identity-file FILE (or - for stdin)")
+        if args.command == "verify" and args.full and not (args.identity_file or args.file_key):
+            raise UsageError("verify --full decrypts the backup: give --file-key FILE or --identity-file FILE (- for "
+                             "standard input)")
         return args.handler(args, Progress())
     except BackupError as exc:
         sys.stderr.write("lifeboat: %s\n" % exc)

@@ -10,7 +10,7 @@ import os
 from . import _age
 from ._fileio import AtomicFile
 from ._errors import NotFoundError, UsageError
-from ._pipeline import encryption_method
+from ._pipeline import encryption_method, header_result
 
 STATES = ("encrypted", "decrypted")
 _CHUNK = 1 << 20
@@ -24,6 +24,14 @@ def _copy(reader, writer):
             return size
         writer.write(chunk)
         size += len(chunk)
+
+
+def file_header(src):
+    """The age header of src, for the holder of the key to unwrap its file key."""
+    if not os.path.isfile(src):
+        raise NotFoundError("source file %s does not exist" % src)
+    with open(src, "rb") as handle:
+        return header_result(None, src, handle, True)
 
 
 def transform(src, dest, state, recipients=None, passphrase=None, key=None, force=False, check_mode=False):

@@ -84,11 +84,12 @@ class OptionGroup:
 
 
 def _decryption_key(values):
-    """The Key of the identity (its text parsed in memory: a malformed one fails before the artifact is opened) or the
-    passphrase; None without either."""
-    if not values["identity"] and not values["passphrase"]:
-        return {"key": None}
-    return {"key": Key(identities=values["identity"] or None, passphrase=values["passphrase"] or None)}
+    """The Key of the identity (its text parsed in memory: a malformed one fails before the artifact is opened), the
+    passphrase or the file key (None without any), and whether only the artifact's header is asked for."""
+    given = {name: values[name] or None for name in ("identity", "passphrase", "file_key")}
+    key = Key(identities=given["identity"], passphrase=given["passphrase"], file_key=given["file_key"]) \
+        if any(given.values()) else None
+    return {"key": key, "header_only": values["header_only"]}
 
 
 def build_policy(**options):
@@ -125,11 +126,16 @@ ENCRYPTION = OptionGroup(dict(
     passphrase=dict(type="str", no_log=True),
 ), fragment="encryption", mutually_exclusive=[("recipients", "passphrase")])
 
-# The secret that opens an artifact: it stays in memory and never lands on the host's disk.
+# What opens an artifact. The identity and the passphrase stay on the controller: the modules' action plugins
+# (plugins/action/) ask the module for the artifact's header (header_only), unwrap the file key there and hand the
+# module that one artifact's file key, which stays in memory and opens nothing else.
 DECRYPTION = OptionGroup(dict(
     identity=dict(type="str", no_log=True),
     passphrase=dict(type="str", no_log=True),
-), read=_decryption_key, fragment="decryption", mutually_exclusive=[("identity", "passphrase")])
+    file_key=dict(type="str", no_log=True),
+    header_only=dict(type="bool", default=False),
+), read=_decryption_key, fragment="decryption",
+    mutually_exclusive=[("identity", "passphrase", "file_key"), ("header_only", "file_key")])
 
 # How to reach a PostgreSQL or MariaDB/MySQL server; the password only ever travels in memory.
 CONNECTION = OptionGroup(dict(

@@ -162,6 +162,15 @@ def open_payload(handle, compression, encrypted, key=None):
     return open_decompressor(compression, layer), raw
 
 
+def header_result(backup_id, path, handle, encrypted):
+    """What a task that opens an artifact gives back when the key waits on the controller: the artifact's age header
+    (its recipient stanzas and MAC: public, a few hundred bytes), from which the key's holder unwraps the file key
+    of this one artifact; null for an artifact that is not encrypted."""
+    header = _age.read_header_bytes(handle).decode("ascii") if encrypted else None
+    return {"changed": False, "id": backup_id, "path": path, "header": header,
+            "msg": "the age header of %s" % (backup_id or path) if encrypted else "%s is not encrypted" % path}
+
+
 def artifact_layers(path, metadata=None):
     """(compression, encrypted) of an artifact: from its metadata, or from its file name without one."""
     compression, encrypted = describe_artifact(path)

@@ -13,7 +13,7 @@ from ._errors import CryptoError, IntegrityError, UsageError, WrongKeyError
 from ._fileio import hash_file
 from ._manifest import MANIFEST_NAME, MAX_SIZE as MANIFEST_MAX_SIZE, parse_manifest
 from ._members import MemberCheck, check_entries, records_by_path
-from ._pipeline import artifact_layers, open_payload
+from ._pipeline import artifact_layers, header_result, open_payload
 from ._tarstream import TarReader
 
 LEVELS = ("checksum", "full", "source")
@@ -174,6 +174,13 @@ def _differs(record, entry):
         return hash_file(entry.path) != record["sha256"]
     except OSError:
         return True
+
+
+def artifact_header(backup_dir=None, backup_id=None, path=None):
+    """The age header of the backup verify would check, for the holder of the key to unwrap its file key."""
+    artifact, metadata = _catalog.locate(backup_dir, backup_id, path)
+    with open(artifact, "rb") as handle:
+        return header_result((metadata or {}).get("id"), artifact, handle, artifact_layers(artifact, metadata)[1])
 
 
 def verify(backup_dir=None, backup_id=None, path=None, level="checksum", key=None, check_mode=False):

@@ -71,6 +71,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+header:
+  description:
+    - With O(header_only), the age header of the artifact the task would open (its recipient stanzas and MAC, ending
+      with a line C(--- MAC)); null when the artifact is not encrypted. Public: it opens nothing without the identity
+      or passphrase. C(lifeboat unwrap) turns it into the artifact's file key.
+  returned: with O(header_only)
+  type: str
+  sample: "age-encryption.org/v1\n-> X25519 ...\n--- ...\n"
 src:
   description: The file read.
   returned: always
@@ -95,7 +103,7 @@ plaintext_size:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._filecrypt import STATES, transform
+from ..module_utils._filecrypt import STATES, file_header, transform
 from ..module_utils._option_groups import DECRYPTION, ENCRYPTION, OptionGroup, run_module
 
 OPTIONS = OptionGroup(dict(
@@ -108,7 +116,12 @@ OPTIONS = OptionGroup(dict(
 
 def main():
     module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
-    run_module(module, OPTIONS, lambda arguments: transform(check_mode=module.check_mode, **arguments))
+    def action(arguments):
+        if arguments.pop("header_only"):
+            return file_header(arguments["src"])
+        return transform(check_mode=module.check_mode, **arguments)
+
+    run_module(module, OPTIONS, action)
 
 
 if __name__ == "__main__":

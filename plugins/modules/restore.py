@@ -222,6 +222,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+header:
+  description:
+    - With O(header_only), the age header of the artifact the task would open (its recipient stanzas and MAC, ending
+      with a line C(--- MAC)); null when the artifact is not encrypted. Public: it opens nothing without the identity
+      or passphrase. C(lifeboat unwrap) turns it into the artifact's file key.
+  returned: with O(header_only)
+  type: str
+  sample: "age-encryption.org/v1\n-> X25519 ...\n--- ...\n"
 id:
   description: Id of the backup restored, when it has metadata.
   returned: success
@@ -284,8 +292,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
 from ..module_utils._errors import UsageError
 from ..module_utils._option_groups import CONNECTION, DECRYPTION, VAULT, OptionGroup, run_module
-from ..module_utils._restore import RestoreRequest, restore_backup
-from ..module_utils._vault.reading import restore_copy
+from ..module_utils._restore import RestoreRequest, backup_header, restore_backup
+from ..module_utils._vault.reading import restore_copy, restore_header
 
 SELECTORS = ("path", "id", "latest", "deploy_id")
 OPTIONS = OptionGroup(dict(
@@ -324,12 +332,14 @@ def main():
     module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
 
     def action(arguments):
-        vault, from_vault = arguments.pop("vault"), arguments.pop("from_vault")
+        vault, from_vault, header_only = arguments.pop("vault"), arguments.pop("from_vault"), arguments.pop("header_only")
         request = RestoreRequest(**arguments)
+        if from_vault and vault is None:
+            raise UsageError("from_vault restores from a vault: give the vault")
+        if header_only:
+            return restore_header(vault, request, from_vault) if vault is not None else backup_header(request)
         if vault is not None:
             result = restore_copy(vault, request, check_mode=module.check_mode, from_vault=from_vault)
-        elif from_vault:
-            raise UsageError("from_vault restores from a vault: give the vault")
         else:
             result = restore_backup(request, check_mode=module.check_mode)
         if module._diff and "differences" in result:

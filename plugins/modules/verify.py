@@ -99,6 +99,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+header:
+  description:
+    - With O(header_only), the age header of the artifact the task would open (its recipient stanzas and MAC, ending
+      with a line C(--- MAC)); null when the artifact is not encrypted. Public: it opens nothing without the identity
+      or passphrase. C(lifeboat unwrap) turns it into the artifact's file key.
+  returned: with O(header_only)
+  type: str
+  sample: "age-encryption.org/v1\n-> X25519 ...\n--- ...\n"
 id:
   description: Id of the backup, when it has metadata.
   returned: success
@@ -158,8 +166,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._catalog import DEFAULT_BACKUP_DIR
 from ..module_utils._option_groups import DECRYPTION, VAULT, OptionGroup, run_module
-from ..module_utils._vault.reading import verify_copy
-from ..module_utils._verify import LEVELS, verify
+from ..module_utils._errors import UsageError
+from ..module_utils._vault.reading import copy_header, verify_copy
+from ..module_utils._verify import LEVELS, artifact_header, verify
 
 OPTIONS = OptionGroup(dict(
     path=dict(type="path"),
@@ -174,7 +183,12 @@ def main():
     module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
 
     def action(arguments):
-        vault = arguments.pop("vault")
+        vault, header_only, level = arguments.pop("vault"), arguments.pop("header_only"), arguments["level"]
+        if header_only:
+            if level == "checksum":
+                raise UsageError("a checksum verification needs no key: give the key only with level full or source")
+            return copy_header(vault, arguments["backup_id"]) if vault is not None else \
+                artifact_header(arguments["backup_dir"], arguments["backup_id"], arguments["path"])
         if vault is None:
             return verify(check_mode=module.check_mode, **arguments)
         arguments.pop("path")

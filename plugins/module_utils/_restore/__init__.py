@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from .. import _catalog
 from .._errors import BackupError
+from .._pipeline import artifact_layers, header_result
 from .database import DatabaseRestore
 from .files import run_restore_files
 from .journal import repair
 from .request import RestoreRequest, catalog_dir, check_encryption, select_backup
 
-__all__ = ["RestoreRequest", "repair_restores", "restore_backup", "run_restore_files", "select_backup"]
+__all__ = ["RestoreRequest", "backup_header", "repair_restores", "restore_backup", "run_restore_files", "select_backup"]
 
 
 def restore_backup(request, check_mode=False):
@@ -33,7 +34,8 @@ def restore_backup(request, check_mode=False):
     right what a killed restore from the same catalog left; the result's ``repaired`` says what that was.
     """
     artifact, metadata = select_backup(request)
-    check_encryption(request, artifact, metadata)
+    if request.key is not None:
+        check_encryption(request, artifact, metadata)
     if check_mode:
         return _run(request, artifact, metadata, check_mode)
     with _catalog.CatalogLock(catalog_dir(artifact, metadata, request), timeout=request.lock_timeout):
@@ -46,6 +48,15 @@ def restore_backup(request, check_mode=False):
     result["repaired"] = repaired
     result["warnings"] = [entry["msg"] for entry in repaired] + result.get("warnings", [])
     return result
+
+
+def backup_header(request):
+    """The age header of the backup the request names, for the holder of the key (on the controller) to unwrap its
+    file key; an unencrypted backup is refused as a restore with a key refuses it."""
+    artifact, metadata = select_backup(request)
+    check_encryption(request, artifact, metadata)
+    with open(artifact, "rb") as handle:
+        return header_result((metadata or {}).get("id"), artifact, handle, artifact_layers(artifact, metadata)[1])
 
 
 def repair_restores(backup_dir, lock_timeout=0.0):

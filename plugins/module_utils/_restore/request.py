@@ -82,12 +82,12 @@ def select_backup(request):
 
 
 def check_encryption(request, artifact, metadata):
-    """Refuse an unencrypted artifact where the key given says an encrypted one is expected.
+    """Refuse an unencrypted artifact where a key was given (here, or kept on the controller): an encrypted one is
+    expected.
 
     Whoever can write into the catalog could put a plain artifact and metadata saying "encryption: none" in place
     of an encrypted backup; the restore would load it without the key ever being used."""
-    if request.key is not None and not request.allow_unencrypted \
-            and not artifact_layers(artifact, metadata)[1]:
+    if not request.allow_unencrypted and not artifact_layers(artifact, metadata)[1]:
         raise IntegrityError("%s is not encrypted, yet a key was given to restore it: refusing a backup that may "
                              "have been replaced; restore it anyway with allow_unencrypted: true (lifeboat restore "
                              "--allow-unencrypted) if it was made without encryption" % artifact, stage="encryption")

@@ -16,8 +16,9 @@ from .. import _catalog
 from .._errors import BackupError, CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
 from .._fileio import READ_SIZE
 from .._health import filter_backups, parse_since, verdict
-from .._pipeline import artifact_layers
-from .._restore import restore_backup
+from .._pipeline import artifact_layers, header_result
+from .._restore import backup_header, restore_backup
+from .._restore.request import check_encryption
 from .._tools import clean_private_directories, private_directory
 from .._verify import check_full_stream
 from .arrival import Arrival
@@ -132,6 +133,28 @@ def _local_metadata(backup_dir, backup_id):
         return None
 
 
+def copy_header(vault, backup_id):
+    """The age header of a copy on the vault (only its first bytes are read), for the holder of the key to unwrap
+    its file key."""
+    return _header_of(vault, find_copy(vault, backup_id))
+
+
+def restore_header(vault, request, from_vault=False):
+    """The age header of what restore_copy would restore (the local backup, or its copy on the vault); what a
+    restore with a key refuses, an unencrypted backup, is refused here already."""
+    if not _from_vault(request, from_vault):
+        return dict(backup_header(request), vault=None)
+    copy = find_copy(vault, request.backup_id)
+    check_encryption(request, copy.artifact.name, copy.metadata)
+    return _header_of(vault, copy)
+
+
+def _header_of(vault, copy):
+    with vault.store.open(copy.artifact) as stream:
+        result = header_result(copy.backup_id, None, stream, artifact_layers(copy.artifact.name, copy.metadata)[1])
+    return dict(result, vault=vault.name, key=copy.artifact.key)
+
+
 def _hash_stream(stream):
     digest = hashlib.sha256()
     while True:
@@ -156,10 +179,7 @@ def restore_copy(vault, request, check_mode=False, from_vault=False):
     afterwards, also on failure. A files backup is restored while it arrives (arrival.py); a database's once all
     of it arrived. Check mode reads what the plan needs, the start of the artifact, and stops the download.
     """
-    if request.path or request.job or request.latest or request.deploy_id or not request.backup_id:
-        raise UsageError("with a vault, name the backup by its id (catalog_info with the vault lists them): path, "
-                         "latest and deploy_id name local backups only")
-    if not from_vault and _in_catalog(request.backup_dir, request.backup_id):
+    if not _from_vault(request, from_vault):
         return dict(restore_backup(request, check_mode), vault=None)
     scratch_parent = _catalog.private_dir(request.backup_dir)
     clean_private_directories(scratch_parent)  # what a killed restore from a vault left
@@ -178,6 +198,15 @@ def restore_copy(vault, request, check_mode=False, from_vault=False):
     result.pop("path", None)  # the download is gone
     result["vault"] = vault.name
     return result
+
+
+def _from_vault(request, from_vault):
+    """Whether the backup is restored from its copy on the vault: when the catalog lacks it, or always with
+    from_vault."""
+    if request.path or request.job or request.latest or request.deploy_id or not request.backup_id:
+        raise UsageError("with a vault, name the backup by its id (catalog_info with the vault lists them): path, "
+                         "latest and deploy_id name local backups only")
+    return from_vault or not _in_catalog(request.backup_dir, request.backup_id)
 
 
 def _in_catalog(backup_dir, backup_id):

@@ -14,7 +14,7 @@ import yaml
 
 import testlib
 from testlib import IDENTITY
-from ansible_collections.lifeboat.backup.plugins.module_utils import _option_groups
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _option_groups
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, UsageError
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import (
     ARCHIVE_OPTIONS, CONNECTION, DECRYPTION, DUMP_OPTIONS, ENCRYPTION, RETENTION, OptionGroup, build_policy)
@@ -77,13 +77,16 @@ def test_a_sum_keeps_every_rule_and_each_groups_reading():
                       required_by={"job": "id"}, mutually_exclusive=[("id", "identity")])
     total = own + ENCRYPTION + DECRYPTION + CONNECTION.gathered("connection")
     kwargs = total.module_kwargs()
-    assert kwargs["mutually_exclusive"] == [("id", "identity"), ("recipients", "passphrase"), ("identity", "passphrase")]
+    assert kwargs["mutually_exclusive"] == [("id", "identity"), ("recipients", "passphrase"),
+                                            ("identity", "passphrase", "file_key"), ("header_only", "file_key")]
     assert kwargs["required_by"] == {"job": "id"}
-    assert set(kwargs["argument_spec"]) == {"id", "job", "recipients", "passphrase", "identity", "login_host",
+    assert set(kwargs["argument_spec"]) == {"id", "job", "recipients", "passphrase", "identity", "file_key",
+                                            "header_only", "login_host",
                                             "login_port", "login_user", "login_password", "login_unix_socket"}
     assert kwargs["argument_spec"]["passphrase"]["no_log"] is True
     arguments = total.read({"id": "app-1", "passphrase": "secret", "login_user": "backup", "unrelated": 1})
     key = arguments.pop("key")
+    assert arguments.pop("header_only") is False
     assert arguments == {"backup_id": "app-1", "job": None, "recipients": [], "passphrase": "secret",
                          "connection": {"login_host": None, "login_port": None, "login_user": "backup",
                                         "login_password": None, "login_unix_socket": None}}
@@ -106,7 +109,8 @@ def test_the_decryption_group_parses_the_identity_in_memory():
     assert (key.identities, key.passphrase) == ([identity], None)
     key = DECRYPTION.read({"identity": "", "passphrase": "secret"})["key"]
     assert (key.identities, key.passphrase) == ([], "secret")
-    assert DECRYPTION.read({}) == {"key": None}
+    assert DECRYPTION.read({}) == {"key": None, "header_only": False}
+    assert DECRYPTION.read({"file_key": _age.encode_file_key(bytes(16))})["key"].file_key == bytes(16)
     with pytest.raises(UsageError, match="no age identity found"):
         DECRYPTION.read({"identity": "# only a comment\n"})
 
