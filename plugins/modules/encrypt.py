@@ -116,6 +116,7 @@ OPTIONS = OptionGroup(dict(
 
 def main():
     module = AnsibleModule(supports_check_mode=True, **OPTIONS.module_kwargs())
+
     def action(arguments):
         if arguments.pop("header_only"):
             return file_header(arguments["src"])
