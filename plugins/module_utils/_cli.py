@@ -519,3 +519,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("lifeboat: interrupted\n")
         return EXIT_FAILED
+
+
+if __name__ == "__main__":  # where the collection is installed, e.g. the controller: python3 -m ...module_utils._cli
+    sys.exit(main())

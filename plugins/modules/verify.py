@@ -71,7 +71,7 @@ EXAMPLES = r"""
     backup_dir: /var/backups/lifeboat
     id: "{{ backup.id }}"
 
-- name: Weekly full check with the operator's identity, never stored on the host
+- name: Weekly full check; the identity stays on the controller, the host gets this backup's file key
   lifeboat.backup.verify:
     path: "{{ backup.path }}"
     level: full

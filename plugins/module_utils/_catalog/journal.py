@@ -44,7 +44,7 @@ def _read(fd):
 
 
 def put_back_command(safety_backup_id):
-    return ("lifeboat restore %s --identity-file FILE (or the lifeboat.backup.restore module with id: %s)"
+    return ("lifeboat restore %s --file-key FILE (or the lifeboat.backup.restore module with id: %s)"
             % (safety_backup_id, safety_backup_id))
 
 

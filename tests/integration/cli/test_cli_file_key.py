@@ -4,9 +4,12 @@ is, lifeboat restore --file-key with that one artifact's key."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from test_cli import host  # noqa: F401  pylint: disable=unused-import
-from testlib import IDENTITY
+from testlib import COLLECTIONS, IDENTITY
 
 
 def _archives(host):  # noqa: F811  pylint: disable=redefined-outer-name
@@ -23,9 +26,13 @@ def test_a_file_key_unwrapped_elsewhere_restores_its_backup_and_no_other(host): 
     assert header.returncode == 0 and header.stdout.startswith("age-encryption.org/v1\n-> X25519 ")
     assert "AGE-SECRET-KEY" not in header.stdout and header.stdout.splitlines()[-1].startswith("--- ")
 
-    # Where the identity is (the controller): the header in, the file key out; the artifact itself does as well.
+    # Where the identity is (the controller, with the collection installed): the header in, the file key out; the
+    # artifact itself does as well.
     (host.tmp / "header.txt").write_text(header.stdout)
-    unwrapped = host("unwrap", str(host.tmp / "header.txt"), "--identity-file", str(host.tmp / "key.txt"))
+    unwrapped = subprocess.run([sys.executable, "-m", "ansible_collections.lifeboat.backup.plugins.module_utils._cli",
+                                "unwrap", str(host.tmp / "header.txt"), "--identity-file", str(host.tmp / "key.txt")],
+                               env=dict(os.environ, PYTHONPATH=COLLECTIONS), capture_output=True, text=True,
+                               check=False)
     assert unwrapped.returncode == 0, unwrapped.stderr
     file_key = unwrapped.stdout.strip()
     assert file_key.startswith("LIFEBOAT-FILE-KEY-1") and IDENTITY not in unwrapped.stdout

@@ -121,7 +121,7 @@ def test_postgres_restore_killed_mid_load_is_reported_and_put_back_by_the_next_r
     assert len(safety) == 1
     assert "the restore of %s into postgresql database %s" % (made["id"], database) in problems[0]["message"]
     assert "was killed midway" in problems[0]["message"]
-    assert "put it back as it was with: lifeboat restore %s --identity-file FILE" % safety[0] in problems[0]["message"]
+    assert "put it back as it was with: lifeboat restore %s --file-key FILE" % safety[0] in problems[0]["message"]
     wait_for(lambda: not pg_loading(postgres_server, database)(), subprocess.Popen(["sleep", "60"]), "psql to end")
     # the plain restore had recreated the database; its load, never committed, left no table
     assert postgres_server.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'big'", database=database) == "0\n"
