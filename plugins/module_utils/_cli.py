@@ -522,4 +522,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":  # where the collection is installed, e.g. the controller: python3 -m ...module_utils._cli
-    sys.exit(main())
+    raise SystemExit(main())

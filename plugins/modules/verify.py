@@ -102,7 +102,7 @@ RETURN = r"""
 header:
   description:
     - With O(header_only), the age header of the artifact the task would open (its recipient stanzas and MAC, ending
-      with a line C(--- MAC)); null when the artifact is not encrypted. Public: it opens nothing without the identity
+      with a line C(--- MAC)); null when the artifact is not encrypted. It is public and opens nothing without the identity
       or passphrase. C(lifeboat unwrap) turns it into the artifact's file key.
   returned: with O(header_only)
   type: str

@@ -25,7 +25,7 @@ def _encrypted(data, **options):
 
 
 def test_the_header_alone_gives_the_file_key_that_opens_the_file():
-    other, _ = _age.generate_identity()
+    other, _other_recipient = _age.generate_identity()
     blob, written_key = _encrypted(b"payload" * 5000, recipients=[_age.recipient_from_identity(other), RECIPIENT])
     header = _age.read_header_bytes(io.BytesIO(blob))
     assert blob.startswith(header) and header.endswith(b"\n") and len(header) < 400
@@ -48,7 +48,7 @@ def test_a_passphrase_file_key_is_unwrapped_the_same_way():
 
 def test_the_file_key_of_one_artifact_does_not_open_another():
     first, first_key = _encrypted(b"A" * 100, recipients=[RECIPIENT])
-    second, _ = _encrypted(b"B" * 100, recipients=[RECIPIENT])
+    second, _second_key = _encrypted(b"B" * 100, recipients=[RECIPIENT])
     with pytest.raises(WrongKeyError) as refused:
         _age.AgeReader(io.BytesIO(second), _age.Key(file_key=first_key))
     assert "does not open this file: it is the key of another artifact" in str(refused.value)
