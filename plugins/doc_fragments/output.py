@@ -50,4 +50,17 @@ options:
       - Seconds to wait for another run holding the lock of O(backup_dir) before failing.
     type: float
     default: 0
+  read_back:
+    description:
+      - Before the artifact gets its name, read it back from the disk (its pages dropped from the page cache
+        first) and check it as M(lifeboat.backup.verify) with O(lifeboat.backup.verify#module:level=full) does
+        (the age header and every chunk, the compressed stream, every file against the manifest, or a dump's
+        payload), with the key of that one file, which the backup generated and keeps in memory for the run only.
+        No identity is needed on the host. The same read gives the artifact's SHA-256.
+      - Anything that does not match fails the backup (stage C(read-back)) and leaves the catalog as it was.
+      - The metadata of a backup read back records C(verification) with C(state=verified), C(level=full) and
+        C(method=read-back); with V(false) it is C(unverified) until a verify run checks it.
+      - It reads the whole artifact once more; C(docs/performance.md) has what that costs.
+    type: bool
+    default: true
 """

@@ -31,13 +31,13 @@ class ArchiveRequest(OutputRequest):
     def __init__(self, paths, job, backup_dir=_catalog.DEFAULT_BACKUP_DIR, exclude=(), exclude_if_present=(),
                  respect_gitignore=False, default_excludes=True, compression="zstd", compression_level=None,
                  recipients=None, passphrase=None, tags=(), description=None, deploy_id=None, skip_unchanged=False,
-                 on_unreadable="fail", lock_timeout=0.0):
+                 on_unreadable="fail", lock_timeout=0.0, read_back=True):
         if not paths:
             raise UsageError("paths is empty: name at least one file or directory to back up")
         if on_unreadable not in ON_UNREADABLE:
             raise UsageError("on_unreadable must be one of %s" % ", ".join(ON_UNREADABLE))
         super().__init__(job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
-                         deploy_id, lock_timeout)
+                         deploy_id, lock_timeout, read_back)
         self.paths = [os.path.abspath(os.path.expanduser(path)) if os.path.isabs(path) else path for path in paths]
         self.exclude = list(exclude or ())
         self.exclude_if_present = list(exclude_if_present or ())
@@ -403,7 +403,7 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room):
     """One read of every file: room is kept at the artifact's start for the manifest, known only at the end,
     while the members stream after it, compressed, and each file is hashed on the way. None (and no file
     left) if the manifest does not fit in the room."""
-    backup = NewBackup(request, "tar", reserve=room)
+    backup = NewBackup(request, "tar", "files", reserve=room)
     with backup.writer as writer:
         records, stream_warnings = _write_members(request, TarWriter(writer), entries, ahead)
         manifest, manifest_sha256 = build_manifest(records, request.paths)
@@ -411,9 +411,9 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room):
         if frame is None:
             writer.abort()
             return None
-        written = writer.commit(reserved=frame)
+        written = backup.commit(reserved=frame)
     warnings.extend(stream_warnings)
-    metadata = backup.metadata("files", request.paths, written, summary["input_size"], warnings, started)
+    metadata = backup.metadata(request.paths, written, summary["input_size"], warnings, started)
     metadata.update({
         "files": summary["files"], "counts": summary["counts"], "excluded": summary["excluded"],
         "special_files": summary["special_files"], "selection": selection_options(request),

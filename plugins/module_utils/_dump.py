@@ -44,7 +44,7 @@ class DumpRequest(OutputRequest):
                  compression_level=None, recipients=None, passphrase=None, tags=(), description=None,
                  deploy_id=None, lock_timeout=0.0, login_host=None, login_port=None, login_user=None,
                  login_password=None, login_unix_socket=None, pg_format=None, jobs=1, include_globals=False,
-                 row_counts="exact"):
+                 row_counts="exact", read_back=True):
         if engine not in ENGINES:
             raise UsageError("unknown database engine %r: use %s" % (engine, ", ".join(ENGINES)))
         if not database:
@@ -52,7 +52,7 @@ class DumpRequest(OutputRequest):
         if engine != "postgresql" and (pg_format is not None or jobs != 1):
             raise UsageError("format and jobs apply to PostgreSQL only")
         super().__init__(job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
-                         deploy_id, lock_timeout)
+                         deploy_id, lock_timeout, read_back)
         self.engine = engine
         self.database = os.path.abspath(database) if engine == "sqlite" else database
         self.connection = {"login_host": login_host, "login_port": login_port, "login_user": login_user,
@@ -219,12 +219,12 @@ def _write_backup(request, dumper, started):
     # reading the catalog sees, would confirm a guess of a small database; age already authenticates every byte
     # of the payload. Only an unencrypted dump, readable as it is, records it.
     plain = request.method == "none"
-    backup = NewBackup(request, dumper.suffix, content_digest=plain)
+    backup = NewBackup(request, dumper.suffix, "database", content_digest=plain)
     with backup.writer as writer:
         description = _stream_dump(dumper, writer)
         # Only now, with the dump tool known to have succeeded, does the artifact get its name.
-        written = writer.commit()
-    metadata = backup.metadata("database", [request.database], written, written["input_size"], [], started)
+        written = backup.commit()
+    metadata = backup.metadata([request.database], written, written["input_size"], [], started)
     if plain:
         metadata["content_sha256"] = written["content_sha256"]
     metadata.update({

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import os
 import tempfile
 
@@ -68,6 +69,12 @@ def unheld(path, flags=0, shared=False):
 def temp_prefix(final_path):
     """Prefix of the temporary files made for final_path; the catalog recognises them as leftovers."""
     return ".%s%s" % (os.path.basename(final_path), TEMP_MARKER)
+
+
+def drop_cache(fd):
+    """Evict the file's pages from the page cache, so that the next read of it comes from the disk. Only clean pages
+    go: fsync first. On tmpfs the cache is the storage, and nothing is dropped."""
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def fsync_dir(path):
@@ -162,6 +169,19 @@ class AtomicFile(AbortsOnError):
                 digest = hash_file(self.temp_path)
                 synced.result()
             return digest, os.fstat(fd).st_size
+
+    def read_back(self, check):
+        """Make everything written durable, then read the file again from the disk through check(handle), which
+        reads it whole; returns (what check returns, the file's size). An exception check raises passes through."""
+        with self._cleaning_up():
+            self._file.flush()
+            fd = self._file.fileno()
+            os.fsync(fd)
+            # Read straight after writing, the file would come from the page cache, which holds what was handed to
+            # the kernel: a write the drive, its controller or the filesystem lost or garbled would go unseen.
+            drop_cache(fd)
+            with open_nofollow(self.temp_path) as raw, io.BufferedReader(raw, READ_SIZE) as handle:
+                return check(handle), os.fstat(fd).st_size
 
     def commit(self):
         with self._cleaning_up():

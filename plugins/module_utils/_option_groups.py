@@ -118,6 +118,7 @@ OUTPUT = OptionGroup(dict(
     description=dict(type="str"),
     deploy_id=dict(type="str"),
     lock_timeout=dict(type="float", default=0),
+    read_back=dict(type="bool", default=True),
 ), fragment="output")
 
 # Public-key or passphrase encryption of what is written.

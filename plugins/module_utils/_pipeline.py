@@ -104,11 +104,20 @@ class ArtifactWriter(AbortsOnError):
         self._file.skip(self._age.reserve(size) if self._age else size)
         return offset, size
 
-    def commit(self, reserved=None):
+    @property
+    def content_sha256(self):
+        """SHA-256 of the payload written so far (with content_digest), else None."""
+        return self._content.hexdigest() if self._content is not None else None
+
+    def commit(self, reserved=None, read_back=None):
         """Finish every layer, make the file durable and visible; return its digests and sizes.
 
         reserved: the bytes that fill the room kept at the start (exactly its size), compressed data that
         begins the stream.
+        read_back: check(handle, key), which reads the whole file, once durable, again from the disk and raises on
+        anything that does not match; key (an _age.Key of this file's own key, None unencrypted) opens it. It
+        returns the SHA-256 of the bytes it read, which is then the file's: one read serves both. The file gets
+        its name only if check returns.
         """
         if (reserved is None) != (self._reserved is None) or (reserved and len(reserved) != self._reserved[1]):
             raise ValueError("commit(reserved) must fill exactly the room that reserve kept")
@@ -116,14 +125,18 @@ class ArtifactWriter(AbortsOnError):
             self._compressor.close()
             if self._age is not None:
                 self._age.close()
+            if reserved is not None:
+                self._file.write_at(self._reserved[0], self._age.seal_reserved(reserved) if self._age else reserved)
+            if read_back is not None:
+                key = _age.Key(file_key=self._age.file_key) if self._age else None
+                sha256, size = self._file.read_back(lambda handle: read_back(handle, key))
+            elif reserved is None:
+                sha256, size = self._sink.sha256.hexdigest(), self._sink.size
+            else:
+                sha256, size = self._file.sync_and_sha256()
         except BaseException:
             self._file.abort()
             raise
-        if reserved is None:
-            sha256, size = self._sink.sha256.hexdigest(), self._sink.size
-        else:
-            self._file.write_at(self._reserved[0], self._age.seal_reserved(reserved) if self._age else reserved)
-            sha256, size = self._file.sync_and_sha256()
         self._file.commit()
         result = {"sha256": sha256, "size": size, "input_size": self.input_size}
         if self._content is not None:

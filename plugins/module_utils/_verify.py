@@ -18,6 +18,12 @@ from ._tarstream import TarReader
 
 LEVELS = ("checksum", "full", "source")
 _RANK = {"checksum": 1, "full": 2, "source": 2}
+# How a verification recorded in the metadata was made. READ_BACK: by the backup itself, which read the artifact
+# back from the disk before giving it its name and checked it in full with the file key it had just generated (so
+# it says the file was written right, not that the operator's identity opens it). VERIFY: by a later verify run on
+# the stored artifact, in full with the operator's identity or passphrase.
+READ_BACK = "read-back"
+VERIFY = "verify"
 
 
 def expected_sha256(artifact, metadata):
@@ -224,13 +230,17 @@ def _record(metadata, state, level, problem, check_mode):
     if metadata is None:
         return False
     current = metadata.get("verification", {})
-    if current.get("state") == state and _RANK.get(current.get("level"), 0) >= _RANK[level] and state == "verified":
-        return False
+    if current.get("state") == state == "verified":
+        # A shallower check adds nothing; one as deep replaces a read-back, since it is later and used the operator's key.
+        deeper = _RANK.get(current.get("level"), 0) - _RANK[level]
+        if deeper > 0 or (deeper == 0 and current.get("method", VERIFY) == VERIFY):
+            return False
     if current.get("state") == state == "failed" and current.get("problem") == problem:
         return False
     if check_mode:
         return True
-    metadata["verification"] = {"state": state, "level": level, "at": _catalog.iso_utc(_catalog.utc_now())}
+    metadata["verification"] = {"state": state, "level": level, "method": VERIFY,
+                                "at": _catalog.iso_utc(_catalog.utc_now())}
     if problem:
         metadata["verification"]["problem"] = problem
     path = metadata.pop("_metadata_path")

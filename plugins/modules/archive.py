@@ -13,7 +13,8 @@ description:
   - Walks O(paths), writes a POSIX tar stream whose first member is a manifest with every file's SHA-256,
     compresses it, encrypts it in the age format and writes it atomically to O(backup_dir)/O(job)/ with a
     C(.sha256) sidecar in C(sha256sum -c) format and a C(.json) metadata sidecar.
-  - One streaming pass with bounded memory; nothing appears in the catalog until the artifact is complete.
+  - One streaming pass with bounded memory; nothing appears in the catalog until the artifact is complete and, with
+    O(read_back), was read back from the disk and every file in it checked against the manifest.
   - The artifact opens by hand with C(age -d -i key.txt FILE | zstd -d | tar -x).
   - Symlinks are stored, never followed; hard links are kept; sockets, fifos and devices are skipped and counted.
 author:
@@ -148,7 +149,9 @@ special_files:
   returned: always
   type: dict
 metadata:
-  description: The metadata sidecar of the backup.
+  description:
+    - The metadata sidecar of the backup. Its C(verification) is C(state=verified), C(level=full),
+      C(method=read-back) when the artifact was read back (O(read_back)), else C(state=unverified).
   returned: success, not in check mode
   type: dict
 skipped_unchanged:

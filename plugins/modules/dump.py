@@ -15,8 +15,9 @@ description:
     C(.sha256) sidecar in C(sha256sum -c) format and a C(.json) metadata sidecar that records the server version,
     the row count of every table and the schema version of the migration tool in use (Alembic, Django, Flyway,
     Rails).
-  - The artifact gets its final name only after the dump tool exited successfully; a dump that fails midway
-    (tool killed, server gone, disk full) leaves no artifact and no temporary file.
+  - The artifact gets its final name only after the dump tool exited successfully and, with O(read_back), once it
+    was read back from the disk and its payload checked against what the tool gave; a dump that fails midway
+    (tool killed, server gone, disk full) or does not read back as written leaves no artifact and no temporary file.
   - Every run writes a new backup, so the module always reports a change.
   - The dump is consistent while the application writes, C(pg_dump) by its snapshot, C(mariadb-dump) with
     C(--single-transaction) (InnoDB tables), SQLite by its online backup API.
@@ -175,7 +176,9 @@ schema_version:
   type: str
   sample: ae1027a6acf
 metadata:
-  description: The metadata sidecar of the backup.
+  description:
+    - The metadata sidecar of the backup. Its C(verification) is C(state=verified), C(level=full),
+      C(method=read-back) when the artifact was read back (O(read_back)), else C(state=unverified).
   returned: success, not in check mode
   type: dict
 """

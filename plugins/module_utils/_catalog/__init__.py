@@ -20,7 +20,7 @@ from .layout import (CHECKSUM_SUFFIX, DEFAULT_BACKUP_DIR, FILES_JOURNAL_PREFIX, 
 from .journal import RestoreJournal, describe_restore, interrupted_restores, put_back_command
 from .lock import CatalogLock, lock_holder, owner
 from .scan import (LEFTOVER_AGE, STATES, JobScan, backup_time, find_backup, list_metadata, locate, parse_time,
-                   restore_journals, scan_catalog, verification_state)
+                   restore_journals, scan_catalog, verification_label, verification_state)
 from .sidecars import checksum_line, read_checksum, read_metadata, write_metadata, write_sidecars
 
 __all__ = [
@@ -31,6 +31,6 @@ __all__ = [
     "RestoreJournal", "describe_restore", "interrupted_restores", "put_back_command",
     "CatalogLock", "lock_holder", "owner",
     "LEFTOVER_AGE", "STATES", "JobScan", "backup_time", "find_backup", "list_metadata", "locate", "parse_time",
-    "restore_journals", "scan_catalog", "verification_state",
+    "restore_journals", "scan_catalog", "verification_label", "verification_state",
     "checksum_line", "read_checksum", "read_metadata", "write_metadata", "write_sidecars",
 ]

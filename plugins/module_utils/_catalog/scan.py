@@ -53,6 +53,17 @@ def verification_state(metadata):
     return state if state in STATES else "unverified"
 
 
+def verification_label(metadata):
+    """The state with its level and how it was reached, as a listing shows it: 'verified full (read-back)',
+    'failed checksum (verify)', 'unverified'."""
+    verification = metadata.get("verification") or {}
+    state = verification_state(metadata)
+    if state == "unverified":
+        return state
+    label = "%s %s" % (state, verification.get("level", ""))
+    return label + " (%s)" % verification["method"] if verification.get("method") else label
+
+
 class JobScan:
     """One job directory: its backups (metadata, newest first), leftovers and backups without checksum."""
 

@@ -63,7 +63,8 @@ def test_metadata_and_modes(tmp_path):
     assert meta["encryption"] == {"method": "x25519", "recipients": [RECIPIENT]}
     assert meta["counts"] == {"dir": 6, "file": 6, "symlink": 2, "hardlink": 1}
     assert meta["tags"] == ["pre-deploy"] and meta["deploy_id"] == "v1"
-    assert meta["verification"] == {"state": "unverified"}
+    assert dict(meta["verification"], at=None) == {"state": "verified", "level": "full", "method": "read-back",
+                                                   "at": None}
     assert meta["input_size"] == result["input_size"] > 200_000
     assert meta["ratio"] == round(meta["input_size"] / meta["size"], 3)
     assert IDENTITY not in json.dumps(meta)
@@ -88,7 +89,8 @@ def test_full_verify_and_source_compare(tmp_path):
                           key=KEY)
     assert full["verified"] and full["members"] == 15 and full["changed"] is True
     meta = _catalog.find_backup(str(tmp_path / "backups"), result["id"])
-    assert meta["verification"]["state"] == "verified" and meta["verification"]["level"] == "full"
+    assert (meta["verification"]["state"], meta["verification"]["level"]) == ("verified", "full")
+    assert meta["verification"]["method"] == "verify"
     again = _verify.verify(backup_dir=str(tmp_path / "backups"), backup_id=result["id"], level="checksum")
     assert again["changed"] is False
     (source / "added.txt").write_text("new")
@@ -420,7 +422,7 @@ def test_wrong_identity_is_not_recorded_as_damage(big_backup):
         _verify.verify(path=big_backup["path"], level="full", key=_age.Key(identities=[other]))
     assert "no identity matches" in str(error.value) and other not in str(error.value)
     meta = json.load(open(big_backup["path"].split(".")[0] + ".json"))
-    assert meta["verification"]["state"] == "unverified"
+    assert meta["verification"] == big_backup["metadata"]["verification"]
 
 
 def test_passphrase_backup_round_trip(tmp_path):

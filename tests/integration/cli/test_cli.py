@@ -88,6 +88,8 @@ def test_run_makes_verified_backups_prunes_and_writes_metrics(host):
         assert host("run", "app").returncode == 0
     listed = json.loads(host("list", "--json").stdout)
     assert len(listed) == 4, "keep_last 2 of each series: 2 dumps and 2 archives"
+    assert [meta["verification"]["method"] for meta in listed] == ["read-back"] * 4
+    assert host("list").stdout.count(" verified full (read-back)\n") == 4
     assert sorted(meta["kind"] for meta in listed) == ["database", "database", "files", "files"]
     metrics = (host.tmp / "textfile" / "lifeboat_backup.prom").read_text()
     assert 'lifeboat_backup_backups{job="app"} 4' in metrics

@@ -131,7 +131,8 @@ def test_postgres_custom_round_trip(postgres_server, pg_database, pg_fresh, tmp_
     assert metadata["server"] == {"host": postgres_server.host, "port": postgres_server.port}
     assert metadata["encryption"] == {"method": "x25519", "recipients": [RECIPIENT]}
     assert metadata["tags"] == ["nightly"] and metadata["deploy_id"] == "v7"
-    assert metadata["verification"] == {"state": "unverified"}
+    assert dict(metadata["verification"], at=None) == {"state": "verified", "level": "full", "method": "read-back",
+                                                       "at": None}
 
     data = payload(result, tmp_path)
     assert data[:5] == b"PGDMP"

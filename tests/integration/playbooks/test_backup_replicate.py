@@ -24,6 +24,11 @@ def back_up(tmp_path, vault_url):
                                    {"name": "unused", "url": "file:///nowhere"}],
                  "backup_jobs": [{"name": "app", "paths": [str(source)], "recipients": [RECIPIENT],
                                   "vaults": ["offsite"]}]}
+    return play_backup(tmp_path, variables)
+
+
+def play_backup(tmp_path, variables):
+    """ansible-playbook backup.yml on localhost with variables (backup_report_file among them): (run, report)."""
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
@@ -32,7 +37,7 @@ def back_up(tmp_path, vault_url):
     played = subprocess.run([binary, "-i", "localhost,", "-c", "local", "-e", "@%s" % (tmp_path / "vars.json"),
                              os.path.join(ROOT, "playbooks", "backup.yml")], env=env, capture_output=True, text=True,
                             check=False, cwd=str(tmp_path))
-    return played, json.loads((tmp_path / "report.json").read_text())
+    return played, json.loads((tmp_path / variables["backup_report_file"]).read_text())
 
 
 def test_the_backups_are_on_the_vault_before_the_gate_opens(tmp_path):

@@ -457,3 +457,15 @@ def test_each_series_of_a_job_is_checked_on_its_own(tmp_path):
     problem = result["health"]["problems"][0]
     assert problem["message"].startswith("job app (database postgresql appdb): newest good backup is ")
     assert problem["id"] == "app-20260508T093000Z"
+
+
+@pytest.mark.parametrize("verification,label", [
+    ({"state": "verified", "level": "full", "method": "read-back"}, "verified full (read-back)"),
+    ({"state": "failed", "level": "checksum", "method": "verify"}, "failed checksum (verify)"),
+    ({"state": "verified", "level": "full"}, "verified full"),  # recorded before methods were
+    ({"state": "unverified"}, "unverified"),
+    ({"state": "bogus"}, "unverified"),
+    (None, "unverified"),
+])
+def test_the_listing_label_of_a_verification(verification, label):
+    assert _catalog.verification_label({"verification": verification}) == label
