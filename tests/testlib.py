@@ -330,8 +330,9 @@ def dump(database, backup_dir, engine="sqlite", check_mode=False, **options):
 
 
 def restore(backup_dir, backup_id, check_mode=False, **options):
-    """A restore by id through the one entry point, decrypted with IDENTITY."""
-    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, key=KEY, **options)
+    """A restore by id through the one entry point, decrypted with IDENTITY unless another key is given."""
+    options.setdefault("key", KEY)
+    request = _restore.RestoreRequest(backup_dir=str(backup_dir), backup_id=backup_id, **options)
     return _restore.restore_backup(request, check_mode=check_mode)
 
 

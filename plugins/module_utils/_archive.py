@@ -31,13 +31,13 @@ class ArchiveRequest(OutputRequest):
     def __init__(self, paths, job, backup_dir=_catalog.DEFAULT_BACKUP_DIR, exclude=(), exclude_if_present=(),
                  respect_gitignore=False, default_excludes=True, compression="zstd", compression_level=None,
                  recipients=None, passphrase=None, tags=(), description=None, deploy_id=None, skip_unchanged=False,
-                 on_unreadable="fail", lock_timeout=0.0, read_back=True):
+                 on_unreadable="fail", lock_timeout=0.0, read_back=True, seal=None):
         if not paths:
             raise UsageError("paths is empty: name at least one file or directory to back up")
         if on_unreadable not in ON_UNREADABLE:
             raise UsageError("on_unreadable must be one of %s" % ", ".join(ON_UNREADABLE))
         super().__init__(job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
-                         deploy_id, lock_timeout, read_back)
+                         deploy_id, lock_timeout, read_back, seal)
         self.paths = [os.path.abspath(os.path.expanduser(path)) if os.path.isabs(path) else path for path in paths]
         self.exclude = list(exclude or ())
         self.exclude_if_present = list(exclude_if_present or ())

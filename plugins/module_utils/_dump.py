@@ -44,7 +44,7 @@ class DumpRequest(OutputRequest):
                  compression_level=None, recipients=None, passphrase=None, tags=(), description=None,
                  deploy_id=None, lock_timeout=0.0, login_host=None, login_port=None, login_user=None,
                  login_password=None, login_unix_socket=None, pg_format=None, jobs=1, include_globals=False,
-                 row_counts="exact", read_back=True):
+                 row_counts="exact", read_back=True, seal=None):
         if engine not in ENGINES:
             raise UsageError("unknown database engine %r: use %s" % (engine, ", ".join(ENGINES)))
         if not database:
@@ -52,7 +52,7 @@ class DumpRequest(OutputRequest):
         if engine != "postgresql" and (pg_format is not None or jobs != 1):
             raise UsageError("format and jobs apply to PostgreSQL only")
         super().__init__(job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
-                         deploy_id, lock_timeout, read_back)
+                         deploy_id, lock_timeout, read_back, seal)
         self.engine = engine
         self.database = os.path.abspath(database) if engine == "sqlite" else database
         self.connection = {"login_host": login_host, "login_port": login_port, "login_user": login_user,

@@ -21,14 +21,16 @@ class OutputRequest:
     """The output options of a backup run (the module's output and encryption option groups)."""
 
     def __init__(self, job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
-                 deploy_id, lock_timeout, read_back):
+                 deploy_id, lock_timeout, read_back, seal=None):
+        """seal: an _age.Seal instead of recipients or passphrase (a restore's safety backup, sealed as the backup)."""
         self.job = _catalog.check_job_name(job)
         self.backup_dir = os.path.abspath(backup_dir)
         self.compression = compression
         self.compression_level = resolve_level(compression, compression_level)
         self.recipients = list(recipients or [])
         self.passphrase = passphrase
-        self.method = encryption_method(self.recipients, passphrase)
+        self.seal = seal
+        self.method = encryption_method(self.recipients, passphrase, seal)
         self.tags = list(tags or ())
         self.description = description
         self.deploy_id = deploy_id
@@ -57,7 +59,7 @@ class NewBackup:
             writer_options["content_digest"] = True  # what the payload read back must match
         self.writer = ArtifactWriter(os.path.join(directory, self.name), request.compression,
                                      request.compression_level, request.recipients, request.passphrase,
-                                     **writer_options)
+                                     seal=request.seal, **writer_options)
         self.verification = {"state": "unverified"}
 
     def commit(self, reserved=None):

@@ -24,7 +24,9 @@ from ._errors import UsageError
 AGE_SUFFIX = ".age"
 
 
-def encryption_method(recipients, passphrase):
+def encryption_method(recipients, passphrase, seal=None):
+    if seal is not None:
+        return seal.method
     if recipients and passphrase:
         raise UsageError("give either recipients or passphrase, not both: an age file has either X25519 "
                          "recipients or a single scrypt passphrase")
@@ -66,10 +68,11 @@ class ArtifactWriter(AbortsOnError):
     """One artifact being written; nothing exists under its final name before commit()."""
 
     def __init__(self, final_path, compression="zstd", level=None, recipients=None, passphrase=None,
-                 content_digest=False, reserve=0):
+                 content_digest=False, reserve=0, seal=None):
         """reserve: keep that many bytes at the start of the payload, before what write() compresses, for the
-        data given to commit() once the rest is written. The file's SHA-256 is then computed by reading it back."""
-        self.method = encryption_method(recipients, passphrase)
+        data given to commit() once the rest is written. The file's SHA-256 is then computed by reading it back.
+        seal: an _age.Seal, instead of recipients or passphrase: sealed as another file is."""
+        self.method = encryption_method(recipients, passphrase, seal)
         self.level = resolve_level(compression, level)
         self.compression = compression
         self.recipients = list(recipients or [])
@@ -78,7 +81,8 @@ class ArtifactWriter(AbortsOnError):
             self._sink = _HashingSink(self._file)
             self._age = None
             if self.method != "none":
-                self._age = _age.AgeWriter(self._sink, recipients=recipients or None, passphrase=passphrase or None)
+                self._age = _age.AgeWriter(self._sink, recipients=recipients or None, passphrase=passphrase or None,
+                                           seal=seal)
             self._reserved = self._reserve(reserve) if reserve else None
             self._compressor = open_compressor(compression, self._age or self._sink, self.level)
         except BaseException:

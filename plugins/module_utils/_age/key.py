@@ -16,7 +16,7 @@ import io
 
 from .._errors import CryptoError, UsageError, WrongKeyError
 from .bech32 import bech32_decode, bech32_encode
-from .header import b64encode, header_mac, read_header
+from .header import MAGIC, b64encode, header_mac, read_header
 from .keys import parse_identities, recipient_from_identity
 from .recipients import unwrap_file_key
 
@@ -72,6 +72,22 @@ class Key:
         return [recipient_from_identity(identity) for identity in self.identities]
 
 
+class Seal:
+    """How to seal a new file exactly as an existing one whose header is given and whose file key key is: the new
+    header holds the same stanzas, which wrap the same file key, so whatever opens that file opens this one. Each
+    file's payload key is still its own: age derives it from the file key and a fresh random nonce. A restore with a
+    file key seals its safety backup so when the backup has no recipients to encrypt to (a passphrase backup)."""
+
+    def __init__(self, header, key):
+        self.file_key = file_key_of(header, key)
+        stanzas, up_to_dashes, _mac, _rest = read_header(io.BytesIO(header))
+        self.stanzas = up_to_dashes[len(MAGIC):-len(b"---")]
+        self.method = "scrypt" if stanzas[0].arguments[0] == b"scrypt" else "x25519"
+
+    def __repr__(self):
+        return "Seal(%s)" % self.method
+
+
 def encode_file_key(file_key):
     """The text form of a file key: LIFEBOAT-FILE-KEY-1..., bech32 with a checksum, so a mistyped one is caught."""
     return bech32_encode(_FILE_KEY_HRP, file_key).upper()
@@ -100,11 +116,17 @@ def read_header_bytes(source):
     return up_to_dashes + b" " + b64encode(mac) + b"\n"
 
 
-def unwrap(header, key):
-    """The file key that the header's stanzas wrap for key (identities or passphrase), checked by its MAC."""
-    if key.file_key is not None:
-        raise UsageError("unwrapping needs the identity or the passphrase, not a file key")
+def file_key_of(header, key):
+    """The file key of the file whose header this is (as read_header_bytes gives it), opened with key (a file key
+    only proves itself) and checked by the header's MAC."""
     stanzas, up_to_dashes, mac, rest = read_header(io.BytesIO(header))
     if rest:
         raise CryptoError("header is corrupted (bytes after its MAC line)")
     return key.open(stanzas, up_to_dashes, mac)
+
+
+def unwrap(header, key):
+    """The file key that the header's stanzas wrap for key (identities or passphrase), checked by its MAC."""
+    if key.file_key is not None:
+        raise UsageError("unwrapping needs the identity or the passphrase, not a file key")
+    return file_key_of(header, key)

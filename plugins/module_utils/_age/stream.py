@@ -50,10 +50,14 @@ class AgeWriter:
     becomes a valid age file. file_key: this file's key, which opens it and no other (Key(file_key=...)).
     """
 
-    def __init__(self, sink, recipients=None, passphrase=None, _scrypt_log_n=SCRYPT_LOG_N):
+    def __init__(self, sink, recipients=None, passphrase=None, _scrypt_log_n=SCRYPT_LOG_N, seal=None):
         require_cryptography()
-        self.file_key = file_key = os.urandom(FILE_KEY_SIZE)
-        stanzas = recipient_stanzas(file_key, recipients, passphrase, _scrypt_log_n)
+        if seal is not None:  # sealed as another file (a Seal): its stanzas and file key
+            self.file_key = file_key = seal.file_key
+            stanzas = [seal.stanzas]
+        else:
+            self.file_key = file_key = os.urandom(FILE_KEY_SIZE)
+            stanzas = recipient_stanzas(file_key, recipients, passphrase, _scrypt_log_n)
         nonce = os.urandom(PAYLOAD_NONCE_SIZE)
         self._sink = sink
         self._cipher = _payload_cipher(file_key, nonce)

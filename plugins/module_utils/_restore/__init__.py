@@ -22,7 +22,7 @@ from .._pipeline import artifact_layers, header_result
 from .database import DatabaseRestore
 from .files import run_restore_files
 from .journal import repair
-from .request import RestoreRequest, catalog_dir, check_encryption, select_backup
+from .request import RestoreRequest, catalog_dir, check_encryption, check_file_key, select_backup
 
 __all__ = ["RestoreRequest", "backup_header", "repair_restores", "restore_backup", "run_restore_files", "select_backup"]
 
@@ -36,6 +36,8 @@ def restore_backup(request, check_mode=False):
     artifact, metadata = select_backup(request)
     if request.key is not None:
         check_encryption(request, artifact, metadata)
+        if request.key.file_key is not None:
+            check_file_key(request, artifact)
     if check_mode:
         return _run(request, artifact, metadata, check_mode)
     with _catalog.CatalogLock(catalog_dir(artifact, metadata, request), timeout=request.lock_timeout):

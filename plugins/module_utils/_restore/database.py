@@ -131,11 +131,10 @@ class DatabaseRestore:
         return (safety["id"] if safety else None), exists
 
     def _safety_dump(self):
-        recipients, passphrase = safety_encryption(self.metadata, self.request)
         connection = self.request.connection if self.engine != "sqlite" else {}
         request = DumpRequest(self.engine, self.target.database, self.metadata["job"],
                               backup_dir=self.catalog,
-                              recipients=recipients, passphrase=passphrase, tags=[SAFETY_TAG],
+                              tags=[SAFETY_TAG], **safety_encryption(self.artifact, self.metadata, self.request),
                               description="taken before restoring %s" % self.metadata["id"],
                               lock_timeout=self.request.lock_timeout, **connection)
         return run_dump(request)

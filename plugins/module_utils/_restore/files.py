@@ -40,7 +40,7 @@ from .extract import Extractor
 from .journal import Journal
 from .payload import PayloadProcess
 from .plan import LiveTree, Plan
-from .request import SAFETY_TAG, catalog_dir, safety_encryption
+from .request import SAFETY_TAG, catalog_dir, open_artifact, safety_encryption
 from .swap import Unit, sync_filesystem
 
 
@@ -109,7 +109,7 @@ class FileRestore:
         self.metadata = metadata
         self.owners = os.geteuid() == 0
         self.layers = artifact_layers(artifact, metadata)
-        with self._open_artifact() as handle:
+        with open_artifact(request, artifact) as handle:
             manifest = manifest_bytes_of(handle, self.layers, request.key)
         self.manifest_sha256 = hashlib.sha256(manifest).hexdigest()
         try:
@@ -126,11 +126,6 @@ class FileRestore:
             raise
         self.differences = self.live.differences(request.delete_extra, self.owners)
         self.created_parents = []
-
-    def _open_artifact(self):
-        if self.request.artifact_opener is not None:
-            return self.request.artifact_opener()
-        return open(self.artifact, "rb")
 
     def _catalogs(self):
         """The real paths of the catalog the backup is read from and the safety backup written to: never touched."""
@@ -176,12 +171,11 @@ class FileRestore:
         paths = [self.plan.target(top) for top in self.plan.tops if top in self.live.stats]
         if not paths:
             return None
-        recipients, passphrase = safety_encryption(self.metadata, self.request)
         job = (self.metadata or {}).get("job") or "restore"
         restored = (self.metadata or {}).get("id") or self.artifact
         request = ArchiveRequest(paths, job, backup_dir=catalog_dir(self.artifact, self.metadata, self.request),
-                                 default_excludes=False, recipients=recipients, passphrase=passphrase,
-                                 tags=[SAFETY_TAG], lock_timeout=self.request.lock_timeout,
+                                 default_excludes=False, tags=[SAFETY_TAG],
+                                 **safety_encryption(self.artifact, self.metadata, self.request), lock_timeout=self.request.lock_timeout,
                                  description="taken before restoring %s" % restored)
         return run_archive(request)["id"]
 
@@ -223,7 +217,7 @@ class FileRestore:
                 unit.make_staging()
         extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner)
         expected = expected_sha256(self.artifact, self.metadata) if self.metadata else None
-        with self._open_artifact() as handle, \
+        with open_artifact(self.request, self.artifact) as handle, \
                 PayloadProcess(handle, *self.layers, self.request.key) as payload:
             extractor.run(payload, self.manifest_sha256)
         if expected is not None and payload.raw_sha256 != expected:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from .. import _catalog
+from .._age import Seal, file_key_of, read_header_bytes
 from .._errors import IntegrityError, NotFoundError, UsageError
 from .._pipeline import artifact_layers
 from .._retention import SAFETY_TAG
@@ -116,9 +117,29 @@ def catalog_dir(artifact, metadata, request):
     return request.backup_dir or os.path.dirname(os.path.dirname(artifact))
 
 
-def safety_encryption(metadata, request):
-    """(recipients, passphrase) for a safety backup: whoever could read the backup can read its safety copy."""
+def safety_encryption(artifact, metadata, request):
+    """How a safety backup is encrypted (keyword arguments of its request): whoever could read the backup can read
+    its safety copy. To the backup's recipients; without them, to the identity's, or with the passphrase; with only
+    the backup's file key (the identity stayed on the controller), sealed as the backup is (_age.Seal)."""
     recipients = list(((metadata or {}).get("encryption") or {}).get("recipients") or [])
-    if not recipients and request.key is not None:
-        recipients = request.key.recipients()
-    return recipients, (None if recipients or request.key is None else request.key.passphrase)
+    key = request.key
+    if recipients or key is None:
+        return {"recipients": recipients}
+    if key.file_key is None:
+        return {"recipients": key.recipients(), "passphrase": key.passphrase}
+    with open_artifact(request, artifact) as handle:
+        return {"seal": Seal(read_header_bytes(handle), key)}
+
+
+def open_artifact(request, artifact):
+    """The artifact, open for reading: the file, or what request.artifact_opener gives (a copy still arriving)."""
+    if request.artifact_opener is not None:
+        return request.artifact_opener()
+    return open(artifact, "rb")
+
+
+def check_file_key(request, artifact):
+    """A file key that does not open the backup is refused before anything is touched (a database restore takes its
+    safety dump before it reads the artifact): one HMAC of the header tells."""
+    with open_artifact(request, artifact) as handle:
+        file_key_of(read_header_bytes(handle), request.key)
