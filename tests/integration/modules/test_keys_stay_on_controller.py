@@ -23,12 +23,14 @@ PLAY = """
         dest: "{{ work_dir }}/restored"
         identity: "{{ identity }}"
       no_log: true
-    - name: Verify the second backup in full
+    - name: Verify the second backup in full, in the background as a long one would be
       lifeboat.backup.verify:
         backup_dir: "{{ work_dir }}/backups"
         id: "{{ second }}"
         level: full
         identity: "{{ identity }}"
+      async: 120
+      poll: 1
       register: checked
     - name: Decrypt a file
       lifeboat.backup.encrypt:
