@@ -49,27 +49,26 @@ print(json.dumps({"id": made["id"], "artifact": made["path"], "size": made["size
                   "input_size": made["metadata"]["input_size"]}))
 """
 
+# One restore from the vault: the files (dest given) or the database (target_database given).
 RECOVER_CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import conftest
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _option_groups, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._vault import reading
-settings, files_id, dump_id, key_file, dest, catalog, database, connection = json.loads(sys.stdin.read())
-vault = _option_groups.read_vault(settings)
+settings, key_file, options = json.loads(sys.stdin.read())
 with open(key_file, encoding="utf-8") as handle:
     key = _age.Key(identities=handle.read())
-files = reading.restore_copy(vault, _restore.RestoreRequest(backup_dir=catalog, backup_id=files_id, key=key, dest=dest,
-                                                            safety_backup=False), from_vault=True)
-assert files["restored"]["files"] > 0
-reading.restore_copy(vault, _restore.RestoreRequest(backup_dir=catalog, backup_id=dump_id, key=key,
-                                                    target_database=database, safety_backup=False,
-                                                    connection=connection), from_vault=True)
+reading.restore_copy(_option_groups.read_vault(settings), _restore.RestoreRequest(key=key, safety_backup=False,
+                                                                                  **options), from_vault=True)
 """
 
-BY_HAND = ("{rclone} cat vault:vault/{files} | age -d -i {key} | zstd -d | tar -x -C {dest} && "
-           "{createdb} {login} {database} && "
-           "{rclone} cat vault:vault/{dump} | age -d -i {key} | zstd -d | {pg_restore} {login} --no-owner -d {database}")
+BY_HAND = {
+    "files": "{rclone} cat vault:vault/{files} | age -d -i {key} | zstd -d | tar -x -C {dest}",
+    "database": "{createdb} {login} {database} && "
+                "{rclone} cat vault:vault/{dump} | age -d -i {key} | zstd -d | {pg_restore} {login} --no-owner "
+                "-d {database}",
+}
 
 
 def fill_database(server, size_mib):
@@ -124,6 +123,7 @@ def main():
         login = "-h %s -p %d -U postgres" % (postgres.socket_dir, postgres.port)
         env = rclone_environment(server)
         runs = {"lifeboat": [], "by hand": []}
+        parts = {(name, part): [] for name in runs for part in BY_HAND}
         # A first round that is not counted, the order switched each round, the tmpfs's memory touched before each
         # run (bench_vault_restore says why).
         for round_number in range(-1, args.rounds):
@@ -132,26 +132,39 @@ def main():
                 dest = os.path.join(targets, "%s-%d" % (name.replace(" ", "-"), round_number))
                 database = "recovered_%s_%d" % (name.replace(" ", "_"), round_number + 1)
                 os.mkdir(dest)
-                if name == "by hand":
-                    shell = BY_HAND.format(rclone=rclone, files=keys["files"], dump=keys["dump"], key=prepared["key"],
-                                           dest=dest, createdb=postgres.client("createdb"), login=login,
-                                           database=database, pg_restore=postgres.client("pg_restore"))
-                    elapsed, rss = timed(["bash", "-o", "pipefail", "-c", shell], env=env)
-                else:
-                    task = [settings, files_id, dumped["id"], prepared["key"], dest,
-                            os.path.join(work, "catalog-%d" % round_number), database, superuser]
-                    elapsed, rss = timed([sys.executable, "-c", RECOVER_CHILD, TESTS], stdin=json.dumps(task))
+                catalog = os.path.join(work, "catalog-%d" % round_number)
+                options = {"files": {"backup_dir": catalog, "backup_id": files_id, "dest": dest},
+                           "database": {"backup_dir": catalog, "backup_id": dumped["id"], "target_database": database,
+                                        "connection": superuser}}
+                taken = {}
+                for part in BY_HAND:  # files first, as recover.yml does
+                    if name == "by hand":
+                        shell = BY_HAND[part].format(
+                            rclone=rclone, files=keys["files"], dump=keys["dump"], key=prepared["key"], dest=dest,
+                            createdb=postgres.client("createdb"), login=login, database=database,
+                            pg_restore=postgres.client("pg_restore"))
+                        taken[part] = timed(["bash", "-o", "pipefail", "-c", shell], env=env)
+                    else:
+                        taken[part] = timed([sys.executable, "-c", RECOVER_CHILD, TESTS],
+                                            stdin=json.dumps([settings, prepared["key"], options[part]]))
                 count = postgres.psql("SELECT count(*) FROM notes", database=database).strip()
                 assert count == str(rows), (name, count)
+                elapsed = sum(seconds for seconds, _rss in taken.values())
                 label = round_number + 1 or "warm-up"
-                print("  round %s %-8s %.2f s, peak RSS %d MiB" % (label, name, elapsed, rss // 1024), flush=True)
+                print("  round %s %-8s %.2f s (files %.2f s, database %.2f s), peak RSS %d MiB" % (
+                    label, name, elapsed, taken["files"][0], taken["database"][0],
+                    max(rss for _seconds, rss in taken.values()) // 1024), flush=True)
                 if round_number >= 0:
                     runs[name].append(elapsed)
+                    for part, (seconds, _rss) in taken.items():
+                        parts[(name, part)].append(seconds)
                 shutil.rmtree(dest)
                 postgres.drop_database(database)
                 time.sleep(1)  # the dropped database's files are gone before the next round writes
         for name, times in runs.items():
-            print("%-9s best %.2f s, median %.2f s" % (name, min(times), statistics.median(times)))
+            print("%-9s best %.2f s, median %.2f s (median files %.2f s, database %.2f s)" % (
+                name, min(times), statistics.median(times), statistics.median(parts[(name, "files")]),
+                statistics.median(parts[(name, "database")])))
         print("ratio lifeboat / by hand: best %.2f, median %.2f (target <= 1.3)" % (
             min(runs["lifeboat"]) / min(runs["by hand"]),
             statistics.median(runs["lifeboat"]) / statistics.median(runs["by hand"])))
