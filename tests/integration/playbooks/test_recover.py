@@ -40,8 +40,8 @@ def lost_host(tmp_path):
                                   "databases": [{"engine": "sqlite", "name": str(database)},
                                                 {"engine": "sqlite", "name": str(second)}],
                                   "vaults": ["offsite"]}]}
-    played, _ = play_backup(tmp_path, dict(variables, backup_replicate=True, deploy_id="v1",
-                                           backup_report_file=str(tmp_path / "backup-report.json")))
+    played, _report = play_backup(tmp_path, dict(variables, backup_replicate=True, deploy_id="v1",
+                                                 backup_report_file=str(tmp_path / "backup-report.json")))
     assert played.returncode == 0, played.stdout[-4000:]
     before = {"tree": tree_digest(str(source)), "rows": sqlite_rows(str(database)), "audit": sqlite_rows(str(second))}
     for gone in (source, database.parent, tmp_path / "backups"):
