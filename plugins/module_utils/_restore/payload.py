@@ -124,15 +124,33 @@ def _decode(handle, layers, ring, full_fd, free_fd):
         write_all(full_fd, _FULL.pack(number, size))
 
 
-def _hash(ring, parts_fd, free_fd):
-    """The hasher's work: digests of the parts the parent names, each slot given back once hashed.
+class _Digests:
+    """SHA-256 digests by key. Keys come in turn, so a digest is finished as soon as the next key appears: only
+    one is open at a time, and what is kept per key is its hex digest."""
 
-    Keys come in turn, so a digest is finished as soon as the next key appears: only one is open at a
-    time, and what is kept per file is its hex digest.
-    """
+    def __init__(self):
+        self.done = {}
+        self._key, self._digest = -1, None
+
+    def update(self, key, data):
+        if key != self._key:
+            if key < self._key:
+                raise ValueError("hash keys must come in turn: %d after %d" % (key, self._key))
+            self.finish()
+            self._key, self._digest = key, hashlib.sha256()
+        self._digest.update(data)
+
+    def finish(self):
+        """{key: hex digest} of everything given so far."""
+        if self._digest is not None:
+            self.done[self._key] = self._digest.hexdigest()
+        return self.done
+
+
+def _hash(ring, parts_fd, free_fd):
+    """The hasher's work: digests of the parts the parent names, each slot given back once hashed."""
     slots = _slot_views(ring)
-    digests = {}
-    key, digest = -1, None
+    digests = _Digests()
     with open(parts_fd, "rb", closefd=False) as parts:
         while True:
             head = parts.read(_READ.size)
@@ -140,18 +158,10 @@ def _hash(ring, parts_fd, free_fd):
                 raise BrokenPipeError  # the parent has gone
             number, count = _READ.unpack(head)
             if number == _END:
-                if digest is not None:
-                    digests[key] = digest.hexdigest()
-                return digests
+                return digests.finish()
             view = slots[number]
             for part_key, start, end in _PART.iter_unpack(parts.read(count * _PART.size)):
-                if part_key != key:
-                    if part_key < key:
-                        raise ValueError("hash keys must come in turn: %d after %d" % (part_key, key))
-                    if digest is not None:
-                        digests[key] = digest.hexdigest()
-                    key, digest = part_key, hashlib.sha256()
-                digest.update(view[start:end])
+                digests.update(part_key, view[start:end])
             try:
                 os.write(free_fd, bytes((number,)))
             except BrokenPipeError:
@@ -202,24 +212,58 @@ def _fork(keep, every):
     return pid
 
 
-class PayloadProcess:
-    """The payload of an open artifact file, produced by a decoder process and hashed by a hasher process.
+class _SlotReader:
+    """The payload handed out a slot at a time by _next_slot(), which sets _view to the slot's bytes.
 
-    read() hands out slices of the shared ring, valid until the next read(). It raises the decoder's
-    error at the point where the payload stops; after the end (b''), raw_sha256 holds the SHA-256 of
-    the whole artifact. hash_last(key) adds what the last read() returned to the digest named key (an
-    int; keys come in turn, never back to an earlier one), digests() returns them all once the payload
-    is read. close() ends the children if they run.
+    read() hands out slices of the slot, valid until the next read(); after the end (b''), raw_sha256
+    holds the SHA-256 of the whole artifact. hash_last(key) adds what the last read() returned to the
+    digest named key (an int; keys come in turn, never back to an earlier one), digests() returns them
+    all once the payload is read.
     """
 
-    def __init__(self, handle, compression, encrypted, key=None):
+    def __init__(self):
         self.raw_sha256 = None
-        self._ring = mmap.mmap(-1, SLOTS * SLOT_SIZE)  # anonymous and MAP_SHARED: shared with the children
-        self._slots = _slot_views(self._ring)
-        self._slot = None
         self._view = memoryview(b"")
         self._start = self._pos = 0
         self._parts = array.array("I")
+
+    def read(self, size=-1):
+        """Up to size bytes of the payload (a memoryview, valid until the next read); b'' at its end."""
+        if self._pos >= len(self._view) and not self._next_slot():
+            return b""
+        self._start = self._pos
+        self._pos = len(self._view) if size is None or size < 0 else min(self._start + size, len(self._view))
+        return self._view[self._start:self._pos]
+
+    def hash_last(self, key):
+        """Add what the last read() returned to the digest named key."""
+        self._parts.extend((key, self._start, self._pos))
+
+    def drain(self):
+        """Read to the end of the payload: the layers check their ends, the raw digest covers the whole file."""
+        while self.read(SLOT_SIZE):
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class PayloadProcess(_SlotReader):
+    """The payload of an open artifact file, produced by a decoder process and hashed by a hasher process.
+
+    The slots are those of a ring in shared memory. read() raises the decoder's error at the point where
+    the payload stops. close() ends the children if they run.
+    """
+
+    def __init__(self, handle, compression, encrypted, key=None):
+        super().__init__()
+        self._ring = mmap.mmap(-1, SLOTS * SLOT_SIZE)  # anonymous and MAP_SHARED: shared with the children
+        self._slots = _slot_views(self._ring)
+        self._slot = None
         full_r, full_w = os.pipe()
         free_r, free_w = os.pipe()
         parts_r, parts_w = os.pipe()
@@ -243,18 +287,6 @@ class PayloadProcess:
             for fd in (full_w, free_r, free_w, parts_r, digests_w, status_w):
                 os.close(fd)
 
-    def read(self, size=-1):
-        """Up to size bytes of the payload (a memoryview, valid until the next read); b'' at its end."""
-        if self._pos >= len(self._view) and not self._next_slot():
-            return b""
-        self._start = self._pos
-        self._pos = len(self._view) if size is None or size < 0 else min(self._start + size, len(self._view))
-        return self._view[self._start:self._pos]
-
-    def hash_last(self, key):
-        """Add what the last read() returned to the digest named key."""
-        self._parts.extend((key, self._start, self._pos))
-
     def _next_slot(self):
         """Pass the read slot on to the hasher and take the next full one; False at the payload's end."""
         if self._slot is not None:
@@ -270,11 +302,6 @@ class PayloadProcess:
         self._slot, size = _FULL.unpack(token)
         self._view, self._start, self._pos = self._slots[self._slot][:size], 0, 0
         return True
-
-    def drain(self):
-        """Read to the end of the payload: the layers check their ends, the raw digest covers the whole file."""
-        while self.read(SLOT_SIZE):
-            pass
 
     def _finish(self):
         """At the payload's end: the decoder's report, raised when it is an error."""
@@ -320,10 +347,3 @@ class PayloadProcess:
                 os.kill(pid, signal.SIGKILL)  # stopped early: what it would still produce is not wanted
                 os.waitpid(pid, 0)
                 self._pids[which] = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
