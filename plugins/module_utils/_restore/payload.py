@@ -201,11 +201,18 @@ def _child(work, report_fd, done_fd=None):
 
 def _fork(keep, every):
     """Fork; in the child, close every pipe end but those in keep. Returns the pid (0 in the child)."""
-    pid = os.fork()
+    parent = os.getpid()
+    # The child never frees the parent's garbage: a zstd compressor's finalizer would join worker threads that
+    # exist only in the parent, and wait for ever. Off from before the fork: the hooks that run in the child
+    # within os.fork() allocate, and could start a collection.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        pid = os.fork()
+    finally:
+        if collecting and os.getpid() == parent:
+            gc.enable()
     if pid == 0:
-        # The child never frees the parent's garbage: a zstd compressor's finalizer would join worker threads
-        # that exist only in the parent, and wait for ever.
-        gc.disable()
         for fd in every:
             if fd not in keep:
                 os.close(fd)
@@ -347,3 +354,53 @@ class PayloadProcess(_SlotReader):
                 os.kill(pid, signal.SIGKILL)  # stopped early: what it would still produce is not wanted
                 os.waitpid(pid, 0)
                 self._pids[which] = None
+
+
+class InlinePayload(_SlotReader):
+    """PayloadProcess's reading and hashing done in this process, one slot at a time, for a stream a forked
+    decoder cannot read on its own."""
+
+    def __init__(self, handle, compression, encrypted, key=None):
+        super().__init__()
+        payload, self._raw = open_payload(handle, compression, encrypted, key)
+        self._fill = _filler(payload)
+        self._slot = memoryview(bytearray(SLOT_SIZE))
+        self._digests = _Digests()
+        self._ended = False
+
+    def _next_slot(self):
+        """Hash the parts of the slot just read, then fill it again; False at the payload's end."""
+        parts = self._parts
+        for index in range(0, len(parts), 3):
+            self._digests.update(parts[index], self._view[parts[index + 1]:parts[index + 2]])
+        del parts[:]
+        if self._ended:
+            return False
+        size = self._fill(self._slot)
+        if not size:
+            self._ended = True
+            self.raw_sha256 = self._raw.sha256.hexdigest()
+            return False
+        self._view, self._start, self._pos = self._slot[:size], 0, 0
+        return True
+
+    def digests(self):
+        return self._digests.finish()
+
+    def close(self):
+        pass  # nothing runs beside this process
+
+
+def open_payload_reader(handle, compression, encrypted, key=None):
+    """A PayloadProcess of handle, or an InlinePayload where handle has no descriptor.
+
+    A forked decoder can read an open file or pipe on its own: what it takes from the kernel is gone for the
+    parent, which no longer reads it. A stream without a descriptor (a vault's download over S3 or SFTP) lives in
+    the parent's memory and talks over the parent's connection: read in a child, it would leave the parent's
+    session out of step with its server, so it is read here.
+    """
+    try:
+        handle.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        return InlinePayload(handle, compression, encrypted, key)
+    return PayloadProcess(handle, compression, encrypted, key)
