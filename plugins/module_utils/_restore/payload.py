@@ -77,21 +77,35 @@ def _slot_views(ring):
 
 
 def _filler(payload):
-    """fill(view) -> bytes put into view, fewer only at the payload's end."""
-    readinto = getattr(payload, "readinto", None)
+    """fill(view) -> bytes put into view, fewer only at the payload's end.
+
+    An error of the layers after some bytes were put into view is raised by the next call: the bytes before it
+    are handed out first, as a reader in one process gets them (a gzip stream's checksum at its end fails only
+    after all of its bytes were read).
+    """
+    readinto = getattr(payload, "readinto1", None) or getattr(payload, "readinto", None)
     if readinto is None:  # the uncompressed layers hand out bytes: one copy into the slot
         def readinto(view):
             data = payload.read(len(view))
             view[:len(data)] = data
             return len(data)
+    pending = []
 
     def fill(view):
-        filled = readinto(view)
-        while filled and filled < len(view):
-            more = readinto(view[filled:])
-            if not more:
-                break
-            filled += more
+        if pending:
+            raise pending.pop()
+        filled = 0
+        try:
+            filled = readinto(view)
+            while filled and filled < len(view):
+                more = readinto(view[filled:])
+                if not more:
+                    break
+                filled += more
+        except Exception as exc:  # pylint: disable=broad-except
+            if not filled:
+                raise
+            pending.append(exc)
         return filled
     return fill
 
