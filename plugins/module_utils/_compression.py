@@ -161,6 +161,11 @@ class _CheckedReader:
     def readinto(self, view):
         return self._checked(self._reader.readinto, view)
 
+    def readinto1(self, view):
+        """readinto with at most one read of the decompressor (gzip's: one buffer), so that what it gave before
+        an error (a gzip checksum that fails at the end) is not lost with it."""
+        return self._checked(getattr(self._reader, "readinto1", self._reader.readinto), view)
+
     def _checked(self, method, argument):
         try:
             return method(argument)

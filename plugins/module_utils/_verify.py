@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from . import _catalog, _selection
@@ -47,12 +46,15 @@ def compare_checksum(artifact, expected, actual):
 
 
 class _TreeCheck:
-    """Compares the members of an archive with its manifest while they stream past, with the checks restore makes."""
+    """Compares the members of an archive with its manifest while they stream past, with the checks restore makes.
 
-    def __init__(self):
+    payload: the PayloadProcess (or InlinePayload) the members are read from, whose hasher hashes each file."""
+
+    def __init__(self, payload):
+        self.hash_last = payload.hash_last
         self.records = None
         self.check = None
-        self.mismatched = []
+        self.hashed = []  # the names of the files read, in the order of the hasher's keys
         self.members = 0
         self.bytes = 0
 
@@ -67,22 +69,23 @@ class _TreeCheck:
             self.check = MemberCheck(self.records)
             return
         self.members += 1
-        name, record = self.check.member(member)
+        name, _record = self.check.member(member)
         if member.kind == "file":
-            digest = hashlib.sha256()
-            while True:
-                chunk = reader.read(1 << 20)
-                if not chunk:
-                    break
-                digest.update(chunk)
+            key, read, hash_last = len(self.hashed), reader.read, self.hash_last
+            self.hashed.append(name)
+            chunk = read(1 << 20)
+            while chunk:
+                hash_last(key)
                 self.bytes += len(chunk)
-            if digest.hexdigest() != record["sha256"]:
-                self.mismatched.append(name)
+                chunk = read(1 << 20)
 
-    def finish(self):
+    def finish(self, digests, empty_sha256):
+        """digests: the hasher's, once the whole payload was read; a file of no bytes has none, empty_sha256."""
         if self.records is None:
             raise IntegrityError("the archive has no manifest", stage="manifest")
-        self.check.finish(self.records, self.mismatched)
+        mismatched = [name for key, name in enumerate(self.hashed)
+                      if digests.get(key, empty_sha256) != self.records[name]["sha256"]]
+        self.check.finish(self.records, mismatched)
 
 
 def check_full(artifact, metadata, key=None):
@@ -92,32 +95,35 @@ def check_full(artifact, metadata, key=None):
 
 
 def check_full_stream(handle, layers, metadata, key=None):
-    """check_full of an artifact read from handle (a file, a vault's stream), layers: (compression, encrypted)."""
-    compression, encrypted = layers
-    payload, raw = open_payload(handle, compression, encrypted, key)
-    if metadata is not None and metadata.get("kind") != "files":
-        content = hashlib.sha256()
-        size = 0
-        while True:
-            chunk = payload.read(1 << 20)
-            if not chunk:
-                break
-            content.update(chunk)
-            size += len(chunk)
-        while raw.read(1 << 20):
-            pass
-        if metadata.get("content_sha256") not in (None, content.hexdigest()):
-            raise IntegrityError("the decrypted payload does not match the recorded content SHA-256",
-                                 stage="payload")
-        return {"members": 1, "bytes": size, "raw_sha256": raw.sha256.hexdigest()}
-    check = _TreeCheck()
-    tar = TarReader(payload)
-    for member in tar:
-        check.member(member, tar)
-    check.finish()
-    while raw.read(1 << 20):
-        pass  # bytes after the tar end blocks still count for the artifact's checksum
-    return {"members": check.members, "bytes": check.bytes, "raw_sha256": raw.sha256.hexdigest()}
+    """check_full of an artifact read from handle (a file, a vault's stream), layers: (compression, encrypted).
+
+    As a restore reads it: decoded in one child process, hashed in another, the tar parsed here (PayloadProcess).
+    """
+    # Imported here: the restore imports this module.
+    from ._restore.payload import EMPTY_SHA256, open_payload_reader  # pylint: disable=import-outside-toplevel
+    with open_payload_reader(handle, *layers, key) as payload:
+        if metadata is not None and metadata.get("kind") != "files":
+            size = 0
+            chunk = payload.read()
+            while chunk:
+                payload.hash_last(0)
+                size += len(chunk)
+                chunk = payload.read()
+            if metadata.get("content_sha256") not in (None, payload.digests().get(0, EMPTY_SHA256)):
+                raise IntegrityError("the decrypted payload does not match the recorded content SHA-256",
+                                     stage="payload")
+            return {"members": 1, "bytes": size, "raw_sha256": payload.raw_sha256}
+        check = _TreeCheck(payload)
+        tar = TarReader(payload)
+        for member in tar:
+            check.member(member, tar)
+        try:
+            payload.drain()  # to the end of the payload: the layers check their ends, the raw digest covers the file
+        except (IntegrityError, CryptoError):
+            check.finish(payload.digests(), EMPTY_SHA256)  # a member that differs is named first, the layer after
+            raise
+        check.finish(payload.digests(), EMPTY_SHA256)
+        return {"members": check.members, "bytes": check.bytes, "raw_sha256": payload.raw_sha256}
 
 
 def manifest_member(tar):

@@ -77,21 +77,35 @@ def _slot_views(ring):
 
 
 def _filler(payload):
-    """fill(view) -> bytes put into view, fewer only at the payload's end."""
-    readinto = getattr(payload, "readinto", None)
+    """fill(view) -> bytes put into view, fewer only at the payload's end.
+
+    An error of the layers after some bytes were put into view is raised by the next call: the bytes before it
+    are handed out first, as a reader in one process gets them (a gzip stream's checksum at its end fails only
+    after all of its bytes were read).
+    """
+    readinto = getattr(payload, "readinto1", None) or getattr(payload, "readinto", None)
     if readinto is None:  # the uncompressed layers hand out bytes: one copy into the slot
         def readinto(view):
             data = payload.read(len(view))
             view[:len(data)] = data
             return len(data)
+    pending = []
 
     def fill(view):
-        filled = readinto(view)
-        while filled and filled < len(view):
-            more = readinto(view[filled:])
-            if not more:
-                break
-            filled += more
+        if pending:
+            raise pending.pop()
+        filled = 0
+        try:
+            filled = readinto(view)
+            while filled and filled < len(view):
+                more = readinto(view[filled:])
+                if not more:
+                    break
+                filled += more
+        except Exception as exc:  # pylint: disable=broad-except
+            if not filled:
+                raise
+            pending.append(exc)
         return filled
     return fill
 
@@ -124,15 +138,33 @@ def _decode(handle, layers, ring, full_fd, free_fd):
         write_all(full_fd, _FULL.pack(number, size))
 
 
-def _hash(ring, parts_fd, free_fd):
-    """The hasher's work: digests of the parts the parent names, each slot given back once hashed.
+class _Digests:
+    """SHA-256 digests by key. Keys come in turn, so a digest is finished as soon as the next key appears: only
+    one is open at a time, and what is kept per key is its hex digest."""
 
-    Keys come in turn, so a digest is finished as soon as the next key appears: only one is open at a
-    time, and what is kept per file is its hex digest.
-    """
+    def __init__(self):
+        self.done = {}
+        self._key, self._digest = -1, None
+
+    def update(self, key, data):
+        if key != self._key:
+            if key < self._key:
+                raise ValueError("hash keys must come in turn: %d after %d" % (key, self._key))
+            self.finish()
+            self._key, self._digest = key, hashlib.sha256()
+        self._digest.update(data)
+
+    def finish(self):
+        """{key: hex digest} of everything given so far."""
+        if self._digest is not None:
+            self.done[self._key] = self._digest.hexdigest()
+        return self.done
+
+
+def _hash(ring, parts_fd, free_fd):
+    """The hasher's work: digests of the parts the parent names, each slot given back once hashed."""
     slots = _slot_views(ring)
-    digests = {}
-    key, digest = -1, None
+    digests = _Digests()
     with open(parts_fd, "rb", closefd=False) as parts:
         while True:
             head = parts.read(_READ.size)
@@ -140,18 +172,10 @@ def _hash(ring, parts_fd, free_fd):
                 raise BrokenPipeError  # the parent has gone
             number, count = _READ.unpack(head)
             if number == _END:
-                if digest is not None:
-                    digests[key] = digest.hexdigest()
-                return digests
+                return digests.finish()
             view = slots[number]
             for part_key, start, end in _PART.iter_unpack(parts.read(count * _PART.size)):
-                if part_key != key:
-                    if part_key < key:
-                        raise ValueError("hash keys must come in turn: %d after %d" % (part_key, key))
-                    if digest is not None:
-                        digests[key] = digest.hexdigest()
-                    key, digest = part_key, hashlib.sha256()
-                digest.update(view[start:end])
+                digests.update(part_key, view[start:end])
             try:
                 os.write(free_fd, bytes((number,)))
             except BrokenPipeError:
@@ -191,35 +215,76 @@ def _child(work, report_fd, done_fd=None):
 
 def _fork(keep, every):
     """Fork; in the child, close every pipe end but those in keep. Returns the pid (0 in the child)."""
-    pid = os.fork()
+    parent = os.getpid()
+    # The child never frees the parent's garbage: a zstd compressor's finalizer would join worker threads that
+    # exist only in the parent, and wait for ever. Off from before the fork: the hooks that run in the child
+    # within os.fork() allocate, and could start a collection.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        pid = os.fork()
+    finally:
+        if collecting and os.getpid() == parent:
+            gc.enable()
     if pid == 0:
-        # The child never frees the parent's garbage: a zstd compressor's finalizer would join worker threads
-        # that exist only in the parent, and wait for ever.
-        gc.disable()
         for fd in every:
             if fd not in keep:
                 os.close(fd)
     return pid
 
 
-class PayloadProcess:
-    """The payload of an open artifact file, produced by a decoder process and hashed by a hasher process.
+class _SlotReader:
+    """The payload handed out a slot at a time by _next_slot(), which sets _view to the slot's bytes.
 
-    read() hands out slices of the shared ring, valid until the next read(). It raises the decoder's
-    error at the point where the payload stops; after the end (b''), raw_sha256 holds the SHA-256 of
-    the whole artifact. hash_last(key) adds what the last read() returned to the digest named key (an
-    int; keys come in turn, never back to an earlier one), digests() returns them all once the payload
-    is read. close() ends the children if they run.
+    read() hands out slices of the slot, valid until the next read(); after the end (b''), raw_sha256
+    holds the SHA-256 of the whole artifact. hash_last(key) adds what the last read() returned to the
+    digest named key (an int; keys come in turn, never back to an earlier one), digests() returns them
+    all once the payload is read.
     """
 
-    def __init__(self, handle, compression, encrypted, key=None):
+    def __init__(self):
         self.raw_sha256 = None
-        self._ring = mmap.mmap(-1, SLOTS * SLOT_SIZE)  # anonymous and MAP_SHARED: shared with the children
-        self._slots = _slot_views(self._ring)
-        self._slot = None
         self._view = memoryview(b"")
         self._start = self._pos = 0
         self._parts = array.array("I")
+
+    def read(self, size=-1):
+        """Up to size bytes of the payload (a memoryview, valid until the next read); b'' at its end."""
+        if self._pos >= len(self._view) and not self._next_slot():
+            return b""
+        self._start = self._pos
+        self._pos = len(self._view) if size is None or size < 0 else min(self._start + size, len(self._view))
+        return self._view[self._start:self._pos]
+
+    def hash_last(self, key):
+        """Add what the last read() returned to the digest named key."""
+        self._parts.extend((key, self._start, self._pos))
+
+    def drain(self):
+        """Read to the end of the payload: the layers check their ends, the raw digest covers the whole file."""
+        while self.read(SLOT_SIZE):
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class PayloadProcess(_SlotReader):
+    """The payload of an open artifact file, produced by a decoder process and hashed by a hasher process.
+
+    The slots are those of a ring in shared memory. read() raises the decoder's error at the point where
+    the payload stops. close() ends the children if they run.
+    """
+
+    def __init__(self, handle, compression, encrypted, key=None):
+        super().__init__()
+        self._ring = mmap.mmap(-1, SLOTS * SLOT_SIZE)  # anonymous and MAP_SHARED: shared with the children
+        self._slots = _slot_views(self._ring)
+        self._slot = None
         full_r, full_w = os.pipe()
         free_r, free_w = os.pipe()
         parts_r, parts_w = os.pipe()
@@ -243,18 +308,6 @@ class PayloadProcess:
             for fd in (full_w, free_r, free_w, parts_r, digests_w, status_w):
                 os.close(fd)
 
-    def read(self, size=-1):
-        """Up to size bytes of the payload (a memoryview, valid until the next read); b'' at its end."""
-        if self._pos >= len(self._view) and not self._next_slot():
-            return b""
-        self._start = self._pos
-        self._pos = len(self._view) if size is None or size < 0 else min(self._start + size, len(self._view))
-        return self._view[self._start:self._pos]
-
-    def hash_last(self, key):
-        """Add what the last read() returned to the digest named key."""
-        self._parts.extend((key, self._start, self._pos))
-
     def _next_slot(self):
         """Pass the read slot on to the hasher and take the next full one; False at the payload's end."""
         if self._slot is not None:
@@ -270,11 +323,6 @@ class PayloadProcess:
         self._slot, size = _FULL.unpack(token)
         self._view, self._start, self._pos = self._slots[self._slot][:size], 0, 0
         return True
-
-    def drain(self):
-        """Read to the end of the payload: the layers check their ends, the raw digest covers the whole file."""
-        while self.read(SLOT_SIZE):
-            pass
 
     def _finish(self):
         """At the payload's end: the decoder's report, raised when it is an error."""
@@ -321,9 +369,52 @@ class PayloadProcess:
                 os.waitpid(pid, 0)
                 self._pids[which] = None
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-        return False
+class InlinePayload(_SlotReader):
+    """PayloadProcess's reading and hashing done in this process, one slot at a time, for a stream a forked
+    decoder cannot read on its own."""
+
+    def __init__(self, handle, compression, encrypted, key=None):
+        super().__init__()
+        payload, self._raw = open_payload(handle, compression, encrypted, key)
+        self._fill = _filler(payload)
+        self._slot = memoryview(bytearray(SLOT_SIZE))
+        self._digests = _Digests()
+        self._ended = False
+
+    def _next_slot(self):
+        """Hash the parts of the slot just read, then fill it again; False at the payload's end."""
+        parts = self._parts
+        for index in range(0, len(parts), 3):
+            self._digests.update(parts[index], self._view[parts[index + 1]:parts[index + 2]])
+        del parts[:]
+        if self._ended:
+            return False
+        size = self._fill(self._slot)
+        if not size:
+            self._ended = True
+            self.raw_sha256 = self._raw.sha256.hexdigest()
+            return False
+        self._view, self._start, self._pos = self._slot[:size], 0, 0
+        return True
+
+    def digests(self):
+        return self._digests.finish()
+
+    def close(self):
+        pass  # nothing runs beside this process
+
+
+def open_payload_reader(handle, compression, encrypted, key=None):
+    """A PayloadProcess of handle, or an InlinePayload where handle has no descriptor.
+
+    A forked decoder can read an open file or pipe on its own: what it takes from the kernel is gone for the
+    parent, which no longer reads it. A stream without a descriptor (a vault's download over S3 or SFTP) lives in
+    the parent's memory and talks over the parent's connection: read in a child, it would leave the parent's
+    session out of step with its server, so it is read here.
+    """
+    try:
+        handle.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        return InlinePayload(handle, compression, encrypted, key)
+    return PayloadProcess(handle, compression, encrypted, key)
