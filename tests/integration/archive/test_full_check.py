@@ -10,8 +10,7 @@ import pytest
 from testlib import KEY, backup, dump, make_tree, sqlite_sample
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog, _verify
-from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (
-    BackupError, CryptoError, IntegrityError, UsageError, WrongKeyError)
+from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, UsageError, WrongKeyError
 from ansible_collections.lifeboat.backup.plugins.module_utils._pipeline import artifact_layers
 from ansible_collections.lifeboat.backup.plugins.module_utils._restore.payload import (
     InlinePayload, PayloadProcess, open_payload_reader)
