@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: lifeboat.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the story leaves on each app host: run by `molecule verify -s recover` after converge.yml asserted every step."""
+"""What the story leaves on each app host: run by `molecule verify -s recover` after converge.yml asserted every
+step."""
 
 from __future__ import annotations
 
