@@ -63,7 +63,7 @@ with open(key, "w", encoding="utf-8") as handle:
     handle.write(identity + "\n")
 backup = _archive.run_archive(_archive.ArchiveRequest([root], "bench", backup_dir=os.path.join(work, "backups"),
                                                       recipients=[recipient]))
-_header, records = _verify.read_manifest(backup["path"], None, [identity])
+_header, records = _verify.read_manifest(backup["path"], None, _age.Key(identities=[identity]))
 sums = os.path.join(work, "SHA256SUMS")
 with open(sums, "w", encoding="utf-8") as handle:
     handle.writelines("%s  %s\n" % (record["sha256"], record["path"]) for record in records if record["type"] == "file")
@@ -77,8 +77,8 @@ sys.path.insert(0, sys.argv[1])
 import conftest
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _restore
 with open(sys.argv[3], encoding="utf-8") as handle:
-    identities = _age.parse_identities(handle.read())
-request = _restore.RestoreRequest(path=sys.argv[2], key=_age.Key(identities=identities), dest=sys.argv[4], safety_backup=False)
+    key = _age.Key(identities=handle.read())
+request = _restore.RestoreRequest(path=sys.argv[2], key=key, dest=sys.argv[4], safety_backup=False)
 artifact, metadata = _restore.select_backup(request)
 result = _restore.run_restore_files(request, artifact, metadata)
 assert result["restored"]["files"] > 0

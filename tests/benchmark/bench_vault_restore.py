@@ -47,9 +47,9 @@ from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _opti
 from ansible_collections.lifeboat.backup.plugins.module_utils._vault import reading
 settings = json.loads(sys.stdin.read())
 with open(sys.argv[3], encoding="utf-8") as handle:
-    identities = _age.parse_identities(handle.read())
-request = _restore.RestoreRequest(backup_dir=sys.argv[5], backup_id=sys.argv[2], key=_age.Key(identities=identities),
-                                  dest=sys.argv[4], safety_backup=False)
+    key = _age.Key(identities=handle.read())
+request = _restore.RestoreRequest(backup_dir=sys.argv[5], backup_id=sys.argv[2], key=key, dest=sys.argv[4],
+                                  safety_backup=False)
 result = reading.restore_copy(_option_groups.read_vault(settings), request, from_vault=True)
 assert result["restored"]["files"] > 0
 """

@@ -37,7 +37,8 @@ def list_backups(vault, job=None):
             entry["complete"] = copy is not None
             entry["attempts"] = len(attempts)
             if copy is not None:
-                entry.update({key: copy.metadata.get(key) for key in ("kind", "created_at", "tags", "deploy_id")})
+                entry.update({key: copy.metadata.get(key) for key in ("kind", "created_at", "tags", "deploy_id",
+                                                                      "database", "engine")})
             else:
                 entry["created_at"] = None
             backups.append(entry)

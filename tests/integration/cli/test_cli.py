@@ -83,7 +83,9 @@ def test_run_makes_verified_backups_prunes_and_writes_metrics(host):
     assert first.returncode == 0, first.stderr
     made = json.loads(first.stdout)["backups"]
     assert [os.path.basename(b["path"]).split(".", 1)[1] for b in made] == ["sqlite.zst.age", "tar.zst.age"]
-    assert "verify %s: checksum ok" % made[0]["id"] in first.stderr
+    assert "verify %s" % made[0]["id"] not in first.stderr  # read back in full as written: no checksum step
+    listed = {meta["id"]: meta["verification"] for meta in json.loads(host("list", "--json").stdout)}
+    assert {listed[backup["id"]]["method"] for backup in made} == {"read-back"}
     for _attempt in range(2):
         assert host("run", "app").returncode == 0
     listed = json.loads(host("list", "--json").stdout)
@@ -296,3 +298,16 @@ def test_a_failing_ping_is_a_warning_without_its_token_and_the_backup_is_made(ho
     assert TOKEN not in run.stdout + run.stderr
     assert [path for path, _body in received] == ["/ping/%s/start" % TOKEN, "/ping/%s" % TOKEN]
     assert len(_catalog.list_metadata(str(host.tmp / "backups"))) == 2
+
+
+def test_a_job_without_read_back_gets_a_checksum_verify(host):
+    job_file = host.tmp / "etc" / "jobs.d" / "app.json"
+    job_file.write_text(json.dumps(dict(json.loads(job_file.read_text()), read_back=False)))
+    run = host("run", "app", "--json")
+    assert run.returncode == 0, run.stderr
+    made = json.loads(run.stdout)["backups"]
+    for backup in made:
+        assert "verify %s: checksum ok" % backup["id"] in run.stderr
+    listed = {meta["id"]: meta["verification"] for meta in json.loads(host("list", "--json").stdout)}
+    assert {listed[backup["id"]]["state"] for backup in made} == {"verified"}
+    assert {listed[backup["id"]]["level"] for backup in made} == {"checksum"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -22,28 +23,33 @@ from testlib import COLLECTIONS, IDENTITY, RECIPIENT, ROOT, make_tree, sqlite_ro
 
 @pytest.fixture(name="lost")
 def lost_host(tmp_path):
-    """A host backed up and replicated, then lost: its tree, database and catalog gone. Returns its variables and
-    what the data was."""
+    """A host backed up and replicated, then lost: its tree, its two databases and its catalog gone. Returns its
+    variables and what the data was."""
     source, database = tmp_path / "srv" / "app", tmp_path / "data" / "app.db"
+    second = database.with_name("audit.db")
     make_tree(str(source))
     database.parent.mkdir()
     sqlite_sample(str(database))
+    with sqlite3.connect(second) as connection:
+        connection.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY, line TEXT)")
+        connection.executemany("INSERT INTO audit (line) VALUES (?)", [("line %d" % n,) for n in range(50)])
     (tmp_path / "vault").mkdir()
     variables = {"backup_dir": str(tmp_path / "backups"), "ansible_python_interpreter": sys.executable,
                  "backup_vaults": [{"name": "offsite", "url": "file://%s/vault" % tmp_path}],
                  "backup_jobs": [{"name": "app", "paths": [str(source)], "recipients": [RECIPIENT],
-                                  "databases": [{"engine": "sqlite", "name": str(database)}],
+                                  "databases": [{"engine": "sqlite", "name": str(database)},
+                                                {"engine": "sqlite", "name": str(second)}],
                                   "vaults": ["offsite"]}]}
-    played, _ = play_backup(tmp_path, dict(variables, backup_replicate=True, deploy_id="v1",
-                                           backup_report_file=str(tmp_path / "backup-report.json")))
+    played, _report = play_backup(tmp_path, dict(variables, backup_replicate=True, deploy_id="v1",
+                                                 backup_report_file=str(tmp_path / "backup-report.json")))
     assert played.returncode == 0, played.stdout[-4000:]
-    before = {"tree": tree_digest(str(source)), "rows": sqlite_rows(str(database))}
+    before = {"tree": tree_digest(str(source)), "rows": sqlite_rows(str(database)), "audit": sqlite_rows(str(second))}
     for gone in (source, database.parent, tmp_path / "backups"):
         shutil.rmtree(gone)
     database.parent.mkdir()  # the database's directory is there, as a fresh host's provisioning makes it
     variables.update(backup_identity=IDENTITY, recover_hosts="localhost", recover_install_agent=False,
                      recover_report_file=str(tmp_path / "recover-report.json"))
-    return {"vars": variables, "before": before, "source": source, "database": database}
+    return {"vars": variables, "before": before, "source": source, "database": database, "second": second}
 
 
 def recover(tmp_path, variables, **extra):
@@ -90,13 +96,14 @@ def test_the_host_comes_back_is_protected_again_and_a_second_run_refuses(tmp_pat
     assert played.returncode == 0, played.stdout[-6000:]
     assert tree_digest(str(lost["source"])) == lost["before"]["tree"]
     assert sqlite_rows(str(lost["database"])) == lost["before"]["rows"]
+    assert sqlite_rows(str(lost["second"])) == lost["before"]["audit"]  # each dump into its own database
     host = report["hosts"]["localhost"]
     assert host["status"] == "recovered", host
     assert sorted((row["id"], row["vault"]) for row in host["restored"]) == [(i, "offsite") for i in copies]
     assert set(host["steps_s"]) == {"plan", "restore", "gate", "first_backup"}
     # The first backups are in the new catalog and on the vault.
     first = sorted(row["id"] for row in host["first_backups"])
-    assert len(first) == 2 and all(row["vaults"] == ["offsite"] for row in host["first_backups"])
+    assert len(first) == 3 and all(row["vaults"] == ["offsite"] for row in host["first_backups"])
     assert set(first) <= set(os.path.splitext(name)[0] for name in os.listdir(tmp_path / "backups" / "app"))
     assert vault_ids(tmp_path) == sorted(copies + first)
     assert "localhost: restored files of job app" in played.stdout
