@@ -9,6 +9,7 @@ own network namespace on a link-local bridge, reached over SSH as root. Run as r
     python3 tests/fleet/fleet.py check                   can this machine run a fleet? (exit 0 or 77)
     python3 tests/fleet/fleet.py rootfs                  build (or reuse) the cached rootfs
     python3 tests/fleet/fleet.py up HOST [HOST...]       boot hosts, wait until they answer ssh
+    python3 tests/fleet/fleet.py destroy HOST [HOST...]  lose hosts: kill them and remove their disks
     python3 tests/fleet/fleet.py inventory [-o FILE]     the Ansible inventory (YAML) of the fleet
     python3 tests/fleet/fleet.py status                  what is running; exit 1 when a host is down
     python3 tests/fleet/fleet.py down                    stop every host and remove all it created
@@ -16,6 +17,11 @@ own network namespace on a link-local bridge, reached over SSH as root. Run as r
 `check` and `up` exit 77 with a one-line reason when this machine cannot run a fleet (not root, a
 tool missing). Everything is kept in build/fleet/ (state.json records what exists, so `down` cleans up after a
 partial `up` too); everything created on the machine is named with the `lbfleet` prefix.
+
+`destroy` loses a host as a machine is lost: its processes are killed (no clean shutdown) and its disk, the overlay's
+upper and work layers, is removed with its mount, network and cgroups. Its name keeps its address, so a later
+`up HOST` boots a new, empty host under the same name and address, with new SSH host keys (the inventory checks no
+host keys, see docs/testing-fleet.md).
 """
 
 from __future__ import annotations
@@ -585,6 +591,22 @@ def stop_hosts(state, names):
             signal_recorded(launcher, signal.SIGKILL)
 
 
+def kill_hosts(state, names):
+    """KILL each host's nspawn and launcher at once, as a power cut would: nothing inside gets to shut down.
+    What is left in the host's cgroup is killed when it is torn down."""
+    for name in names:
+        signal_recorded(read_record(nspawn_record_path(name)), signal.SIGKILL)
+        signal_recorded(state['hosts'][name].get('launcher'), signal.SIGKILL)
+
+
+def close_control_masters(state, names):
+    """Ask the controller's shared ssh connections to the hosts to exit: a new host behind the address must not be
+    reached through a connection to the one that is gone."""
+    for name in names:
+        address = host_address(state['hosts'][name])
+        run(['ssh', '-o', 'ControlPath=%s/%%C' % CONTROL_DIR, '-O', 'exit', 'root@' + address], check=False)
+
+
 # --- readiness -------------------------------------------------------------------------------------
 
 def ssh_probe(address):
@@ -725,6 +747,24 @@ def command_down(_args):
     return 0
 
 
+def command_destroy(args):
+    check_host_names(args.hosts)
+    require_root()
+    with fleet_lock():
+        state = read_state()
+        unknown = [name for name in args.hosts if name not in state['hosts']]
+        if unknown:
+            raise FleetError('no such host in the fleet: %s (hosts: %s)'
+                             % (' '.join(unknown), ' '.join(sorted(state['hosts'])) or 'none'))
+        kill_hosts(state, args.hosts)
+        close_control_masters(state, args.hosts)
+        for name in args.hosts:
+            teardown_host(state, name)
+            write_state(state)
+    log('destroyed: %s (their addresses stay theirs: `up` boots them again, empty)' % ' '.join(args.hosts))
+    return 0
+
+
 def remove_shared(state):
     if state.get('bridge') and link_exists(BRIDGE):
         run(['ip', 'link', 'del', BRIDGE])
@@ -804,6 +844,8 @@ def parse_args(argv):
     up = commands.add_parser('up', help='boot hosts and wait until they answer ssh')
     up.add_argument('hosts', nargs='+', metavar='HOST')
     up.add_argument('--timeout', type=float, default=120.0, help='seconds to wait for ssh (default 120)')
+    destroy = commands.add_parser('destroy', help='lose hosts: kill them, remove their disks; `up` boots them empty')
+    destroy.add_argument('hosts', nargs='+', metavar='HOST')
     commands.add_parser('down', help='stop every host, remove everything the fleet created')
     inventory = commands.add_parser('inventory', help='print the Ansible inventory (YAML) of the fleet')
     inventory.add_argument('-o', '--output', help='write it to this file instead')
@@ -817,6 +859,7 @@ COMMANDS = {
     'check': command_check,
     'rootfs': command_rootfs,
     'up': command_up,
+    'destroy': command_destroy,
     'down': command_down,
     'inventory': command_inventory,
     'status': command_status,
