@@ -132,3 +132,36 @@ def test_a_vault_without_copies_of_the_host_fails_it_and_changes_nothing(tmp_pat
             "offsite" % lost["database"]) in host["reason"]
     assert not lost["source"].exists() and os.listdir(lost["database"].parent) == []
     assert os.listdir(tmp_path / "empty-vault") == []
+
+
+def test_a_failed_health_gate_leaves_the_host_failed_and_says_in_what_state(tmp_path, lost):
+    played, report = recover(tmp_path, lost["vars"], recover_confirm=True, rollback_health_command="/bin/false",
+                             rollback_health_retries=0)
+    assert played.returncode != 0
+    host = report["hosts"]["localhost"]
+    assert host["status"] == "failed", host
+    assert "health gate FAILED" in host["state"] and "timers not started" in host["state"]
+    assert "data restored: 3 of 3 copies" in host["state"]
+    assert host["first_backups"] == []  # never protected as if it were recovered
+    assert tree_digest(str(lost["source"])) == lost["before"]["tree"]  # the data it has is the backup's
+
+
+def test_a_copy_that_fails_on_the_first_vault_is_restored_from_the_next(tmp_path, lost):
+    shutil.copytree(tmp_path / "vault", tmp_path / "second")
+    artifact = next(path for path in (tmp_path / "vault" / "localhost" / "app").iterdir()
+                    if path.name.endswith(".tar.zst.age"))
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    os.chmod(artifact, 0o600)
+    artifact.write_bytes(bytes(data))
+    variables = dict(lost["vars"], backup_vaults=lost["vars"]["backup_vaults"] + [
+        {"name": "second", "url": "file://%s/second" % tmp_path}])
+    variables["backup_jobs"] = [dict(variables["backup_jobs"][0], vaults=["offsite", "second"])]
+    played, report = recover(tmp_path, variables, recover_confirm=True)
+    assert played.returncode == 0, played.stdout[-6000:]
+    host = report["hosts"]["localhost"]
+    assert host["status"] == "recovered", host
+    restored = {row["id"]: row["vault"] for row in host["restored"]}
+    assert restored[artifact.name.split(".", 1)[0]] == "second"
+    assert sorted(set(restored.values())) == ["offsite", "second"]
+    assert tree_digest(str(lost["source"])) == lost["before"]["tree"]
