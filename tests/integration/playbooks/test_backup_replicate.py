@@ -28,11 +28,12 @@ def back_up(tmp_path, vault_url):
 
 
 def play_backup(tmp_path, variables):
-    """ansible-playbook backup.yml on localhost with variables (backup_report_file among them): (run, report)."""
+    """ansible-playbook backup.yml on localhost with variables (backup_report_file among them), custom stats shown
+    as AWX records them: (run, report)."""
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_SHOW_CUSTOM_STATS="1")
     binary = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     played = subprocess.run([binary, "-i", "localhost,", "-c", "local", "-e", "@%s" % (tmp_path / "vars.json"),
                              os.path.join(ROOT, "playbooks", "backup.yml")], env=env, capture_output=True, text=True,
@@ -49,6 +50,10 @@ def test_the_backups_are_on_the_vault_before_the_gate_opens(tmp_path):
     assert report["backups"][0]["vaults"] == ["offsite"]
     assert os.path.exists(tmp_path / "vault" / "localhost" / "app" / (backup_id + ".sha256"))
     assert "VAULTS" in played.stdout and "offsite" in played.stdout
+    # What a workflow's next job gets (set_stats): the deploy id, the report, each host's status.
+    stats = json.loads(played.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+    assert stats["lifeboat_backup"] == {"deploy_id": report["deploy_id"], "hosts": {"localhost": "ok"},
+                                        "report": str(tmp_path / "report.json")}
 
 
 def test_a_vault_that_fails_closes_the_gate_and_names_it(tmp_path):

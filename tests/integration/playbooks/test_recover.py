@@ -57,7 +57,7 @@ def recover(tmp_path, variables, **extra):
     (tmp_path / "recover-vars.json").write_text(json.dumps(dict(variables, **extra)))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_SHOW_CUSTOM_STATS="1")
     report = tmp_path / "recover-report.json"
     if report.exists():
         report.unlink()
@@ -108,6 +108,8 @@ def test_the_host_comes_back_is_protected_again_and_a_second_run_refuses(tmp_pat
     assert vault_ids(tmp_path) == sorted(copies + first)
     assert "localhost: restored files of job app" in played.stdout
     assert "first backup %s" % first[0] in played.stdout
+    stats = json.loads(played.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+    assert stats["lifeboat_recover"]["hosts"] == {"localhost": "recovered"}  # what a workflow's next job gets
 
     # A second run on the now healthy host refuses it, and says what is there.
     played, report = recover(tmp_path, lost["vars"], recover_confirm=True)

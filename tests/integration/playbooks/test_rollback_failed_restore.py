@@ -35,7 +35,7 @@ def test_a_restore_that_fails_reverts_the_host_and_fails_the_rollback(tmp_path):
         rollback_report_file=str(tmp_path / "rollback-report.json"))))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_SHOW_CUSTOM_STATS="1")
     played = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
                              "-c", "local", "-e", "@%s" % (tmp_path / "rollback-vars.json"),
                              os.path.join(ROOT, "playbooks", "rollback.yml")], env=env, capture_output=True,
@@ -47,3 +47,6 @@ def test_a_restore_that_fails_reverts_the_host_and_fails_the_rollback(tmp_path):
     statuses = {name: host["status"] for name, host in rolled["hosts"].items()}
     assert statuses["localhost"] != "rolled_back", statuses
     assert tree_digest(str(source)) == deployed  # put back as it was before the rollback
+    stats = json.loads(played.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+    assert stats["lifeboat_rollback"]["hosts"] == statuses  # what a workflow's next job gets
+    assert stats["lifeboat_rollback"]["report"] == str(tmp_path / "rollback-report.json")
