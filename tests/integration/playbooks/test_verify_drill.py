@@ -33,7 +33,7 @@ def drill(tmp_path, scratch_dir):
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_SHOW_CUSTOM_STATS="1")
     binary = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     return subprocess.run([binary, "-i", "localhost,", "-c", "local", "-e", "@%s" % (tmp_path / "vars.json"),
                            os.path.join(ROOT, "playbooks", "verify.yml")], env=env, capture_output=True, text=True,
@@ -65,4 +65,6 @@ def test_the_drill_makes_a_fresh_private_scratch_dir_in_a_sticky_one_and_removes
     played = drill(tmp_path, base)
     assert played.returncode == 0, played.stdout[-4000:]
     assert "Restore drill passed: 1 backup(s) on 1 host(s)" in played.stdout
+    stats = json.loads(played.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+    assert stats["lifeboat_verify"]["hosts"] == {"localhost": "passed"}  # what a workflow's next job gets
     assert os.listdir(base) == ["lifeboat-drill-localhost-"]
