@@ -8,6 +8,7 @@ import datetime
 import hashlib
 import http.server
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -368,3 +369,8 @@ def as_nobody(steps):
         finally:
             os._exit(code)  # pylint: disable=protected-access
     assert os.waitpid(pid, 0)[1] == 0, "the other user's steps failed"
+
+
+def custom_stats(output):
+    """The custom stats (set_stats) an ansible-playbook run printed with ANSIBLE_SHOW_CUSTOM_STATS: what AWX records."""
+    return json.loads(output.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])

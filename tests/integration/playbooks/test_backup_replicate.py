@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from testlib import COLLECTIONS, RECIPIENT, ROOT, make_tree
+from testlib import COLLECTIONS, RECIPIENT, ROOT, custom_stats, make_tree
 
 
 def back_up(tmp_path, vault_url):
@@ -51,7 +51,7 @@ def test_the_backups_are_on_the_vault_before_the_gate_opens(tmp_path):
     assert os.path.exists(tmp_path / "vault" / "localhost" / "app" / (backup_id + ".sha256"))
     assert "VAULTS" in played.stdout and "offsite" in played.stdout
     # What a workflow's next job gets (set_stats): the deploy id, the report, each host's status.
-    stats = json.loads(played.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+    stats = custom_stats(played.stdout)
     assert stats["lifeboat_backup"] == {"deploy_id": report["deploy_id"], "hosts": {"localhost": "ok"},
                                         "report": str(tmp_path / "report.json")}
 

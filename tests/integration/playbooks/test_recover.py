@@ -18,7 +18,8 @@ import sys
 import pytest
 from test_backup_replicate import play_backup
 
-from testlib import COLLECTIONS, IDENTITY, RECIPIENT, ROOT, make_tree, sqlite_rows, sqlite_sample, tree_digest
+from testlib import (COLLECTIONS, IDENTITY, RECIPIENT, ROOT, custom_stats, make_tree, sqlite_rows, sqlite_sample,
+                     tree_digest)
 
 
 @pytest.fixture(name="lost")
@@ -108,7 +109,7 @@ def test_the_host_comes_back_is_protected_again_and_a_second_run_refuses(tmp_pat
     assert vault_ids(tmp_path) == sorted(copies + first)
     assert "localhost: restored files of job app" in played.stdout
     assert "first backup %s" % first[0] in played.stdout
-    stats = json.loads(played.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+    stats = custom_stats(played.stdout)
     assert stats["lifeboat_recover"]["hosts"] == {"localhost": "recovered"}  # what a workflow's next job gets
 
     # A second run on the now healthy host refuses it, and says what is there.

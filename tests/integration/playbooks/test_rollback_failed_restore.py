@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from test_backup_replicate import play_backup
-from testlib import COLLECTIONS, IDENTITY, RECIPIENT, ROOT, make_tree, tree_digest
+from testlib import COLLECTIONS, IDENTITY, RECIPIENT, ROOT, custom_stats, make_tree, tree_digest
 
 
 def test_a_restore_that_fails_reverts_the_host_and_fails_the_rollback(tmp_path):
@@ -47,6 +47,6 @@ def test_a_restore_that_fails_reverts_the_host_and_fails_the_rollback(tmp_path):
     statuses = {name: host["status"] for name, host in rolled["hosts"].items()}
     assert statuses["localhost"] != "rolled_back", statuses
     assert tree_digest(str(source)) == deployed  # put back as it was before the rollback
-    stats = json.loads(played.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+    stats = custom_stats(played.stdout)
     assert stats["lifeboat_rollback"]["hosts"] == statuses  # what a workflow's next job gets
     assert stats["lifeboat_rollback"]["report"] == str(tmp_path / "rollback-report.json")

@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from testlib import COLLECTIONS, IDENTITY, NOBODY, RECIPIENT, ROOT, as_nobody
+from testlib import COLLECTIONS, IDENTITY, NOBODY, RECIPIENT, ROOT, as_nobody, custom_stats
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _archive
 
@@ -65,6 +65,6 @@ def test_the_drill_makes_a_fresh_private_scratch_dir_in_a_sticky_one_and_removes
     played = drill(tmp_path, base)
     assert played.returncode == 0, played.stdout[-4000:]
     assert "Restore drill passed: 1 backup(s) on 1 host(s)" in played.stdout
-    stats = json.loads(played.stdout.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+    stats = custom_stats(played.stdout)
     assert stats["lifeboat_verify"]["hosts"] == {"localhost": "passed"}  # what a workflow's next job gets
     assert os.listdir(base) == ["lifeboat-drill-localhost-"]
