@@ -70,10 +70,10 @@ deps:
 
 venv: $(VENV_STAMP)
 
-# Reinstalled whenever requirements.txt changes; `make distclean` for a venv from scratch.
-$(VENV_STAMP): requirements.txt
+# Reinstalled whenever the requirements change; `make distclean` for a venv from scratch.
+$(VENV_STAMP): requirements.txt requirements-test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $@
 
 # Each stage runs in its own make so that its duration is printed, and the first failure stops the run. The
