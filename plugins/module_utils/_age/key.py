@@ -79,8 +79,8 @@ class Seal:
     file key seals its safety backup so when the backup has no recipients to encrypt to (a passphrase backup)."""
 
     def __init__(self, header, key):
-        self.file_key = file_key_of(header, key)
-        stanzas, up_to_dashes, _mac, _rest = read_header(io.BytesIO(header))
+        stanzas, up_to_dashes, mac = _read_whole_header(header)
+        self.file_key = key.open(stanzas, up_to_dashes, mac)
         self.stanzas = up_to_dashes[len(MAGIC):-len(b"---")]
         self.method = "scrypt" if stanzas[0].arguments[0] == b"scrypt" else "x25519"
 
@@ -116,13 +116,18 @@ def read_header_bytes(source):
     return up_to_dashes + b" " + b64encode(mac) + b"\n"
 
 
-def file_key_of(header, key):
-    """The file key of the file whose header this is (as read_header_bytes gives it), opened with key (a file key
-    only proves itself) and checked by the header's MAC."""
+def _read_whole_header(header):
+    """(stanzas, bytes up to '---', MAC) of a header as read_header_bytes gives it, with nothing after it."""
     stanzas, up_to_dashes, mac, rest = read_header(io.BytesIO(header))
     if rest:
         raise CryptoError("header is corrupted (bytes after its MAC line)")
-    return key.open(stanzas, up_to_dashes, mac)
+    return stanzas, up_to_dashes, mac
+
+
+def file_key_of(header, key):
+    """The file key of the file whose header this is (as read_header_bytes gives it), opened with key (a file key
+    only proves itself) and checked by the header's MAC."""
+    return key.open(*_read_whole_header(header))
 
 
 def unwrap(header, key):
