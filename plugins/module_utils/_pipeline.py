@@ -185,7 +185,7 @@ def header_result(backup_id, path, handle, encrypted):
     of this one artifact; null for an artifact that is not encrypted."""
     header = _age.read_header_bytes(handle).decode("ascii") if encrypted else None
     return {"changed": False, "id": backup_id, "path": path, "header": header,
-            "msg": "the age header of %s" % (backup_id or path) if encrypted else "%s is not encrypted" % path}
+            "msg": ("the age header of %s" if encrypted else "%s is not encrypted") % (backup_id or path)}
 
 
 def artifact_layers(path, metadata=None):
