@@ -23,9 +23,13 @@ ZERO_BLOCK = b"\0" * BLOCK
 REGULAR, HARDLINK, SYMLINK, DIRECTORY, PAX, PAX_GLOBAL = b"0", b"1", b"2", b"5", b"x", b"g"
 GNU_LONGNAME, GNU_LONGLINK = b"L", b"K"
 _MAX_OCTAL = {8: 0o7777777, 12: 0o77777777777}
-# What the pax records and GNU long names before one member may hold together: they are read whole, so this
-# bounds the reader's memory whatever a header claims. bsdtar refuses a GNU long name over 1 MiB too.
+# What the pax records the reader uses and the GNU long names before one member may hold together: they are kept,
+# so this bounds the reader's memory whatever a header claims. bsdtar refuses a GNU long name over 1 MiB too.
 MAX_EXTENDED_HEADER = 1 << 20
+# What one pax header may claim: its other records (a directory's listing in an incremental backup, GNU.dumpdir) are
+# read past as they stream, never held, so only time is bounded here; a writer refuses a record that would exceed it.
+MAX_PAX_SIZE = 1 << 28
+DUMPDIR_KEY = "GNU.dumpdir"
 # The pax keys the reader uses, with the syntax of their values; others are skipped.
 _PAX_NUMBER = re.compile(rb"([0-9]{1,20})\Z")
 _PAX_TIME = re.compile(rb"(-?[0-9]{1,20})(\.[0-9]*)?\Z")
@@ -75,11 +79,13 @@ class _Names:
         return self._groups[gid]
 
 
-def build_header(name, typeflag, size=0, mode=0o644, uid=0, gid=0, mtime=0, linkname="", uname="", gname=""):
-    """Return the header blocks of one member: a pax record first when ustar cannot hold a value."""
+def build_header(name, typeflag, size=0, mode=0o644, uid=0, gid=0, mtime=0, linkname="", uname="", gname="",
+                 records=()):
+    """Return the header blocks of one member: a pax record first when ustar cannot hold a value, or for the
+    records given as (key, bytes)."""
     name_b = name.encode("utf-8", "surrogateescape")
     link_b = linkname.encode("utf-8", "surrogateescape")
-    pax = []
+    pax = [_pax_record(key, value) for key, value in records]
     if not _fits_ustar_name(name_b):
         pax.append(_pax_record("path", name_b))
         name_b = name_b[:100].decode("utf-8", "ignore").encode("ascii", "replace")
@@ -125,8 +131,9 @@ class TarWriter:
         self._sink.write(data)
         self.bytes_written += len(data)
 
-    def header(self, name, typeflag, st=None, size=0, linkname="", mode=0o600, mtime=0):
-        """The header blocks of a member; with st, mode, owner and mtime come from that stat result."""
+    def header(self, name, typeflag, st=None, size=0, linkname="", mode=0o600, mtime=0, records=()):
+        """The header blocks of a member; with st, mode, owner and mtime come from that stat result; records: pax
+        records (key, bytes) it carries."""
         if st is not None:
             mode, mtime = st.st_mode, int(st.st_mtime)
             uid, gid = st.st_uid, st.st_gid
@@ -134,10 +141,10 @@ class TarWriter:
         else:
             uid = gid = 0
             uname = gname = "root"
-        return build_header(name, typeflag, size, mode, uid, gid, mtime, linkname, uname, gname)
+        return build_header(name, typeflag, size, mode, uid, gid, mtime, linkname, uname, gname, records)
 
-    def add_header(self, name, typeflag, st=None, size=0, linkname="", mode=0o600, mtime=0):
-        self._write(self.header(name, typeflag, st, size, linkname, mode, mtime))
+    def add_header(self, name, typeflag, st=None, size=0, linkname="", mode=0o600, mtime=0, records=()):
+        self._write(self.header(name, typeflag, st, size, linkname, mode, mtime, records))
 
     def write_data(self, data):
         self._write(data)
@@ -343,21 +350,73 @@ class TarReader:
             size = _parse_octal(block[124:136])
             if size is None or size < 0:
                 raise _header_error(start, _block_name(block), "has an invalid size field")
-            if typeflag in (PAX, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
-                extended += size
-                if extended > MAX_EXTENDED_HEADER:
-                    raise _header_error(start, _block_name(block), "brings the extended headers (pax records, long "
-                                        "names) before one member to %d bytes; more than %d are refused"
-                                        % (extended, MAX_EXTENDED_HEADER))
+            if typeflag in (PAX, PAX_GLOBAL):
+                if size > MAX_PAX_SIZE:
+                    raise _header_error(start, _block_name(block), "claims %d bytes of pax records; more than %d are "
+                                        "refused" % (size, MAX_PAX_SIZE))
+                kept = self._read_pax(size, overrides if typeflag == PAX else {}, start, _block_name(block))
+                extended = self._count_extended(extended, kept, start, block)
+                continue
+            if typeflag in (GNU_LONGNAME, GNU_LONGLINK):
+                extended = self._count_extended(extended, size, start, block)
                 data = self._read_exact(size + len(_padding(size)))[:size]
-                if typeflag == PAX:
-                    _parse_pax(data, overrides, start, _block_name(block))
-                elif typeflag == GNU_LONGNAME:
-                    overrides["path"] = data.rstrip(b"\0")
-                elif typeflag == GNU_LONGLINK:
-                    overrides["linkpath"] = data.rstrip(b"\0")
+                overrides["path" if typeflag == GNU_LONGNAME else "linkpath"] = data.rstrip(b"\0")
                 continue
             return self._member(block, typeflag, size, overrides, start)
+
+    @staticmethod
+    def _count_extended(extended, size, start, block):
+        extended += size
+        if extended > MAX_EXTENDED_HEADER:
+            raise _header_error(start, _block_name(block), "brings the extended headers (pax records, long names) "
+                                "before one member to %d bytes; more than %d are refused"
+                                % (extended, MAX_EXTENDED_HEADER))
+        return extended
+
+    def _read_pax(self, size, overrides, start, name):
+        """Apply the records of a pax header of size bytes as they stream past; returns the bytes of the records
+        kept (those of the keys the reader uses). Another record's value, a directory's listing in an incremental
+        backup, is read past in pieces and never held."""
+        left, buffer, kept, pos = size, b"", 0, 0
+
+        def fill(wanted):
+            nonlocal left, buffer
+            take = min(left, max(wanted - len(buffer), 0))
+            if take:
+                buffer += self._read_exact(take)
+                left -= take
+
+        while buffer or left:
+            fill(_PAX_LENGTH_DIGITS + 1 + 64)  # the length, its space and the start of the key
+            space = buffer.find(b" ", 0, _PAX_LENGTH_DIGITS + 1)
+            if space < 0 or not buffer[:space].isdigit():
+                raise _header_error(start, name, "has a malformed pax record at byte %d of its data (no length)" % pos)
+            length = int(buffer[:space])
+            if not space + 2 < length <= len(buffer) + left:
+                raise _header_error(start, name, "has a malformed pax record at byte %d of its data (its length %d "
+                                    "does not end at a newline within the header)" % (pos, length))
+            key = buffer[space + 1:].partition(b"=")[0]
+            if key.decode("utf-8", "replace") in _PAX_KEYS or length <= len(buffer):
+                if length > MAX_EXTENDED_HEADER:
+                    raise _header_error(start, name, "has a pax record of %d bytes; more than %d are refused"
+                                        % (length, MAX_EXTENDED_HEADER))
+                fill(length)
+                _parse_pax(buffer[:length], overrides, start, name)
+                kept += length if key.decode("utf-8", "replace") in _PAX_KEYS else 0
+                buffer = buffer[length:]
+            else:  # a value nothing here uses: read past it, keeping only its last byte to check the newline
+                skip = length - len(buffer)
+                while skip:
+                    piece = self._read_exact(min(skip, 1 << 20))
+                    skip -= len(piece)
+                    left -= len(piece)
+                if piece[-1:] != b"\n":
+                    raise _header_error(start, name, "has a malformed pax record at byte %d of its data (its length "
+                                        "%d does not end at a newline within the header)" % (pos, length))
+                buffer = b""
+            pos += length
+        self._read_exact(len(_padding(size)))
+        return kept
 
     def _member(self, block, typeflag, size, overrides, start):
         name = block[0:100].split(b"\0", 1)[0]

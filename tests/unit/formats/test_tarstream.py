@@ -161,9 +161,8 @@ def test_pax_values_replace_the_block_and_an_empty_one_removes_an_earlier_one():
     assert (member.name, member.mtime, member.uid) == ("srv/replaced", -1, 0)
 
 
-@pytest.mark.parametrize("typeflag", [_tarstream.PAX, _tarstream.PAX_GLOBAL, _tarstream.GNU_LONGNAME,
-                                      _tarstream.GNU_LONGLINK])
-def test_an_extended_header_over_the_limit_is_refused_before_it_is_read(typeflag):
+@pytest.mark.parametrize("typeflag", [_tarstream.GNU_LONGNAME, _tarstream.GNU_LONGLINK])
+def test_a_long_name_over_the_limit_is_refused_before_it_is_read(typeflag):
     claim = _tarstream.build_header("PaxHeaders/srv/a", typeflag, size=4 << 30)
     archive = io.BytesIO(claim + bytes(64 << 20))  # what a decompressed bomb would hand out
     with pytest.raises(IntegrityError, match=r"tar header at byte 0 \('PaxHeaders/srv/a'\) brings the extended "
@@ -172,6 +171,36 @@ def test_an_extended_header_over_the_limit_is_refused_before_it_is_read(typeflag
         with bounded(seconds=1, memory=1 << 20):
             next(_tarstream.TarReader(archive))
     assert archive.tell() == 512
+
+
+@pytest.mark.parametrize("typeflag", [_tarstream.PAX, _tarstream.PAX_GLOBAL])
+def test_a_pax_header_over_the_limit_is_refused_before_it_is_read(typeflag):
+    claim = _tarstream.build_header("PaxHeaders/srv/a", typeflag, size=4 << 30)
+    archive = io.BytesIO(claim + bytes(64 << 20))
+    with pytest.raises(IntegrityError, match=r"tar header at byte 0 \('PaxHeaders/srv/a'\) claims 4294967296 bytes "
+                                             r"of pax records; more than 268435456 are refused"):
+        with bounded(seconds=1, memory=1 << 20):
+            next(_tarstream.TarReader(archive))
+    assert archive.tell() == 512
+
+
+def test_a_directory_listing_bigger_than_the_limit_is_read_past_without_being_held():
+    listing = b"".join(b"Yfile-%07d\0" % number for number in range(400000)) + b"\0"  # 5.6 MB
+    header = _tarstream.build_header("srv/app/", _tarstream.DIRECTORY, mode=0o755,
+                                     records=[(_tarstream.DUMPDIR_KEY, listing), ("path", b"srv/app")])
+    archive = header + _member("srv/app/a") + bytes(1024)
+    with bounded(seconds=5, memory=4 << 20):
+        members = [(member.name, member.kind) for member in _tarstream.TarReader(io.BytesIO(archive))]
+    assert members == [("srv/app", "dir"), ("srv/app/a", "file")]
+
+
+def test_a_pax_record_too_long_for_its_header_is_refused():
+    record = _tarstream._pax_record(_tarstream.DUMPDIR_KEY, b"Ya\0" * 1000)
+    broken = b"9999" + record[record.index(b" "):]
+    archive = _extended(_tarstream.PAX, broken) + _member() + bytes(1024)
+    with pytest.raises(IntegrityError, match=r"malformed pax record at byte 0 of its data \(its length 9999 does not "
+                                             r"end at a newline within the header\)"):
+        _read_everything(archive)
 
 
 def test_a_long_name_may_take_the_whole_limit_and_headers_before_one_member_count_together():
