@@ -12,7 +12,7 @@ import io
 import os
 import time
 
-from . import _catalog, _selection
+from . import _catalog, _incremental, _selection
 from ._errors import SourceError, UsageError
 from ._compression import PADDING_MIN, compress_bytes, compressed_bound, padding
 from ._fileio import READ_SIZE, hash_file, open_nofollow
@@ -31,11 +31,15 @@ class ArchiveRequest(OutputRequest):
     def __init__(self, paths, job, backup_dir=_catalog.DEFAULT_BACKUP_DIR, exclude=(), exclude_if_present=(),
                  respect_gitignore=False, default_excludes=True, compression="zstd", compression_level=None,
                  recipients=None, passphrase=None, tags=(), description=None, deploy_id=None, skip_unchanged=False,
-                 on_unreadable="fail", lock_timeout=0.0, read_back=True, seal=None):
+                 on_unreadable="fail", lock_timeout=0.0, read_back=True, seal=None, incremental=False,
+                 full_every=_incremental.DEFAULT_FULL_EVERY, max_chain=_incremental.DEFAULT_MAX_CHAIN):
         if not paths:
             raise UsageError("paths is empty: name at least one file or directory to back up")
         if on_unreadable not in ON_UNREADABLE:
             raise UsageError("on_unreadable must be one of %s" % ", ".join(ON_UNREADABLE))
+        if incremental and skip_unchanged:
+            raise UsageError("skip_unchanged is for full backups: an incremental backup of an unchanged tree stores "
+                             "no file content; drop one of the two")
         super().__init__(job, backup_dir, compression, compression_level, recipients, passphrase, tags, description,
                          deploy_id, lock_timeout, read_back, seal)
         self.paths = [os.path.abspath(os.path.expanduser(path)) if os.path.isabs(path) else path for path in paths]
@@ -45,6 +49,8 @@ class ArchiveRequest(OutputRequest):
         self.default_excludes = default_excludes
         self.skip_unchanged = skip_unchanged
         self.on_unreadable = on_unreadable
+        self.incremental = incremental
+        self.full_every, self.max_chain = _incremental.check_options(full_every, max_chain)
 
 
 def selection_options(request):
@@ -273,20 +279,28 @@ def _copy_exactly(tar, handle, size, digest):
     return error, done
 
 
-def _write_members(request, tar, entries, ahead):
-    """Every entry after the manifest; returns the manifest records and the warnings."""
+def _write_members(request, tar, entries, ahead, increment):
+    """Every entry after the manifest; returns the manifest records and the warnings. increment: how an
+    incremental backup writes them (None for a full backup without)."""
     records, warnings = [], []
     links = _Links()
     for original in entries:
         entry = links.entry(original)
         if entry.kind == "file":
+            earlier = increment.earlier_record(entry_record(entry), entry) if increment else None
+            if earlier is not None:
+                links.outcome(original, entry, True)
+                records.append(earlier)
+                continue
             digest = _write_file(request, tar, entry, ahead, warnings)
             links.outcome(original, entry, digest is not None)
             if digest is not None:
-                records.append(entry_record(entry, digest))
+                record = entry_record(entry, digest)
+                records.append(increment.file_record(record) if increment else record)
             continue
         if entry.kind == "dir":
-            tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat)
+            tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat,
+                           records=increment.pax_records(entry) if increment else ())
         elif entry.kind == "symlink":
             tar.add_header(entry.arcname, SYMLINK, st=entry.stat, linkname=entry.link_target)
         elif entry.kind == "hardlink":
@@ -343,13 +357,31 @@ def run_archive(request, check_mode=False):
                             path=_catalog.artifact_path(newest), sha256=newest["sha256"], size=newest["size"],
                             metadata=_catalog.public(newest), skipped_unchanged=True,
                             msg="the selected tree is identical to backup %s; no new artifact" % newest["id"])
+        increment = _increment(request, selection.entries)
         if check_mode:
-            return dict(summary, changed=True, warnings=warnings, msg="would back up %d files (%d bytes)"
-                        % (summary["files"], summary["input_size"]))
-        return _write_backup(request, selection.entries, summary, warnings, started)
+            return dict(summary, changed=True, warnings=warnings, msg="would back up %d files (%d bytes)%s"
+                        % (summary["files"], summary["input_size"], _level_phrase(increment)))
+        return _write_backup(request, selection.entries, summary, warnings, started, increment)
 
 
-def _manifest_rooms(request, entries):
+def _increment(request, entries):
+    """The Increment of an incremental backup, on the chain's newest backup or a full one (with the reason)."""
+    if not request.incremental:
+        return None
+    chain, reason = _incremental.find_chain(request, selection_options(request), _catalog.utc_now())
+    return _incremental.Increment(chain, entries, reason)
+
+
+def _level_phrase(increment):
+    if increment is None:
+        return ""
+    if increment.chain is None:
+        return "; a full backup (level 0) because %s" % increment.full_reason
+    return "; level %d on %s, %d unchanged file(s) not read" % (increment.level, increment.earlier[-1],
+                                                              len(increment.unchanged))
+
+
+def _manifest_rooms(request, entries, increment):
     """Payload bytes to keep for the compressed manifest member: (a close estimate, a size that always fits).
 
     The manifest's size is known before the walk (every digest has the same length; a file left out only
@@ -358,7 +390,12 @@ def _manifest_rooms(request, entries):
     room, the uncompressed size plus the compressor's worst overhead.
     """
     records = [entry_record(entry, os.urandom(32).hex() if entry.kind == "file" else None) for entry in entries]
-    member = _manifest_member(build_manifest(records, request.paths)[0])
+    chain = None
+    if increment is not None:  # every file names its holder: as long as an id can be
+        stand_in = request.job + "-00000000T000000Z-99"
+        records = [dict(record, holder=stand_in) if record["type"] == "file" else record for record in records]
+        chain = increment.earlier + [stand_in]
+    member = _manifest_member(build_manifest(records, request.paths, chain)[0])
     if request.compression == "none":
         return len(member), len(member)
     estimate = len(compress_bytes(request.compression, member, request.compression_level))
@@ -388,25 +425,28 @@ def _manifest_frame(request, manifest, room):
     return frame + padding(request.compression, room - len(frame))
 
 
-def _write_backup(request, entries, summary, warnings, started):
-    with _ReadAhead(entries) as ahead:
+def _write_backup(request, entries, summary, warnings, started, increment):
+    to_read = increment.to_read(entries) if increment else entries
+    with _ReadAhead(to_read) as ahead:
         # The read-ahead threads start reading while the manifest's room is estimated.
-        estimate, largest = _manifest_rooms(request, entries)
-        result = _write_artifact(request, entries, ahead, summary, warnings, started, estimate)
+        estimate, largest = _manifest_rooms(request, entries, increment)
+        result = _write_artifact(request, entries, ahead, summary, warnings, started, estimate, increment)
     if result is None:
-        with _ReadAhead(entries) as ahead:
-            result = _write_artifact(request, entries, ahead, summary, warnings, started, largest)
+        with _ReadAhead(to_read) as ahead:
+            result = _write_artifact(request, entries, ahead, summary, warnings, started, largest, increment)
     return result
 
 
-def _write_artifact(request, entries, ahead, summary, warnings, started, room):
+def _write_artifact(request, entries, ahead, summary, warnings, started, room, increment):
     """One read of every file: room is kept at the artifact's start for the manifest, known only at the end,
     while the members stream after it, compressed, and each file is hashed on the way. None (and no file
     left) if the manifest does not fit in the room."""
     backup = NewBackup(request, "tar", "files", reserve=room)
+    if increment is not None:
+        increment.backup_id = backup.id
     with backup.writer as writer:
-        records, stream_warnings = _write_members(request, TarWriter(writer), entries, ahead)
-        manifest, manifest_sha256 = build_manifest(records, request.paths)
+        records, stream_warnings = _write_members(request, TarWriter(writer), entries, ahead, increment)
+        manifest, manifest_sha256 = build_manifest(records, request.paths, increment and increment.members())
         frame = _manifest_frame(request, manifest, room)
         if frame is None:
             writer.abort()
@@ -419,7 +459,24 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room):
         "special_files": summary["special_files"], "selection": selection_options(request),
         "manifest_sha256": manifest_sha256, "git": _git_info(request.paths),
     })
+    if increment is not None:
+        metadata.update(_chain_metadata(increment, records))
     _catalog.write_sidecars(writer.final_path, metadata)
+    if increment is not None:
+        _incremental.write_state(request.backup_dir, request.job, increment.members(), selection_options(request),
+                                 records, entries)
     return dict(summary, changed=True, warnings=warnings, id=backup.id, path=writer.final_path,
                 sha256=written["sha256"], size=written["size"], metadata=metadata,
-                msg="backed up %d files (%d bytes) into %s" % (summary["files"], summary["input_size"], backup.name))
+                msg="backed up %d files (%d bytes) into %s%s" % (summary["files"], summary["input_size"], backup.name,
+                                                                _level_phrase(increment)))
+
+
+def _chain_metadata(increment, records):
+    """What the metadata says of a backup of a chain: its level, its full backup, the chain it needs (its own id
+    last), what it stored itself, and why it is a full backup when one was made instead of an incremental."""
+    stored = [record for record in records if record.get("holder") == increment.backup_id]
+    chain = {"level": increment.level, "base": increment.members()[0], "chain": increment.members(),
+             "stored": {"files": len(stored), "bytes": sum(record["size"] for record in stored)}}
+    if increment.full_reason:
+        chain["full_reason"] = increment.full_reason
+    return chain

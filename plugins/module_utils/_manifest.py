@@ -29,12 +29,16 @@ MAX_SIZE = 1 << 30  # about five million entries
 _RECORD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 # A file's line, exactly as _RECORD_ENCODER writes it (sorted keys), in a quarter of the time: most lines are files.
 _FILE_LINE = '{"gid":%d,"mode":%d,"mtime_ns":%d,"path":%s,"sha256":"%s","size":%d,"type":"file","uid":%d}'
+# The same in an incremental backup, with the id of the backup of its chain that holds the file's content.
+_HELD_FILE_LINE = ('{"gid":%d,"holder":"%s","mode":%d,"mtime_ns":%d,"path":%s,"sha256":"%s","size":%d,"type":"file",'
+                   '"uid":%d}')
 # The fields every record must have, then those of its type: (name, JSON type, lowest, highest value).
 _FIELDS = (("path", str, None, None), ("type", str, None, None), ("mode", int, 0, 0o7777),
            ("uid", int, 0, 2 ** 32 - 1), ("gid", int, 0, 2 ** 32 - 1), ("mtime_ns", int, -2 ** 63, 2 ** 63 - 1))
 _TYPE_FIELDS = {"file": (("size", int, 0, 2 ** 63 - 1), ("sha256", str, None, None)),
                 "symlink": (("target", str, None, None),), "hardlink": (("target", str, None, None),)}
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_ID = re.compile(r"[A-Za-z0-9_-]+\Z")  # a backup id, safe to write into a line unescaped
 _JSON_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array",
                dict: "an object"}
 
@@ -78,17 +82,28 @@ def hash_entries(entries, workers=None):
 
 
 def _encode_record(record):
-    if record["type"] == "file" and len(record) == 8 and isinstance(record["sha256"], str):
-        return _FILE_LINE % (record["gid"], record["mode"], record["mtime_ns"], encode_basestring_ascii(record["path"]),
-                             record["sha256"], record["size"], record["uid"])
+    if record["type"] == "file" and isinstance(record["sha256"], str):
+        if len(record) == 8:
+            return _FILE_LINE % (record["gid"], record["mode"], record["mtime_ns"],
+                                 encode_basestring_ascii(record["path"]), record["sha256"], record["size"],
+                                 record["uid"])
+        if len(record) == 9 and _ID.match(record.get("holder") or ""):
+            return _HELD_FILE_LINE % (record["gid"], record["holder"], record["mode"], record["mtime_ns"],
+                                      encode_basestring_ascii(record["path"]), record["sha256"], record["size"],
+                                      record["uid"])
     return _RECORD_ENCODER.encode(record)
 
 
-def build_manifest(records, sources):
-    """Return (manifest bytes, digest of the entry lines): the digest says whether two trees are identical."""
+def build_manifest(records, sources, chain=None):
+    """Return (manifest bytes, digest of the entry lines): the digest says whether two trees are identical.
+
+    chain: of an incremental backup, the ids of its chain, the full backup first and its own last."""
     lines = [_encode_record(record) for record in records]
     body = "\n".join(lines).encode("utf-8", "surrogateescape")
-    header = json.dumps({"format": FORMAT, "sources": sources, "entries": len(records)}, sort_keys=True)
+    fields = {"format": FORMAT, "sources": sources, "entries": len(records)}
+    if chain is not None:
+        fields.update(chain=chain, level=len(chain) - 1)
+    header = json.dumps(fields, sort_keys=True)
     manifest = header.encode("utf-8") + b"\n" + body + (b"\n" if lines else b"")
     if len(manifest) > MAX_SIZE:
         raise UsageError("the %d entries selected make a manifest of %d MiB, more than the %d MiB a restore reads: "
@@ -174,4 +189,32 @@ def parse_manifest(data):
         raise _manifest_error(1, "counts %s entries, but %d lines follow" % (_described(entries), len(records)))
     for number, record in zip(numbers, records):
         _check_record(record, number)
+    _check_chain(header, zip(numbers, records))
     return header, records
+
+
+def _check_chain(header, numbered):
+    """An incremental backup's chain is a list of ids, and each of its files is held by one of them; a full backup
+    holds every file itself."""
+    chain = header.get("chain")
+    if chain is not None and (not isinstance(chain, list) or not chain
+                              or not all(isinstance(item, str) and _ID.match(item) for item in chain)):
+        raise _manifest_error(1, "has %s as its chain; it must be an array of backup ids" % _described(chain))
+    members = set(chain or ())
+    for number, record in numbered:
+        holder = record.get("holder")
+        if record["type"] == "file" and chain is not None and holder not in members:
+            raise _manifest_error(number, "(%r) has %s as its holder; it must be a backup of the chain"
+                                  % (record["path"], _described(holder)))
+        if holder is not None and (chain is None or record["type"] != "file"):
+            raise _manifest_error(number, "(%r) names a holder, which only a file of an incremental backup has"
+                                  % record["path"])
+
+
+def held_here(header, records):
+    """The paths (of records, a dict by path) whose members the artifact holds: all of them, but for the files an
+    earlier backup of an incremental chain holds."""
+    chain = header.get("chain")
+    if not chain:
+        return set(records)
+    return {path for path, record in records.items() if record.get("holder", chain[-1]) == chain[-1]}

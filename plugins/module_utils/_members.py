@@ -124,8 +124,11 @@ def _check_hardlink(name, target, records):
 class MemberCheck:
     """Each member of an archive against its manifest record, in the order the members stream past."""
 
-    def __init__(self, records):
+    def __init__(self, records, held=None):
+        """held: the paths whose members the archive holds (held_here), when not all of them: a hard link of an
+        incremental backup may point to a file an earlier backup of its chain holds."""
         self.records = records
+        self.held = held
         self.seen = set()
 
     def member(self, member):
@@ -148,7 +151,8 @@ class MemberCheck:
         elif kind != "dir" and member.linkname != record["target"]:
             raise IntegrityError("member %s links to %s, the manifest says %s"
                                  % (name, member.linkname, record["target"]), stage="member")
-        if kind == "hardlink" and record["target"] not in self.seen:
+        if kind == "hardlink" and record["target"] not in self.seen \
+                and (self.held is None or record["target"] in self.held):
             raise IntegrityError("member %s is a hard link to %s, which does not come before it in the archive"
                                  % (name, record["target"]), stage="member")
         self.seen.add(name)

@@ -22,6 +22,7 @@ from ._compression import ALGORITHMS
 from ._dump import ENGINES
 from ._db import PG_FORMATS, ROW_COUNT_MODES
 from ._errors import BackupError, UsageError
+from ._incremental import DEFAULT_FULL_EVERY, DEFAULT_MAX_CHAIN
 from ._retention import Policy
 from ._vault import Vault
 
@@ -211,7 +212,10 @@ ARCHIVE = OptionGroup(dict(
     default_excludes=dict(type="bool", default=True),
     skip_unchanged=dict(type="bool", default=False),
     on_unreadable=dict(type="str", default="fail", choices=list(ON_UNREADABLE)),
-))
+    incremental=dict(type="bool", default=False),
+    full_every=dict(type="str", default=DEFAULT_FULL_EVERY),
+    max_chain=dict(type="int", default=DEFAULT_MAX_CHAIN),
+), mutually_exclusive=[("incremental", "skip_unchanged")])
 
 # Which database the dump module dumps, and how (its own options, documented in the module).
 DUMP = OptionGroup(dict(

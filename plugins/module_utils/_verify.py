@@ -10,7 +10,7 @@ import os
 from . import _catalog, _selection
 from ._errors import CryptoError, IntegrityError, UsageError, WrongKeyError
 from ._fileio import hash_file
-from ._manifest import MANIFEST_NAME, MAX_SIZE as MANIFEST_MAX_SIZE, parse_manifest
+from ._manifest import MANIFEST_NAME, MAX_SIZE as MANIFEST_MAX_SIZE, held_here, parse_manifest
 from ._members import MemberCheck, check_entries, records_by_path
 from ._pipeline import artifact_layers, header_result, open_payload
 from ._tarstream import TarReader
@@ -53,6 +53,7 @@ class _TreeCheck:
     def __init__(self, payload):
         self.hash_last = payload.hash_last
         self.records = None
+        self.held = None  # the paths whose members this artifact holds (not those of an earlier backup of its chain)
         self.check = None
         self.hashed = []  # the names of the files read, in the order of the hasher's keys
         self.members = 0
@@ -64,9 +65,10 @@ class _TreeCheck:
                 raise IntegrityError("the first member is %s, not the manifest" % member.name, stage="manifest")
             header, records = parse_manifest(reader.read_all())
             self.records = records_by_path(records)
+            self.held = held_here(header, self.records)
             # setuid and setgid bits are the restore's choice (preserve_special), not a defect of the backup
             check_entries(header, self.records, self.records, preserve_special=True)
-            self.check = MemberCheck(self.records)
+            self.check = MemberCheck(self.records, self.held)
             return
         self.members += 1
         name, _record = self.check.member(member)
@@ -85,7 +87,7 @@ class _TreeCheck:
             raise IntegrityError("the archive has no manifest", stage="manifest")
         mismatched = [name for key, name in enumerate(self.hashed)
                       if digests.get(key, empty_sha256) != self.records[name]["sha256"]]
-        self.check.finish(self.records, mismatched)
+        self.check.finish(self.held, mismatched)
 
 
 def check_full(artifact, metadata, key=None):

@@ -74,6 +74,32 @@ options:
     type: str
     choices: [fail, warn]
     default: fail
+  incremental:
+    description:
+      - Store only the files that changed since the newest backup of the job's chain, and every directory's listing,
+        as GNU tar's incremental format does; the first backup of a chain is a full one (level 0).
+      - A file counts as changed when its type, size, mtime, ctime or inode differs from what the chain's newest
+        backup recorded on this host (the state in C(<backup_dir>/.incremental/), which never leaves the host);
+        unchanged files are not read.
+      - Restoring a backup of a chain needs every backup of its chain (the C(chain) of its RV(metadata)); prune
+        keeps them. By hand, each artifact of the chain in order through
+        C(age -d | zstd -d | tar -x --listed-incremental=/dev/null) recreates the tree.
+      - A full backup is made instead when the chain cannot be continued (no state, a backup of the chain missing or
+        failed, other paths or selection rules), its full backup is older than O(full_every), or it holds
+        O(max_chain) incremental backups; C(full_reason) in its RV(metadata) says why.
+    type: bool
+    default: false
+  full_every:
+    description:
+      - With O(incremental), start a new chain with a full backup once the chain's full backup is this old, for
+        example V(7d) (units y, m for months, d, h).
+    type: str
+    default: 7d
+  max_chain:
+    description:
+      - With O(incremental), the most incremental backups on one full backup; the next one starts a new chain.
+    type: int
+    default: 30
 requirements:
   - python >= 3.9 on the managed host
   - cryptography (for encryption)
@@ -152,6 +178,9 @@ metadata:
   description:
     - The metadata sidecar of the backup. Its C(verification) is C(state=verified), C(level=full),
       C(method=read-back) when the artifact was read back (O(read_back)), else C(state=unverified).
+    - With O(incremental), C(level) (0 for a full backup), C(base) (the chain's full backup), C(chain) (the ids of
+      the backups a restore needs, the full backup first and this one last), C(stored) (C(files) and C(bytes) this
+      backup stored itself) and, for a full backup made instead of an incremental one, C(full_reason).
   returned: success, not in check mode
   type: dict
 skipped_unchanged:

@@ -1,0 +1,188 @@
+# -*- coding: utf-8 -*-
+# Copyright: lifeboat.backup contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Incremental file backups: chains that GNU tar restores by hand.
+
+A chain is a full backup (level 0) and the backups made on top of it, each on the one before (level n + 1 on
+level n). Each stores the files that changed since the one before, whole, and every directory with its listing
+(GNU tar's GNU.dumpdir pax record: Y stored here, N stored earlier, D a directory), so that
+``tar --listed-incremental=/dev/null -x`` of each artifact in order recreates the tree, removing what was deleted.
+The manifest of each backup still describes the whole tree: every file with its digest and the id of the backup
+that holds its content (``holder``).
+
+Which files changed is told without reading them, as restic tells it: type, size, mtime, ctime and inode against
+the state the chain's newest backup left in ``<backup_dir>/.incremental/<job>.json`` (0600, never replicated: it
+holds what the host has anyway, its files' names and digests). A tool that puts an old mtime back still changes the
+ctime, and equality, not order, is compared, so a clock that went back does not hide a change. Without a usable
+state (none, its backup gone or damaged, other sources or rules, the chain too old or too long) the backup is a
+full one, and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import _catalog
+from ._errors import UsageError
+from ._fileio import write_atomic
+from ._retention import parse_duration
+from ._tarstream import DUMPDIR_KEY, MAX_PAX_SIZE
+
+STATE_DIR = ".incremental"
+STATE_FORMAT = "lifeboat-incremental-state/1"
+DEFAULT_FULL_EVERY = "7d"
+DEFAULT_MAX_CHAIN = 30
+
+
+class Chain:
+    """What a new backup of a chain builds on: the backups before it (oldest first) and the state of the newest."""
+
+    def __init__(self, members, files):
+        self.members = members  # ids, the full backup first
+        self.files = files  # archive path -> (size, mtime_ns, ctime_ns, inode, sha256, holder)
+
+    @property
+    def level(self):
+        """The level of the backup made on this chain."""
+        return len(self.members)
+
+    def unchanged(self, entry):
+        """(sha256, holder) of a file the newest backup already has, as it is now; None if it must be stored."""
+        known = self.files.get(entry.arcname)
+        if known is None:
+            return None
+        st = entry.stat
+        if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != tuple(known[:4]):
+            return None
+        return known[4], known[5]
+
+
+def state_path(backup_dir, job):
+    return os.path.join(backup_dir, STATE_DIR, _catalog.check_job_name(job) + ".json")
+
+
+def check_options(full_every, max_chain):
+    """The chain's limits, checked when the request is made: (Duration, int)."""
+    duration = parse_duration(full_every)
+    if duration.is_zero():
+        raise UsageError("full_every %r is zero: give a duration such as 7d" % full_every)
+    if not isinstance(max_chain, int) or isinstance(max_chain, bool) or max_chain < 1:
+        raise UsageError("max_chain must be a whole number of at least 1, not %r" % (max_chain,))
+    return duration, max_chain
+
+
+def find_chain(request, selection, now):
+    """(Chain or None, why a full backup is made) for a new incremental backup of request under the lock."""
+    try:
+        with open(state_path(request.backup_dir, request.job), "r", encoding="utf-8") as handle:
+            state = json.load(handle)
+    except FileNotFoundError:
+        return None, "the job has no incremental backup yet"
+    except (OSError, ValueError) as exc:
+        return None, "the chain's state cannot be read (%s)" % exc
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        return None, "the chain's state has an unknown format"
+    members = state.get("chain") or []
+    found = {metadata["id"]: metadata for metadata in _catalog.list_metadata(request.backup_dir, request.job)}
+    for backup_id in members:
+        if backup_id not in found:
+            return None, "backup %s of the chain is no longer in the catalog" % backup_id
+        if _catalog.verification_state(found[backup_id]) == "failed":
+            return None, "backup %s of the chain failed its verification" % backup_id
+    if not members:
+        return None, "the chain's state names no backup"
+    if state.get("selection") != selection:
+        return None, "the sources or the selection rules changed since backup %s" % members[-1]
+    base_time = _catalog.backup_time(found[members[0]])
+    if request.full_every.before(now) >= base_time:
+        return None, "the chain's full backup %s is older than full_every (%s)" % (members[0], request.full_every)
+    if len(members) > request.max_chain:
+        return None, "the chain has %d incremental backups, max_chain" % (len(members) - 1)
+    return Chain(members, state.get("files") or {}), None
+
+
+def write_state(backup_dir, job, members, selection, records, entries):
+    """The state the next backup of the chain compares with: written once the backup is in the catalog."""
+    stats = {entry.arcname: entry.stat for entry in entries if entry.kind == "file"}
+    files = {}
+    for record in records:
+        st = stats.get(record["path"])
+        if record["type"] == "file" and st is not None:
+            files[record["path"]] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, record["sha256"],
+                                     record["holder"])
+    document = {"format": STATE_FORMAT, "chain": members, "selection": selection, "files": files}
+    directory = _catalog.ensure_dir(os.path.join(backup_dir, STATE_DIR))
+    write_atomic(os.path.join(directory, _catalog.check_job_name(job) + ".json"),
+                       json.dumps(document, separators=(",", ":")).encode("utf-8", "surrogateescape"))
+
+
+def forget(backup_dir, job):
+    """Drop the state (the next backup is a full one): after a restore rewrote the tree, say."""
+    try:
+        os.unlink(state_path(backup_dir, job))
+    except FileNotFoundError:
+        pass
+
+
+def dumpdir(children):
+    """The GNU.dumpdir value of a directory from its children: (name, kind, stored here), sorted by name."""
+    listing = b"".join(("D" if kind == "dir" else "Y" if stored else "N").encode("ascii")
+                       + name.encode("utf-8", "surrogateescape") + b"\0"
+                       for name, kind, stored in sorted(children)) + b"\0"
+    if len(listing) > MAX_PAX_SIZE - 64:
+        raise UsageError("a directory holds too many entries (%d) for its listing to fit in an incremental backup; "
+                         "back it up as full backups" % len(children), stage="manifest")
+    return listing
+
+
+class Increment:
+    """How a backup made with incremental writes its members: which files it stores, each directory's listing, the
+    holder of each file. Level 0 (no chain) stores everything, with the listings."""
+
+    def __init__(self, chain, entries, full_reason=None):
+        self.chain = chain
+        self.full_reason = full_reason
+        self.earlier = chain.members if chain else []
+        self.unchanged = {}
+        if chain is not None:
+            for entry in entries:
+                found = chain.unchanged(entry) if entry.kind == "file" else None
+                if found is not None:
+                    self.unchanged[entry.arcname] = found
+        directories = {entry.arcname for entry in entries if entry.kind == "dir"}
+        self._children = {name: [] for name in directories}
+        for entry in entries:
+            parent, _sep, base = entry.arcname.rpartition("/")
+            if parent in directories:
+                self._children[parent].append((base, entry.kind, entry.arcname not in self.unchanged))
+        self.backup_id = None  # known once the backup is being written
+
+    @property
+    def level(self):
+        return len(self.earlier)
+
+    def members(self):
+        """The chain of the backup written: the ids it needs, the full backup first, and its own last."""
+        return self.earlier + [self.backup_id]
+
+    def to_read(self, entries):
+        """The entries whose content this backup stores."""
+        return [entry for entry in entries if entry.arcname not in self.unchanged]
+
+    def pax_records(self, entry):
+        """The pax records of a directory's member: its listing."""
+        return [(DUMPDIR_KEY, dumpdir(self._children[entry.arcname]))]
+
+    def file_record(self, record):
+        """A stored file's record with its holder (this backup)."""
+        record["holder"] = self.backup_id
+        return record
+
+    def earlier_record(self, record, entry):
+        """The record of a file an earlier backup of the chain holds; None if the entry is stored here."""
+        found = self.unchanged.get(entry.arcname)
+        if found is None:
+            return None
+        record["sha256"], record["holder"] = found
+        return record
