@@ -24,7 +24,7 @@ import json
 import os
 
 from . import _catalog
-from ._errors import UsageError
+from ._errors import BackupError, IntegrityError, NotFoundError, UsageError
 from ._fileio import write_atomic
 from ._retention import parse_duration
 from ._tarstream import DUMPDIR_KEY, MAX_PAX_SIZE
@@ -117,12 +117,29 @@ def write_state(backup_dir, job, members, selection, records, entries):
                        json.dumps(document, separators=(",", ":")).encode("utf-8", "surrogateescape"))
 
 
-def forget(backup_dir, job):
-    """Drop the state (the next backup is a full one): after a restore rewrote the tree, say."""
-    try:
-        os.unlink(state_path(backup_dir, job))
-    except FileNotFoundError:
-        pass
+def earlier_backups(metadata):
+    """[(artifact, metadata)] of the backups before this one in its chain, the full backup first: restoring or
+    verifying it needs them all. One that is missing or cannot be used raises, naming it."""
+    chain = (metadata or {}).get("chain") or []
+    if len(chain) <= 1:
+        return []
+    if chain[-1] != metadata["id"]:
+        raise IntegrityError("the metadata of %s names a chain that does not end with it" % metadata["id"],
+                             stage="chain")
+    catalog = os.path.dirname(os.path.dirname(metadata["_metadata_path"]))
+    found = []
+    for level, backup_id in enumerate(chain[:-1]):
+        try:
+            artifact, earlier = _catalog.locate(catalog, backup_id)
+        except BackupError as exc:
+            raise NotFoundError("backup %s is level %d of an incremental chain and needs %s (level %d), which cannot "
+                                "be used: %s" % (metadata["id"], len(chain) - 1, backup_id, level, exc.msg),
+                                stage="chain") from None
+        if (earlier.get("chain") or [backup_id]) != chain[:level + 1]:
+            raise IntegrityError("backup %s needs %s (level %d of its chain), but that backup's metadata names "
+                                 "another chain" % (metadata["id"], backup_id, level), stage="chain")
+        found.append((artifact, earlier))
+    return found
 
 
 def dumpdir(children):

@@ -28,8 +28,9 @@ FILE_KEY_FORMAT = ("a file key is 'LIFEBOAT-FILE-KEY-1' followed by 32 upper-cas
 
 class Key:
     """One way to open age files, given once and passed along: identities (AGE-SECRET-KEY-1... strings, or an
-    identity file's text), a passphrase, or one file's key (bytes, or its LIFEBOAT-FILE-KEY-1... text), which
-    opens that file only. Its repr never shows the secret."""
+    identity file's text), a passphrase, or file keys (bytes, or LIFEBOAT-FILE-KEY-1... texts separated by blank
+    space: one per backup of an incremental chain), each opening its own file only. Its repr never shows the
+    secret."""
 
     def __init__(self, identities=None, passphrase=None, file_key=None):
         if sum(1 for given in (identities, passphrase, file_key) if given) != 1:
@@ -40,9 +41,11 @@ class Key:
         # each an identity or an identity file's text: parsed now, so a malformed one fails before a file is opened
         self.identities = [identity for text in identities or () for identity in parse_identities(text)]
         self.passphrase = passphrase
-        self.file_key = parse_file_key(file_key) if isinstance(file_key, str) else file_key
-        if self.file_key is not None and (not isinstance(self.file_key, bytes) or len(self.file_key) != FILE_KEY_SIZE):
+        given = file_key.split() if isinstance(file_key, str) else [file_key] if file_key is not None else []
+        self.file_keys = [parse_file_key(text) if isinstance(text, str) else text for text in given]
+        if any(not isinstance(each, bytes) or len(each) != FILE_KEY_SIZE for each in self.file_keys):
             raise UsageError("a file key is %d bytes; %s" % (FILE_KEY_SIZE, FILE_KEY_FORMAT))
+        self.file_key = self.file_keys[0] if self.file_keys else None
 
     def __repr__(self):
         return "Key(%s)" % self.kind
@@ -56,11 +59,14 @@ class Key:
     def open(self, stanzas, up_to_dashes, mac):
         """The file key of the file whose header this is, once the header's MAC proved it."""
         if self.file_key is not None:
-            if not hmac.compare_digest(header_mac(self.file_key, up_to_dashes), mac):
-                raise WrongKeyError("the file key given does not open this file: it is the key of another artifact "
-                                    "(or this header is damaged); a file key opens only the artifact it was "
-                                    "unwrapped from")
-            return self.file_key
+            for file_key in self.file_keys:
+                if hmac.compare_digest(header_mac(file_key, up_to_dashes), mac):
+                    return file_key
+            raise WrongKeyError("the file key given does not open this file: it is the key of another artifact "
+                                "(or this header is damaged); a file key opens only the artifact it was "
+                                "unwrapped from" if len(self.file_keys) == 1 else
+                                "none of the %d file keys given opens this file: they are the keys of other "
+                                "artifacts (or this header is damaged)" % len(self.file_keys))
         file_key = unwrap_file_key(stanzas, self.identities or None, self.passphrase)
         if not hmac.compare_digest(header_mac(file_key, up_to_dashes), mac):
             raise CryptoError("header is corrupted (MAC mismatch)")

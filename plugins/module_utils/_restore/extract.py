@@ -41,9 +41,13 @@ def _owner_resolver(numeric):
 
 
 class Extractor:
-    """Streams the archive into the units' staging directories, checking every member against the manifest."""
+    """Streams the archive into the units' staging directories, checking every member against the manifest.
 
-    def __init__(self, plan, units, owners, numeric_owner):
+    A backup of an incremental chain is extracted from each artifact of its chain, its own first: each gives the
+    files the restored backup's manifest says it holds; hard links to a file an earlier artifact holds are made
+    once every artifact was read (finish)."""
+
+    def __init__(self, plan, units, owners, numeric_owner, held=None):
         self.plan = plan
         self.units = units
         self.owners = owners
@@ -51,9 +55,11 @@ class Extractor:
         self.selected = plan.selected
         self.in_place = frozenset(plan.in_place)  # set on the live directory at the end, not staged
         self.staged_dirs = {}
-        self.check = MemberCheck(plan.records)
+        self.check = MemberCheck(plan.records, held)
         self.written = {}
-        self.hashed = []  # the records of the files written, in the order of the hasher's keys
+        self.hashed = []  # the records of the files written from one artifact, in the order of the hasher's keys
+        self.mismatched = []  # the files whose content differs from their SHA-256, of every artifact read
+        self.links = []  # hard links whose file an earlier artifact of the chain holds, made by finish()
         self.hash_last = None
         self.directories = []
         self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "hardlinks": 0, "bytes": 0}
@@ -70,17 +76,30 @@ class Extractor:
         unit = self.units[self.unit_of(name)]
         return unit.staging_fd, unit.base + name[len(unit.name):]
 
-    def run(self, payload, manifest_sha256):
-        """Extract the payload of a PayloadProcess, whose hasher checks every file's content."""
+    def run(self, payload, manifest_sha256=None, holder=None):
+        """Extract the payload of a PayloadProcess, whose hasher checks every file's content.
+
+        manifest_sha256: of the manifest the restore was planned from, which must be this payload's; None for an
+        earlier artifact of the chain (holder: its id), of which only the files the plan's manifest says it holds
+        are taken."""
         tar = TarReader(payload)
-        if hashlib.sha256(manifest_member(tar)).hexdigest() != manifest_sha256:
+        manifest = manifest_member(tar)
+        if manifest_sha256 is not None and hashlib.sha256(manifest).hexdigest() != manifest_sha256:
             raise IntegrityError("the manifest changed since the restore was planned (the artifact was replaced?)",
                                  stage="manifest")
         self.hash_last = payload.hash_last
+        self.hashed = []
         for member in tar:
-            self._member(tar, member)
+            if manifest_sha256 is not None or self._held_by(member, holder):
+                self._member(tar, member)
         payload.drain()
-        self._finish(payload.digests())
+        digests = payload.digests()
+        self.mismatched += [record["path"] for key, record in enumerate(self.hashed)
+                            if digests.get(key, EMPTY_SHA256) != record["sha256"]]
+
+    def _held_by(self, member, holder):
+        record = self.plan.records.get(member.name)
+        return record is not None and record["type"] == "file" and record.get("holder") == holder
 
     def _member(self, tar, member):
         name, record = self.check.member(member)
@@ -112,11 +131,16 @@ class Extractor:
                 os.chown(path, *self._owner(member, record), dir_fd=dir_fd, follow_symlinks=False)
             os.utime(path, ns=(self.now_ns, record["mtime_ns"]), dir_fd=dir_fd, follow_symlinks=False)
             self.counts["symlinks"] += 1
-        else:
+        elif record["target"] in self.written:
             # the check of the member saw its target first, and the plan made sure that target is written
-            source = self.written[record["target"]]
-            os.link(source[1], path, src_dir_fd=source[0], dst_dir_fd=dir_fd, follow_symlinks=False)
-            self.counts["hardlinks"] += 1
+            self._link(record, place)
+        else:  # its file is in an earlier artifact of the chain, read after this one
+            self.links.append((record, place))
+
+    def _link(self, record, place):
+        source = self.written[record["target"]]
+        os.link(source[1], place[1], src_dir_fd=source[0], dst_dir_fd=place[0], follow_symlinks=False)
+        self.counts["hardlinks"] += 1
 
     def _write_file(self, tar, member, record, place):
         """Create the file and write the member's data, which the hasher hashes under the file's number."""
@@ -138,13 +162,14 @@ class Extractor:
         self.written[record["path"]] = place
         self.counts["bytes"] += record["size"]
 
-    def _finish(self, digests):
-        mismatched = [record["path"] for key, record in enumerate(self.hashed)
-                      if digests.get(key, EMPTY_SHA256) != record["sha256"]]
+    def finish(self):
+        """Once every artifact was read: each file matches its SHA-256, every path was seen, the last links made."""
         try:
-            self.check.finish(set(self.plan.selected) | set(self.plan.link_sources), mismatched)
+            self.check.finish(set(self.plan.selected) | set(self.plan.link_sources), self.mismatched)
         except IntegrityError as exc:
             raise IntegrityError(exc.msg + "; nothing was restored", stage=exc.stage) from None
+        for record, place in self.links:
+            self._link(record, place)
 
     def set_directory_metadata(self):
         """Deepest first: setting a directory's mtime must come after everything is created inside it."""

@@ -31,7 +31,8 @@ import time
 from .._archive import ArchiveRequest, run_archive
 from .._errors import BackupError, IntegrityError, UsageError
 from .._fileio import storage_error
-from .._manifest import parse_manifest
+from .._incremental import earlier_backups
+from .._manifest import held_here, parse_manifest
 from .._members import parent_of
 from .._pipeline import artifact_layers
 from .._verify import expected_sha256, manifest_bytes_of
@@ -109,6 +110,10 @@ class FileRestore:
         self.metadata = metadata
         self.owners = os.geteuid() == 0
         self.layers = artifact_layers(artifact, metadata)
+        self.earlier = earlier_backups(metadata)
+        if self.earlier and request.artifact_opener is not None:
+            raise UsageError("backup %s is incremental: restoring it from a vault needs every backup of its chain "
+                             "there; restore it on a host that holds its chain" % metadata["id"], stage="chain")
         with open_artifact(request, artifact) as handle:
             manifest = manifest_bytes_of(handle, self.layers, request.key)
         self.manifest_sha256 = hashlib.sha256(manifest).hexdigest()
@@ -116,6 +121,8 @@ class FileRestore:
             header, records = parse_manifest(bytes(manifest))
         except (ValueError, KeyError) as exc:
             raise IntegrityError("the manifest cannot be read: %s" % exc, stage="manifest") from exc
+        self._check_chain(header)
+        self.header = header
         self.places = Places(request.dest or "/", request.allow_foreign_owner)
         try:
             catalogs = self._catalogs()
@@ -126,6 +133,19 @@ class FileRestore:
             raise
         self.differences = self.live.differences(request.delete_extra, self.owners)
         self.created_parents = []
+
+    def _check_chain(self, header):
+        """The chain the manifest names is the one the catalog's metadata names: the artifacts read are the right
+        ones. An incremental backup cannot be restored without the catalog that holds its chain."""
+        chain = header.get("chain")
+        if chain is None or len(chain) == 1:
+            return
+        if self.metadata is None:
+            raise UsageError("%s is an incremental backup (level %d): restore it by id from the catalog that holds "
+                             "its chain" % (self.artifact, len(chain) - 1), stage="chain")
+        if chain != self.metadata.get("chain"):
+            raise IntegrityError("the manifest of %s names another chain than its metadata; nothing was restored"
+                                 % self.metadata["id"], stage="chain")
 
     def _catalogs(self):
         """The real paths of the catalog the backup is read from and the safety backup written to: never touched."""
@@ -215,18 +235,26 @@ class FileRestore:
         for name, unit in units.items():
             if name in self.plan.selected:
                 unit.make_staging()
-        extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner)
-        expected = expected_sha256(self.artifact, self.metadata) if self.metadata else None
-        with open_artifact(self.request, self.artifact) as handle, \
-                PayloadProcess(handle, *self.layers, self.request.key) as payload:
-            extractor.run(payload, self.manifest_sha256)
-        if expected is not None and payload.raw_sha256 != expected:
-            raise IntegrityError("artifact %s does not match its checksum: the file is corrupted or was changed; "
-                                 "nothing was restored" % self.artifact, stage="checksum")
+        extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner,
+                              held_here(self.header, self.plan.records))
+        self._extract(extractor, self.artifact, self.metadata, self.manifest_sha256)
+        for artifact, metadata in reversed(self.earlier):  # the newest first: what is left comes from further back
+            self._extract(extractor, artifact, metadata, None)
+        extractor.finish()
         if not self.request.delete_extra:
             _merge_extras(self.live, extractor)
         extractor.set_directory_metadata()
         return extractor
+
+    def _extract(self, extractor, artifact, metadata, manifest_sha256):
+        """One artifact's members into staging (extractor.run), and its checksum against its sidecar."""
+        expected = expected_sha256(artifact, metadata) if metadata else None
+        opened = open_artifact(self.request, artifact) if artifact == self.artifact else open(artifact, "rb")
+        with opened as handle, PayloadProcess(handle, *artifact_layers(artifact, metadata), self.request.key) as payload:
+            extractor.run(payload, manifest_sha256, (metadata or {}).get("id"))
+        if expected is not None and payload.raw_sha256 != expected:
+            raise IntegrityError("artifact %s does not match its checksum: the file is corrupted or was changed; "
+                                 "nothing was restored" % artifact, stage="checksum")
 
     def _make_dirs(self, directory):
         """Create missing directories (recorded for the roll-back), with the backup's metadata if it has it."""

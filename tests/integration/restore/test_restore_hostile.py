@@ -242,8 +242,7 @@ HOSTILE_HEADERS = {
     "pax size that is not a number": (_pax(b"12 size=abc\n"), "has an invalid pax size value b'abc'"),
     # What a decompressed bomb hands out after a header that claims 2 GiB of pax records.
     "pax header claiming 2 GiB": (_pax(bytes(64 << 20), claimed=2 << 30),
-                                  "brings the extended headers (pax records, long names) before one member to "
-                                  "2147483648 bytes; more than 1048576 are refused"),
+                                  "claims 2147483648 bytes of pax records; more than 268435456 are refused"),
 }
 
 
