@@ -363,11 +363,12 @@ def cmd_restore(args, _progress):
 
 
 def cmd_header(args, _progress):
-    """The age header of a backup: public, all that lifeboat unwrap needs where the identity is."""
+    """The age header of a backup, then those of the backups before it in its incremental chain: public, all that
+    lifeboat unwrap needs where the identity is."""
     result = _verify.artifact_header(backup_dir=_backup_dir(load_settings(args.config_dir)), backup_id=args.id)
     if result["header"] is None:
         raise UsageError("%s is not encrypted: it needs no key" % args.id)
-    sys.stdout.write(result["header"])
+    sys.stdout.write("".join([result["header"]] + result["chain_headers"]))
     return EXIT_OK
 
 
@@ -379,11 +380,11 @@ def cmd_unwrap(args, _progress):
     if key is None:
         raise UsageError("unwrap needs the identity (--identity-file FILE) or the passphrase (--passphrase-file FILE)")
     if args.header == "-":
-        header = _age.read_header_bytes(sys.stdin.buffer)
+        headers = _age.read_headers(sys.stdin.buffer)
     else:
         with open(args.header, "rb") as handle:
-            header = _age.read_header_bytes(handle)
-    sys.stdout.write(_age.encode_file_key(_age.unwrap(header, key)) + "\n")
+            headers = _age.read_headers(handle)
+    sys.stdout.write("".join(_age.encode_file_key(_age.unwrap(header, key)) + "\n" for header in headers))
     return EXIT_OK
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 
 from . import _catalog, _selection
-from ._errors import CryptoError, IntegrityError, UsageError, WrongKeyError
+from ._errors import CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
 from ._fileio import hash_file
+from ._incremental import earlier_backups
 from ._manifest import MANIFEST_NAME, MAX_SIZE as MANIFEST_MAX_SIZE, held_here, parse_manifest
 from ._members import MemberCheck, check_entries, records_by_path
 from ._pipeline import artifact_layers, header_result, open_payload
@@ -194,7 +195,8 @@ def artifact_header(backup_dir=None, backup_id=None, path=None):
     """The age header of the backup verify would check, for the holder of the key to unwrap its file key."""
     artifact, metadata = _catalog.locate(backup_dir, backup_id, path)
     with open(artifact, "rb") as handle:
-        return header_result((metadata or {}).get("id"), artifact, handle, artifact_layers(artifact, metadata)[1])
+        return header_result((metadata or {}).get("id"), artifact, handle, artifact_layers(artifact, metadata)[1],
+                             earlier_backups(metadata))
 
 
 def verify(backup_dir=None, backup_id=None, path=None, level="checksum", key=None, check_mode=False):
@@ -204,6 +206,9 @@ def verify(backup_dir=None, backup_id=None, path=None, level="checksum", key=Non
     artifact, metadata = _catalog.locate(backup_dir, backup_id, path)
     result = {"path": artifact, "id": (metadata or {}).get("id"), "level": level}
     try:
+        earlier = _verify_chain(metadata, level, key)
+        if earlier:
+            result["chain"] = [member["id"] for _artifact, member in earlier] + [metadata["id"]]
         expected = expected_sha256(artifact, metadata)
         if level == "full":
             # One read serves both: the deep check names the damaged member or chunk, the digest the checksum.
@@ -221,7 +226,9 @@ def verify(backup_dir=None, backup_id=None, path=None, level="checksum", key=Non
             result["sha256"] = compare_checksum(artifact, expected, hash_file(artifact))
         if level == "source":
             result["differences"] = compare_source(artifact, metadata, key)
-    except (IntegrityError, CryptoError) as exc:
+        if earlier and level != "checksum":
+            _check_holders(read_manifest(artifact, metadata, key), earlier, key)
+    except (IntegrityError, CryptoError, NotFoundError) as exc:
         # A wrong key is not a damaged backup: only damage is recorded as a failed verification.
         if not isinstance(exc, WrongKeyError):
             _record(metadata, "failed", level, exc.msg, check_mode)
@@ -231,6 +238,38 @@ def verify(backup_dir=None, backup_id=None, path=None, level="checksum", key=Non
     result["verified"] = True
     result["msg"] = "artifact %s passed %s verification" % (os.path.basename(artifact), level)
     return result
+
+
+def _verify_chain(metadata, level, key):
+    """The earlier backups of an incremental backup's chain, each checked as the backup itself is (its checksum;
+    at level full or source, every member against its own manifest): a backup is only as good as its chain. A
+    member that is missing or damaged fails the backup, naming it."""
+    earlier = earlier_backups(metadata)
+    for artifact, member in earlier:
+        try:
+            expected = expected_sha256(artifact, member)
+            digest = check_full(artifact, member, key)["raw_sha256"] if level != "checksum" else hash_file(artifact)
+            compare_checksum(artifact, expected, digest)
+        except (IntegrityError, CryptoError) as exc:
+            raise type(exc)("%s needs %s (level %d of its chain), which is damaged: %s"
+                            % (metadata["id"], member["id"], member.get("level", 0), exc.msg),
+                            stage="chain") from None
+    return earlier
+
+
+def _check_holders(manifest, earlier, key):
+    """Each file the manifest says an earlier backup of the chain holds is there with the same SHA-256."""
+    _header, records = manifest
+    for artifact, member in earlier:
+        wanted = {record["path"]: record["sha256"] for record in records if record.get("holder") == member["id"]}
+        if not wanted:
+            continue
+        held = {record["path"]: record.get("sha256") for record in read_manifest(artifact, member, key)[1]
+                if record["type"] == "file" and record.get("holder", member["id"]) == member["id"]}
+        wrong = sorted(path for path, digest in wanted.items() if held.get(path) != digest)
+        if wrong:
+            raise IntegrityError("%d file(s) the manifest says %s holds are not there as recorded, first %s"
+                                 % (len(wrong), member["id"], wrong[0]), stage="chain")
 
 
 def _record(metadata, state, level, problem, check_mode):

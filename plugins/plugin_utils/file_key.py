@@ -55,9 +55,11 @@ class FileKeyAction(ActionBase):
                 if found.get("failed"):
                     return merge_hash(result, found)
                 if found.get("header") is not None:
+                    # an incremental backup's chain is opened too: one file key per artifact, each opening its own
                     key = _age.Key(identities=secrets.get("identity"), passphrase=secrets.get("passphrase"))
-                    file_key = _age.unwrap(found["header"].encode("ascii"), key)
-                    args = dict(self.pinned(args, found), file_key=_age.encode_file_key(file_key))
+                    file_keys = [_age.encode_file_key(_age.unwrap(header.encode("ascii"), key))
+                                 for header in [found["header"]] + (found.get("chain_headers") or [])]
+                    args = dict(self.pinned(args, found), file_key=" ".join(file_keys))
             result = merge_hash(result, self._execute_module(module_args=args, task_vars=task_vars,
                                                              wrap_async=wrap_async))
         except BackupError as exc:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from .bech32 import bech32_decode, bech32_encode
 from .header import MAGIC, is_age_file
-from .key import FILE_KEY_FORMAT, FILE_KEY_SIZE, Key, Seal, encode_file_key, file_key_of, parse_file_key, read_header_bytes, unwrap
+from .key import (FILE_KEY_FORMAT, FILE_KEY_SIZE, Key, Seal, encode_file_key, file_key_of, parse_file_key,
+                  read_header_bytes, read_headers, unwrap)
 from .keys import generate_identity, parse_identities, parse_recipient, recipient_from_identity
 from .primitives import HAS_CRYPTOGRAPHY
 from .recipients import MAX_SCRYPT_LOG_N, SCRYPT_LOG_N
@@ -33,5 +34,5 @@ __all__ = [
     "CHUNK_SIZE", "ENCRYPTED_CHUNK_SIZE", "FILE_KEY_SIZE", "HAS_CRYPTOGRAPHY", "MAGIC", "MAX_SCRYPT_LOG_N",
     "PAYLOAD_NONCE_SIZE", "SCRYPT_LOG_N", "TAG_SIZE", "AgeReader", "AgeWriter", "bech32_decode", "bech32_encode",
     "FILE_KEY_FORMAT", "Key", "Seal", "encode_file_key", "file_key_of", "generate_identity", "is_age_file", "parse_file_key",
-    "parse_identities", "parse_recipient", "read_header_bytes", "recipient_from_identity", "unwrap",
+    "parse_identities", "parse_recipient", "read_header_bytes", "read_headers", "recipient_from_identity", "unwrap",
 ]

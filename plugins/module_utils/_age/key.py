@@ -122,6 +122,35 @@ def read_header_bytes(source):
     return up_to_dashes + b" " + b64encode(mac) + b"\n"
 
 
+class _Prefixed:
+    """A stream with bytes already read put back in front."""
+
+    def __init__(self, prefix, source):
+        self.prefix, self.source = prefix, source
+
+    def read(self, size=-1):
+        if not self.prefix:
+            return self.source.read(size)
+        if size < 0:
+            data, self.prefix = self.prefix + self.source.read(), b""
+            return data
+        data, self.prefix = self.prefix[:size], self.prefix[size:]
+        return data
+
+
+def read_headers(source):
+    """The headers read_header_bytes gives, of every header in source: one artifact's, or several headers one after
+    the other (lifeboat header of a backup with its incremental chain)."""
+    headers = []
+    while True:
+        _stanzas, up_to_dashes, mac, rest = read_header(source)
+        headers.append(up_to_dashes + b" " + b64encode(mac) + b"\n")
+        rest += source.read(max(0, len(MAGIC) - len(rest)))
+        if not rest.startswith(MAGIC):
+            return headers
+        source = _Prefixed(rest, source)
+
+
 def _read_whole_header(header):
     """(stanzas, bytes up to '---', MAC) of a header as read_header_bytes gives it, with nothing after it."""
     stanzas, up_to_dashes, mac, rest = read_header(io.BytesIO(header))

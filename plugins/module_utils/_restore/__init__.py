@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .. import _catalog
 from .._errors import BackupError
+from .._incremental import earlier_backups
 from .._pipeline import artifact_layers, header_result
 from .database import DatabaseRestore
 from .files import run_restore_files
@@ -58,7 +59,8 @@ def backup_header(request):
     artifact, metadata = select_backup(request)
     check_encryption(request, artifact, metadata)
     with open(artifact, "rb") as handle:
-        return header_result((metadata or {}).get("id"), artifact, handle, artifact_layers(artifact, metadata)[1])
+        return header_result((metadata or {}).get("id"), artifact, handle, artifact_layers(artifact, metadata)[1],
+                             earlier_backups(metadata))
 
 
 def repair_restores(backup_dir, lock_timeout=0.0):
