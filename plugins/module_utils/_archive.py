@@ -378,7 +378,7 @@ def _level_phrase(increment):
     if increment.chain is None:
         return "; a full backup (level 0) because %s" % increment.full_reason
     return "; level %d on %s, %d unchanged file(s) not read" % (increment.level, increment.earlier[-1],
-                                                              len(increment.unchanged))
+                                                               len(increment.unchanged))
 
 
 def _manifest_rooms(request, entries, increment):
@@ -468,7 +468,7 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room, i
     return dict(summary, changed=True, warnings=warnings, id=backup.id, path=writer.final_path,
                 sha256=written["sha256"], size=written["size"], metadata=metadata,
                 msg="backed up %d files (%d bytes) into %s%s" % (summary["files"], summary["input_size"], backup.name,
-                                                                _level_phrase(increment)))
+                                                                 _level_phrase(increment)))
 
 
 def _chain_metadata(increment, records):

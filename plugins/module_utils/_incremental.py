@@ -114,7 +114,7 @@ def write_state(backup_dir, job, members, selection, records, entries):
     document = {"format": STATE_FORMAT, "chain": members, "selection": selection, "files": files}
     directory = _catalog.ensure_dir(os.path.join(backup_dir, STATE_DIR))
     write_atomic(os.path.join(directory, _catalog.check_job_name(job) + ".json"),
-                       json.dumps(document, separators=(",", ":")).encode("utf-8", "surrogateescape"))
+                 json.dumps(document, separators=(",", ":")).encode("utf-8", "surrogateescape"))
 
 
 def earlier_backups(metadata):

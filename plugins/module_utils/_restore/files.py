@@ -29,7 +29,7 @@ import stat
 import time
 
 from .._archive import ArchiveRequest, run_archive
-from .._errors import BackupError, IntegrityError, UsageError
+from .._errors import BackupError, CryptoError, IntegrityError, UsageError
 from .._fileio import storage_error
 from .._incremental import earlier_backups
 from .._manifest import held_here, parse_manifest
@@ -248,13 +248,21 @@ class FileRestore:
 
     def _extract(self, extractor, artifact, metadata, manifest_sha256):
         """One artifact's members into staging (extractor.run), and its checksum against its sidecar."""
-        expected = expected_sha256(artifact, metadata) if metadata else None
-        opened = open_artifact(self.request, artifact) if artifact == self.artifact else open(artifact, "rb")
-        with opened as handle, PayloadProcess(handle, *artifact_layers(artifact, metadata), self.request.key) as payload:
-            extractor.run(payload, manifest_sha256, (metadata or {}).get("id"))
-        if expected is not None and payload.raw_sha256 != expected:
-            raise IntegrityError("artifact %s does not match its checksum: the file is corrupted or was changed; "
-                                 "nothing was restored" % artifact, stage="checksum")
+        try:
+            expected = expected_sha256(artifact, metadata) if metadata else None
+            opened = open_artifact(self.request, artifact) if artifact == self.artifact else open(artifact, "rb")
+            with opened as handle, \
+                    PayloadProcess(handle, *artifact_layers(artifact, metadata), self.request.key) as payload:
+                extractor.run(payload, manifest_sha256, (metadata or {}).get("id"))
+            if expected is not None and payload.raw_sha256 != expected:
+                raise IntegrityError("artifact %s does not match its checksum: the file is corrupted or was changed"
+                                     % artifact, stage="checksum")
+        except (IntegrityError, CryptoError) as exc:
+            if artifact == self.artifact:
+                raise
+            raise type(exc)("%s needs %s (level %d of its chain), which is damaged: %s; nothing was restored"
+                            % (self.metadata["id"], metadata["id"], metadata.get("level", 0), exc.msg),
+                            stage="chain") from None
 
     def _make_dirs(self, directory):
         """Create missing directories (recorded for the roll-back), with the backup's metadata if it has it."""
