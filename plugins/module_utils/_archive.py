@@ -377,8 +377,8 @@ def _level_phrase(increment):
         return ""
     if increment.chain is None:
         return "; a full backup (level 0) because %s" % increment.full_reason
-    return "; level %d on %s, %d unchanged file(s) not read" % (increment.level, increment.earlier[-1],
-                                                               len(increment.unchanged))
+    return "; level %d on %s, %d unchanged file(s) not read" % (
+        increment.level, increment.earlier[-1], len(increment.unchanged))
 
 
 def _manifest_rooms(request, entries, increment):
