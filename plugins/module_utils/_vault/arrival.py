@@ -23,7 +23,7 @@ from .._fileio import READ_SIZE, storage_error, write_atomic
 from .copies import check_digest
 
 POLL_SECONDS = 0.005  # how long a reader at the end of what arrived waits before it looks again
-STATUS_NAME = "arrival"  # beside the job directory in the scratch space: "ok", or why the download failed
+STATUS_NAME = "arrival"  # arrival-<id> beside the job directory in the scratch space: "ok", or why it failed
 
 
 class Arrival:
@@ -37,7 +37,7 @@ class Arrival:
         name = _catalog.check_artifact_name(job, copy.backup_id, copy.metadata.get("artifact"))
         self.path = os.path.join(target, name)
         self.size = copy.artifact.size
-        self.status_path = os.path.join(directory, STATUS_NAME)
+        self.status_path = os.path.join(directory, "%s-%s" % (STATUS_NAME, copy.backup_id))
         _catalog.write_sidecars(self.path, dict(copy.metadata, sha256=copy.sha256))
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)

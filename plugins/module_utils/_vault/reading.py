@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy as _copy
 import hashlib
 
-from .. import _catalog
+from .. import _age, _catalog
 from .._errors import BackupError, CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
 from .._fileio import READ_SIZE
 from .._health import filter_backups, parse_since, verdict
@@ -87,11 +87,26 @@ def verify_copy(vault, backup_id, level="checksum", key=None, backup_dir=None):
     checksum: the digest the store recorded with the artifact against its sidecar (no download) where the store
     records one; where it does not (SFTP, a directory), the artifact is read back and hashed (no key needed).
     full: the artifact is streamed back and checked as a local full verify does (key needed).
-    A copy whose keys were deleted or written again after it fails, even when its first versions pass.
+    A copy whose keys were deleted or written again after it fails, even when its first versions pass. An
+    incremental backup's copy is as good as the copies of its chain: each is checked first, at the same level.
     """
     if level not in LEVELS:
         raise UsageError("level must be one of %s for a vault" % ", ".join(LEVELS))
     copy = find_copy(vault, backup_id)
+    for earlier_id in _earlier_ids(copy):
+        try:
+            _check_copy(vault, find_copy(vault, earlier_id), level, key, backup_dir)
+        except (IntegrityError, CryptoError, NotFoundError) as exc:
+            if isinstance(exc, WrongKeyError):
+                raise
+            raise type(exc)("%s needs %s of its chain on %s, which cannot be used: %s"
+                            % (backup_id, earlier_id, vault.describe(), exc.msg), stage="chain") from None
+    return _check_copy(vault, copy, level, key, backup_dir)
+
+
+def _check_copy(vault, copy, level, key, backup_dir):
+    """verify_copy of one copy, its chain aside."""
+    backup_id = copy.backup_id
     local = _local_metadata(backup_dir, backup_id)
     if local is not None and local.get("sha256") != copy.sha256:
         raise IntegrityError("the copy of %s on %s records SHA-256 %s, the local backup %s"
@@ -151,9 +166,20 @@ def restore_header(vault, request, from_vault=False):
 
 
 def _header_of(vault, copy):
+    """The copy's header and, for an incremental backup, those of the earlier backups of its chain on the vault."""
     with vault.store.open(copy.artifact) as stream:
         result = header_result(copy.backup_id, None, stream, artifact_layers(copy.artifact.name, copy.metadata)[1])
+    for backup_id in _earlier_ids(copy):
+        earlier = find_copy(vault, backup_id)
+        if artifact_layers(earlier.artifact.name, earlier.metadata)[1]:
+            with vault.store.open(earlier.artifact) as stream:
+                result["chain_headers"].append(_age.read_header_bytes(stream).decode("ascii"))
     return dict(result, vault=vault.name, key=copy.artifact.key)
+
+
+def _earlier_ids(copy):
+    """The ids of the backups before the copy's in its incremental chain (none for a full backup)."""
+    return (copy.metadata.get("chain") or [])[:-1]
 
 
 def _hash_stream(stream):
@@ -177,15 +203,18 @@ def restore_copy(vault, request, check_mode=False, from_vault=False):
 
     The copy is downloaded into private scratch space under the catalog, checked against its sidecar as it comes,
     restored as the catalog's own backups are (its lock, its journal, safety backups into it), and removed
-    afterwards, also on failure. A files backup is restored while it arrives (arrival.py); a database's once all
-    of it arrived. Check mode reads what the plan needs, the start of the artifact, and stops the download.
+    afterwards, also on failure. A files backup is restored while it arrives (arrival.py), the earlier backups of
+    an incremental one's chain downloaded whole before it; a database's once all of it arrived. Check mode reads what the plan needs, the start of the artifact, and stops the download.
     """
     if not _from_vault(request, from_vault):
         return dict(restore_backup(request, check_mode), vault=None)
     scratch_parent = _catalog.private_dir(request.backup_dir)
     clean_private_directories(scratch_parent)  # what a killed restore from a vault left
     with private_directory(scratch_parent) as scratch:
-        arrival = Arrival(vault, find_copy(vault, request.backup_id), scratch)
+        copy = find_copy(vault, request.backup_id)
+        for backup_id in _earlier_ids(copy):  # an incremental backup's chain first, whole: it is read after it
+            fetch_copy(vault, backup_id, scratch)
+        arrival = Arrival(vault, copy, scratch)
         try:
             fetched = _copy.copy(request)
             fetched.path, fetched.backup_id, fetched.catalog = arrival.path, None, request.backup_dir
