@@ -204,7 +204,8 @@ def restore_copy(vault, request, check_mode=False, from_vault=False):
     The copy is downloaded into private scratch space under the catalog, checked against its sidecar as it comes,
     restored as the catalog's own backups are (its lock, its journal, safety backups into it), and removed
     afterwards, also on failure. A files backup is restored while it arrives (arrival.py), the earlier backups of
-    an incremental one's chain downloaded whole before it; a database's once all of it arrived. Check mode reads what the plan needs, the start of the artifact, and stops the download.
+    an incremental one's chain downloaded whole before it; a database's once all of it arrived. Check mode reads
+    what the plan needs, the start of the artifact, and stops the download.
     """
     if not _from_vault(request, from_vault):
         return dict(restore_backup(request, check_mode), vault=None)
