@@ -27,6 +27,8 @@ options:
       - The file key of the one artifact the task opens (V(LIFEBOAT-FILE-KEY-1...)), as the action plugin passes it,
         or as C(lifeboat unwrap) prints it on the controller. Kept in memory; a file key that belongs to another
         artifact is refused before anything is read.
+      - For a backup of an incremental chain, one file key per artifact of the chain, separated by blank space; each
+        opens its own artifact only.
     type: str
   header_only:
     description:

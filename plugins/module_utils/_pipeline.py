@@ -179,20 +179,23 @@ def open_payload(handle, compression, encrypted, key=None):
     return open_decompressor(compression, layer), raw
 
 
-def header_result(backup_id, path, handle, encrypted, earlier=()):
+def header_result(backup_id, path, handle, encrypted, earlier=None):
     """What a task that opens an artifact gives back when the key waits on the controller: the artifact's age header
     (its recipient stanzas and MAC: public, a few hundred bytes), from which the key's holder unwraps the file key
-    of this one artifact; null for an artifact that is not encrypted. earlier: [(artifact, metadata)] of the backups
-    before it in its incremental chain, which the task opens too: their headers are chain_headers."""
+    of this one artifact; null for an artifact that is not encrypted. earlier, for a backup (not a lone file):
+    [(artifact, metadata)] of the backups before it in its incremental chain, which the task opens too: their
+    headers are chain_headers."""
     header = _age.read_header_bytes(handle).decode("ascii") if encrypted else None
-    chain_headers = []
-    for artifact, metadata in earlier:
-        if artifact_layers(artifact, metadata)[1]:
-            with open(artifact, "rb") as earlier_handle:
-                chain_headers.append(_age.read_header_bytes(earlier_handle).decode("ascii"))
-    return {"changed": False, "id": backup_id, "path": path, "header": header, "chain_headers": chain_headers,
-            "msg": ("the age header of %s" if encrypted else "%s is not encrypted") % (backup_id or path)
-            + (" and of the %d backup(s) before it in its chain" % len(earlier) if earlier else "")}
+    result = {"changed": False, "id": backup_id, "path": path, "header": header,
+              "msg": ("the age header of %s" if encrypted else "%s is not encrypted") % (backup_id or path)
+              + (" and of the %d backup(s) before it in its chain" % len(earlier) if earlier else "")}
+    if earlier is not None:
+        result["chain_headers"] = []
+        for artifact, metadata in earlier:
+            if artifact_layers(artifact, metadata)[1]:
+                with open(artifact, "rb") as earlier_handle:
+                    result["chain_headers"].append(_age.read_header_bytes(earlier_handle).decode("ascii"))
+    return result
 
 
 def artifact_layers(path, metadata=None):

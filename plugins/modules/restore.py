@@ -222,6 +222,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+chain_headers:
+  description:
+    - With O(header_only), for a backup of an incremental chain, the age headers of the earlier backups of its chain,
+      which the task opens too (one file key each); empty for a full backup.
+  returned: with O(header_only)
+  type: list
+  elements: str
 header:
   description:
     - With O(header_only), the age header of the artifact the task would open (its recipient stanzas and MAC, ending

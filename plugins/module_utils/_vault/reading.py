@@ -168,7 +168,7 @@ def restore_header(vault, request, from_vault=False):
 def _header_of(vault, copy):
     """The copy's header and, for an incremental backup, those of the earlier backups of its chain on the vault."""
     with vault.store.open(copy.artifact) as stream:
-        result = header_result(copy.backup_id, None, stream, artifact_layers(copy.artifact.name, copy.metadata)[1])
+        result = header_result(copy.backup_id, None, stream, artifact_layers(copy.artifact.name, copy.metadata)[1], [])
     for backup_id in _earlier_ids(copy):
         earlier = find_copy(vault, backup_id)
         if artifact_layers(earlier.artifact.name, earlier.metadata)[1]:
