@@ -83,3 +83,24 @@ def test_unwrapping_refuses_a_file_key_and_trailing_bytes():
         _age.unwrap(header, _age.Key(file_key=file_key))
     with pytest.raises(CryptoError, match="bytes after its MAC line"):
         _age.unwrap(header + b"x", KEY)
+
+
+def test_several_file_keys_each_open_their_own_file_and_nothing_else():
+    first, first_key = _encrypted(b"A" * 100, recipients=[RECIPIENT])
+    second, second_key = _encrypted(b"B" * 100, recipients=[RECIPIENT])
+    third, _third_key = _encrypted(b"C" * 100, recipients=[RECIPIENT])
+    both = _age.Key(file_key=" %s\n%s " % (_age.encode_file_key(first_key), _age.encode_file_key(second_key)))
+    assert _age.AgeReader(io.BytesIO(first), both).read() == b"A" * 100
+    assert _age.AgeReader(io.BytesIO(second), both).read() == b"B" * 100
+    with pytest.raises(WrongKeyError, match="none of the 2 file keys given opens this file"):
+        _age.AgeReader(io.BytesIO(third), both)
+    with pytest.raises(UsageError, match="an identity was given where a file key is expected"):
+        _age.Key(file_key="%s %s" % (_age.encode_file_key(first_key), IDENTITY))
+
+
+def test_the_headers_of_a_chain_are_read_one_after_the_other_and_an_artifact_gives_one():
+    blobs = [_encrypted(bytes([65 + number]) * 100, recipients=[RECIPIENT]) for number in range(3)]
+    headers = [_age.read_header_bytes(io.BytesIO(blob)) for blob, _key in blobs]
+    assert _age.read_headers(io.BytesIO(b"".join(headers))) == headers
+    assert _age.read_headers(io.BytesIO(blobs[0][0])) == headers[:1]  # the payload after it is no header
+    assert [_age.unwrap(header, KEY) for header in headers] == [key for _blob, key in blobs]

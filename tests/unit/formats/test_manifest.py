@@ -157,3 +157,32 @@ def test_a_backup_whose_manifest_a_restore_would_refuse_is_refused_when_made(tmp
     assert "the 6001 entries selected make a manifest of 2 MiB, more than the 1 MiB a restore reads: back the tree " \
         "up as several jobs" in str(refused.value)
     assert not os.path.exists(tmp_path / "backups" / "app") or os.listdir(tmp_path / "backups" / "app") == []
+
+
+@given(path=PATHS, holder=st.from_regex(r"[A-Za-z0-9_-]{1,40}", fullmatch=True), size=st.integers(0, 2 ** 50))
+def test_a_held_file_line_is_what_the_json_encoder_writes(path, holder, size):
+    record = dict(FILE, path=path, size=size, holder=holder)
+    assert _manifest._encode_record(record) == _reference(record)
+
+
+def test_an_incremental_manifest_names_its_chain_and_the_holder_of_each_file():
+    chain = ["app-20261201T020000Z", "app-20261202T020000Z"]
+    old, new = dict(FILE, holder=chain[0]), dict(FILE, path="srv/b", holder=chain[1])
+    manifest, _digest = _manifest.build_manifest([DIR, old, new, LINK], ["/srv"], chain)
+    header, records = _manifest.parse_manifest(manifest)
+    assert (header["chain"], header["level"]) == (chain, 1)
+    assert _manifest.held_here(header, {record["path"]: record for record in records}) == {"srv", "srv/b", "srv/l"}
+
+
+@pytest.mark.parametrize("records, header, problem", [
+    ((dict(FILE, holder="app-1"),), {}, r"line 2 \('srv/a'\) names a holder, which only a file of an incremental "
+                                        r"backup has"),
+    ((dict(FILE, holder="app-3"),), {"chain": ["app-1", "app-2"]}, r"line 2 \('srv/a'\) has a string \"app-3\" as its holder; "
+                                                                   r"it must be a backup of the chain"),
+    ((FILE,), {"chain": ["app-1"]}, r"line 2 \('srv/a'\) has null as its holder"),
+    ((DIR,), {"chain": ["../app"]}, r"line 1 has an array .* as its chain; it must be an array of backup ids"),
+    ((DIR,), {"chain": []}, r"line 1 has an array \[\] as its chain"),
+], ids=["holder-without-chain", "holder-out-of-chain", "file-without-holder", "chain-of-paths", "empty-chain"])
+def test_a_chain_or_holder_that_does_not_add_up_is_refused(records, header, problem):
+    with pytest.raises(IntegrityError, match=problem):
+        _manifest.parse_manifest(_written(*records, **header))
