@@ -94,8 +94,8 @@ def find_chain(request, selection, now):
         return None, "the chain's state names no backup"
     if state.get("selection") != selection:
         return None, "the sources or the selection rules changed since backup %s" % members[-1]
-    base_time = _catalog.backup_time(found[members[0]])
-    if request.full_every.before(now) >= base_time:
+    cutoff = request.full_every.before(now)  # None: before year 1
+    if cutoff is not None and cutoff >= _catalog.backup_time(found[members[0]]):
         return None, "the chain's full backup %s is older than full_every (%s)" % (members[0], request.full_every)
     if len(members) > request.max_chain:
         return None, "the chain has %d incremental backups, max_chain" % (len(members) - 1)
