@@ -24,7 +24,7 @@ import json
 import os
 
 from . import _catalog
-from ._errors import BackupError, IntegrityError, NotFoundError, UsageError
+from ._errors import BackupError, IntegrityError, NotFoundError, UsageError, WrongKeyError
 from ._fileio import write_atomic
 from ._retention import parse_duration
 from ._tarstream import DUMPDIR_KEY, MAX_PAX_SIZE
@@ -140,6 +140,11 @@ def earlier_backups(metadata):
                                  "another chain" % (metadata["id"], backup_id, level), stage="chain")
         found.append((artifact, earlier))
     return found
+
+
+def chain_fault(exc):
+    """What an error reading an earlier backup of a chain says of it: a wrong key is not damage."""
+    return "the key given does not open" if isinstance(exc, WrongKeyError) else "is damaged"
 
 
 def dumpdir(children):

@@ -10,7 +10,7 @@ import os
 from . import _catalog, _selection
 from ._errors import CryptoError, IntegrityError, NotFoundError, UsageError, WrongKeyError
 from ._fileio import hash_file
-from ._incremental import earlier_backups
+from ._incremental import chain_fault, earlier_backups
 from ._manifest import MANIFEST_NAME, MAX_SIZE as MANIFEST_MAX_SIZE, held_here, parse_manifest
 from ._members import MemberCheck, check_entries, records_by_path
 from ._pipeline import artifact_layers, header_result, open_payload
@@ -251,8 +251,8 @@ def _verify_chain(metadata, level, key):
             digest = check_full(artifact, member, key)["raw_sha256"] if level != "checksum" else hash_file(artifact)
             compare_checksum(artifact, expected, digest)
         except (IntegrityError, CryptoError) as exc:
-            raise type(exc)("%s needs %s (level %d of its chain), which is damaged: %s"
-                            % (metadata["id"], member["id"], member.get("level", 0), exc.msg),
+            raise type(exc)("%s needs %s (level %d of its chain), which %s: %s"
+                            % (metadata["id"], member["id"], member.get("level", 0), chain_fault(exc), exc.msg),
                             stage="chain") from None
     return earlier
 

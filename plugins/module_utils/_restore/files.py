@@ -31,7 +31,7 @@ import time
 from .._archive import ArchiveRequest, run_archive
 from .._errors import BackupError, CryptoError, IntegrityError, UsageError
 from .._fileio import storage_error
-from .._incremental import earlier_backups
+from .._incremental import chain_fault, earlier_backups
 from .._manifest import held_here, parse_manifest
 from .._members import parent_of
 from .._pipeline import artifact_layers
@@ -257,8 +257,8 @@ class FileRestore:
         except (IntegrityError, CryptoError) as exc:
             if artifact == self.artifact:
                 raise
-            raise type(exc)("%s needs %s (level %d of its chain), which is damaged: %s; nothing was restored"
-                            % (self.metadata["id"], metadata["id"], metadata.get("level", 0), exc.msg),
+            raise type(exc)("%s needs %s (level %d of its chain), which %s: %s; nothing was restored"
+                            % (self.metadata["id"], metadata["id"], metadata.get("level", 0), chain_fault(exc), exc.msg),
                             stage="chain") from None
 
     def _make_dirs(self, directory):

@@ -66,3 +66,33 @@ def test_unwrap_and_restore_say_what_is_missing_or_wrong(host):  # noqa: F811
     assert IDENTITY not in not_a_key.stderr
     wrong = host("unwrap", archive["path"], "--passphrase-file", "-", stdin="a passphrase\n")
     assert wrong.returncode == 1 and "encrypted to recipients" in wrong.stderr
+
+
+def test_an_incremental_backup_restores_with_the_file_keys_of_its_chain(host):  # noqa: F811
+    """An incremental job: lifeboat header prints the chain's headers, unwrap one key per line, restore takes
+    them all; without the key of one artifact of the chain the restore is refused, naming it."""
+    job_file = host.tmp / "etc" / "jobs.d" / "app.json"
+    job_file.write_text(json.dumps(dict(json.loads(job_file.read_text()), incremental=True, retention=None)))
+    for version in ("first", "second", "third"):
+        (host.app / "index.html").write_text("<h1>%s</h1>\n" % version)
+        assert host("run", "app").returncode == 0
+    newest = _archives(host)[0]
+    assert newest["level"] == 2
+    headers = host("header", newest["id"])
+    assert headers.returncode == 0 and headers.stdout.count("age-encryption.org/v1\n") == 3
+    keys = host("unwrap", "--identity-file", str(host.tmp / "key.txt"), stdin=headers.stdout)
+    assert keys.returncode == 0, keys.stderr
+    file_keys = keys.stdout.split()
+    assert len(file_keys) == 3 and all(key.startswith("LIFEBOAT-FILE-KEY-1") for key in file_keys)
+
+    target = host.tmp / "restored"
+    refused = host("restore", newest["id"], "--to", str(target), "--file-key", "-", stdin="\n".join(file_keys[:2]))
+    assert refused.returncode == 1
+    # lifeboat header prints the backup's own header first, then its chain's from the full backup on: the second
+    # backup's key is the one left out
+    assert "needs %s (level 1 of its chain), which the key given does not open: none of the 2 file keys given " \
+        "opens this file" % newest["chain"][1] in refused.stderr
+    assert not target.exists()
+    restored = host("restore", newest["id"], "--to", str(target), "--file-key", "-", stdin=keys.stdout)
+    assert restored.returncode == 0, restored.stderr
+    assert (target / str(host.app).lstrip("/") / "index.html").read_text() == "<h1>third</h1>\n"
