@@ -129,26 +129,29 @@ def _is_a(value, kind):
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
+def _where(record):
+    return "(%r)" % record["path"] if isinstance(record.get("path"), str) else "(no path)"
+
+
 def _check_record(record, number):
     """Refuse a record whose fields restore and verify could not use as they are: each must have its JSON type,
     a number its range."""
     if not isinstance(record, dict):
         raise _manifest_error(number, "is %s, not an entry object" % _described(record))
-    where = "(%r)" % record["path"] if isinstance(record.get("path"), str) else "(no path)"
     kind = record.get("type")
     for name, expected, low, high in (_FIELDS + _TYPE_FIELDS.get(kind, ())) if isinstance(kind, str) else _FIELDS:
         if name not in record:
-            raise _manifest_error(number, "%s has no %s field" % (where, name))
+            raise _manifest_error(number, "%s has no %s field" % (_where(record), name))
         value = record[name]
-        if not _is_a(value, expected):
+        if type(value) is not expected and not _is_a(value, expected):  # pylint: disable=unidiomatic-typecheck
             raise _manifest_error(number, "%s has %s as its %s; it must be %s"
-                                  % (where, _described(value), name, _JSON_TYPES[expected]))
+                                  % (_where(record), _described(value), name, _JSON_TYPES[expected]))
         if low is not None and not low <= value <= high:
             raise _manifest_error(number, "%s has %d as its %s; it must lie between %d and %d"
-                                  % (where, value, name, low, high))
+                                  % (_where(record), value, name, low, high))
     if kind == "file" and _SHA256.match(record["sha256"]) is None:
         raise _manifest_error(number, "%s has %s as its sha256; it must be 64 lowercase hex digits"
-                              % (where, _described(record["sha256"])))
+                              % (_where(record), _described(record["sha256"])))
 
 
 def _loads(text, number):
@@ -204,11 +207,11 @@ def _check_chain(header, numbered):
     for number, record in numbered:
         holder = record.get("holder")
         if record["type"] == "file" and chain is not None and holder not in members:
-            raise _manifest_error(number, "(%r) has %s as its holder; it must be a backup of the chain"
-                                  % (record["path"], _described(holder)))
+            raise _manifest_error(number, "%s has %s as its holder; it must be a backup of the chain"
+                                  % (_where(record), _described(holder)))
         if holder is not None and (chain is None or record["type"] != "file"):
-            raise _manifest_error(number, "(%r) names a holder, which only a file of an incremental backup has"
-                                  % record["path"])
+            raise _manifest_error(number, "%s names a holder, which only a file of an incremental backup has"
+                                  % _where(record))
 
 
 def held_here(header, records):
