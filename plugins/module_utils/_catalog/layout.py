@@ -7,6 +7,7 @@
     <backup_dir>/.restores/files-*.json      the journal of a file restore in progress: what it swaps
     <backup_dir>/.restores/database-*.json   the record of a database restore in progress: its safety backup
     <backup_dir>/.tmp/                  private scratch space of restores (0700; a dot: never a job)
+    <backup_dir>/.incremental/<job>.json   the state of the job's incremental chain (_incremental.py): host only
     <backup_dir>/<job>/<id>.<suffix>    the artifact
     <backup_dir>/<job>/<id>.sha256      `sha256sum -c` format
     <backup_dir>/<job>/<id>.json        metadata, written last: a backup exists once this file does
