@@ -317,3 +317,17 @@ class Hooks:
     def _append(failure, hook_error):
         failure.msg = "%s; %s" % (failure.msg, hook_error.hook)
         return failure
+
+
+def run_stage(hooks, stage, job, backup_dir=None, backup_ids=(), outcome=None, error=None, check_mode=False):
+    """The hook module: one stage of a job's hooks (the whole mapping checked first); in check mode, what would
+    run. A failure raises HookError, its records in result["hooks"]."""
+    runner = Hooks(hooks, job, backup_dir)
+    commands = [command.given for command in runner.commands(stage)]
+    if check_mode or not commands:
+        return {"changed": bool(commands), "hooks": [], "commands": commands,
+                "msg": "%s: %s" % (stage, ("would run " + "; ".join(describe(command) for command in commands))
+                                   if commands else "no hook to run")}
+    records = runner.run(stage, list(backup_ids), outcome, error)
+    return {"changed": True, "hooks": records, "commands": commands,
+            "msg": "%s: ran %s" % (stage, "; ".join(describe(command) for command in commands))}

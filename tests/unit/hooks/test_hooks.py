@@ -207,3 +207,16 @@ def test_around_returns_the_works_result_and_skips_on_failure(tmp_path):
     assert hooks.around("backup", lambda: ("result", ["app-1"])) == "result"
     assert log.read_text().splitlines() == ["before_backup", "after_backup success"]
     assert _hooks.Hooks(None, "app").around("restore", lambda: ("done", ["app-1"]), ["app-1"]) == "done"
+
+
+def test_the_module_in_check_mode_runs_nothing_and_says_what_would_run(tmp_path):
+    hooks = {"before_restore": [["touch", str(tmp_path / "ran")], {"shell": "echo on"}], "after_restore": []}
+    planned = _hooks.run_stage(hooks, "before_restore", "app", check_mode=True)
+    assert planned == {"changed": True, "hooks": [], "commands": [["touch", str(tmp_path / "ran")], "echo on"],
+                       "msg": "before_restore: would run touch %s; echo on" % (tmp_path / "ran")}
+    assert not (tmp_path / "ran").exists()
+    assert _hooks.run_stage(hooks, "after_restore", "app")["changed"] is False
+    ran = _hooks.run_stage(hooks, "before_restore", "app", backup_ids=["app-1"])
+    assert ran["changed"] and [record["rc"] for record in ran["hooks"]] == [0, 0] and (tmp_path / "ran").exists()
+    with pytest.raises(UsageError, match="is a string"):
+        _hooks.run_stage({"before_restore": ["on"]}, "after_restore", "app", check_mode=True)
