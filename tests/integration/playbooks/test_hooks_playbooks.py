@@ -132,3 +132,24 @@ def test_rollback_runs_before_and_after_restore_around_the_restore(tmp_path):
     rolled = json.loads((tmp_path / "rollback-report.json").read_text())
     assert rolled["hosts"]["localhost"]["status"] == "failed"
     assert hook_log(tmp_path)[0].startswith("after_restore|failure|%s|" % backup_id)
+
+
+def test_the_agent_role_refuses_a_bad_hook_before_it_installs_anything(tmp_path):
+    playbook = tmp_path / "agent.yml"
+    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - lifeboat.backup.agent\n")
+    (tmp_path / "agent-vars.json").write_text(json.dumps({
+        "ansible_python_interpreter": sys.executable, "agent_install_packages": False,
+        "agent_jobs": [{"name": "app", "paths": ["/srv/app"],
+                        "hooks": {"before_restore": ["/usr/local/bin/app-maintenance on"]}}]}))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+    # In check mode: were the check to let it through, the role would still change nothing on this machine.
+    played = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                             "-c", "local", "--check", "-e", "@%s" % (tmp_path / "agent-vars.json"), str(playbook)],
+                            env=env, capture_output=True, text=True, check=False, cwd=str(tmp_path))
+    assert played.returncode != 0
+    assert "Check the jobs' hooks" in played.stdout, played.stderr[-3000:]
+    assert "hooks.before_restore[0] is a string ('/usr/local/bin/app-maintenance on'): write an argv list" \
+        in played.stdout, played.stdout[-3000:]
+    assert "lifeboat.backup.agent : Install" not in played.stdout
