@@ -85,10 +85,9 @@ def _command(where, entry):
         entry = {"argv": entry}
     if not isinstance(entry, dict):
         raise _usage(where, "is neither an argv list nor a mapping: %s" % example)
-    unknown = sorted(set(entry) - set(COMMAND_KEYS))
+    unknown = sorted(str(key) for key in set(entry) - set(COMMAND_KEYS))
     if unknown:
-        raise _usage(where, "has unknown key(s) %s: a command takes %s" % (", ".join(map(str, unknown)),
-                                                                         ", ".join(COMMAND_KEYS)))
+        raise _usage(where, "has unknown key(s) %s: a command takes %s" % (", ".join(unknown), ", ".join(COMMAND_KEYS)))
     if ("argv" in entry) == ("shell" in entry):
         raise _usage(where, "needs exactly one of argv (a list) and shell (a string)")
     argv, shell = entry.get("argv"), entry.get("shell")
@@ -177,8 +176,7 @@ def _read_until(fd, deadline, kept):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
+        if not select.select([fd], [], [], remaining)[0]:
             continue
         chunk = os.read(fd, 65536)
         if not chunk:

@@ -14,7 +14,7 @@ description:
     fails (a non-zero exit, its timeout, a program that cannot be started), which fails the task with the stage, the
     command, its exit status or timeout and the end of its output.
   - The whole O(hooks) mapping is checked first, whatever the stage; a bad entry fails the task before anything runs.
-  - Each command runs without a shell (an argv list) unless it is written C({shell: "..."}) (C(/bin/sh -c)), with
+  - Each command runs without a shell (an argv list) unless it is a mapping with C(shell) (C(/bin/sh -c)), with
     stdin C(/dev/null), in C(/), in a session of its own, and gets only C(PATH), C(HOME), C(LANG), C(LC_ALL),
     C(LC_CTYPE), C(TZ), C(USER) and C(LOGNAME) of the module's environment, plus C(LIFEBOAT_HOOK) (the stage),
     C(LIFEBOAT_JOB), C(LIFEBOAT_BACKUP_DIR), C(LIFEBOAT_BACKUP_IDS) and C(LIFEBOAT_BACKUP_ID) (the last of them) when
@@ -68,7 +68,8 @@ options:
     default: []
   outcome:
     description:
-      - How the job went, for V(after_backup), V(after_restore) and V(on_failure): C(LIFEBOAT_OUTCOME).
+      - How the job went, for V(after_backup), V(after_restore) and V(on_failure), given to the hooks in
+        C(LIFEBOAT_OUTCOME).
     type: str
     choices: [success, failure]
   error:

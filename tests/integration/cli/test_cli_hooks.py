@@ -109,8 +109,8 @@ def test_no_secret_reaches_a_hook(tmp_path, postgres_server):
         set_job(host, recipients=[], passphrase=passphrase, paths=[], retention={},
                 databases=[dict(dbservers.login(postgres_server), engine="postgresql", name=name)],
                 hooks={stage: [["sh", "-c", RECORDER, "recorder", str(path)]] for stage, path in recorded.items()})
-        run = host("run", "app", "--json", env={"PGPASSWORD": postgres_server.password,
-                                                 "AWS_SECRET_ACCESS_KEY": "aws-" + passphrase})
+        caller = {"PGPASSWORD": postgres_server.password, "AWS_SECRET_ACCESS_KEY": "aws-" + passphrase}
+        run = host("run", "app", "--json", env=caller)
         assert run.returncode == 0, run.stderr
         texts = [path.read_text() + (tmp_path / (stage + ".argv")).read_text() for stage, path in recorded.items()]
         assert all("LIFEBOAT_JOB=app" in text for text in texts)
@@ -132,8 +132,8 @@ def test_restore_runs_the_hooks_of_the_backups_job_unless_no_hooks(tmp_path):
     assert restored.returncode == 0, restored.stderr
     assert hook_log(host) == [["before_restore", "", archive["id"], ""],
                               ["after_restore", "success", archive["id"], ""]]
-    assert [record["stage"] for record in json.loads(restored.stdout)["hooks"]] == ["before_restore",
-                                                                                     "after_restore"]
+    stages = [record["stage"] for record in json.loads(restored.stdout)["hooks"]]
+    assert stages == ["before_restore", "after_restore"]
     assert "hook after_restore: sh -c " in restored.stderr
     again = host("restore", archive["id"], "--to", str(tmp_path / "again"), "--identity-file", "-", "--no-hooks",
                  stdin=IDENTITY + "\n")

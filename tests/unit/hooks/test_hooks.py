@@ -173,8 +173,8 @@ def test_around_runs_after_and_on_failure_when_before_fails(tmp_path):
     assert str(caught.value) == message and not worked
     assert log.read_text().splitlines() == ["before_backup", "after_backup failure " + message,
                                             "on_failure failure " + message]
-    assert [record["stage"] for record in caught.value.result["hooks"]] == ["before_backup", "after_backup",
-                                                                           "on_failure"]
+    stages = [record["stage"] for record in caught.value.result["hooks"]]
+    assert stages == ["before_backup", "after_backup", "on_failure"]
 
 
 def test_the_works_failure_stays_the_error_with_the_after_hooks_appended(tmp_path):
