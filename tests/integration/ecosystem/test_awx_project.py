@@ -35,7 +35,8 @@ def project_fixture(tmp_path_factory):
     project = work / "project"
     shutil.copytree(EXAMPLE, project)
     # The example's requirements, with lifeboat.backup taken from the built tarball instead of Galaxy: its version
-    # range must admit the version built.
+    # range must admit the version built. Only the project's collections path is searched, as in a job: a copy of
+    # the collection installed elsewhere would count as installed.
     with open(project / "collections" / "requirements.yml", encoding="utf-8") as handle:
         requirements = yaml.safe_load(handle)
     entry = next(item for item in requirements["collections"] if item["name"] == "lifeboat.backup")
@@ -44,7 +45,8 @@ def project_fixture(tmp_path_factory):
     installed = subprocess.run([os.path.join(BINARIES, "ansible-galaxy"), "collection", "install", "-r",
                                 str(work / "requirements.yml"), "-p", str(project / "collections")],
                                capture_output=True, text=True, check=False,
-                               env=dict(os.environ, ANSIBLE_HOME=str(work / "ansible-home")))
+                               env=dict(os.environ, ANSIBLE_HOME=str(work / "ansible-home"),
+                                        ANSIBLE_COLLECTIONS_PATH=str(project / "collections")))
     assert installed.returncode == 0, installed.stdout + installed.stderr
     (project / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
