@@ -20,6 +20,9 @@ BUILD := $(ROOT)/build
 COLLECTIONS := $(BUILD)/collections
 COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/lifeboat/backup
 DIST := $(BUILD)/dist
+CORE_COMPAT := $(BUILD)/core-compat
+CORE_COMPAT_STAMP := $(CORE_COMPAT)/.requirements.stamp
+CORE_COMPAT_TESTS := tests/integration/ecosystem/test_awx_project.py tests/integration/playbooks/test_demo_keys.py
 # Each test stage writes there how many tests it skipped and why, for the closing summary of `make test`.
 SUMMARY := $(BUILD)/test-summary
 # ansible-test keeps its sanity virtual environments and pip bootstrap script under ~/.ansible/test:
@@ -44,18 +47,19 @@ endif
 export LIFEBOAT_PARTIAL
 PARTIAL := $(filter 1,$(LIFEBOAT_PARTIAL))
 
-TEST_STAGES := deps venv unit integration sanity lint molecule
+TEST_STAGES := deps venv unit integration core-compat sanity lint molecule
 FLEET_CHECK = $(BIN)/python tests/fleet/fleet.py check
 MOLECULE_TEST = molecule test --all
 
-.PHONY: help deps venv test unit integration collection sanity lint molecule demo changelog clean distclean
+.PHONY: help deps venv test unit integration core-compat collection sanity lint molecule demo changelog clean distclean
 
 help:
-	@echo 'make test         deps, then unit, integration, sanity, lint, molecule (stops at the first failure);'
+	@echo 'make test         deps, then unit, integration, core-compat, sanity, lint, molecule (stops at the first failure);'
 	@echo '                  LIFEBOAT_PARTIAL=1 make test: a partial run, where what lacks a part skips'
 	@echo 'make deps         install the missing system packages of $(BINDEP) (as root), or list them'
 	@echo 'make unit         pytest tests/unit in parallel (pytest-xdist)'
 	@echo 'make integration  pytest tests/integration against real servers and tools'
+	@echo 'make core-compat  the AWX project and the demo under the lowest ansible-core meta/runtime.yml admits'
 	@echo 'make collection   copy the checkout to $(COLLECTION_DIR)'
 	@echo 'make sanity       ansible-test sanity on Python $(SANITY_PYTHON), no ignore file'
 	@echo 'make lint         ansible-lint with the production profile'
@@ -93,9 +97,10 @@ test:
 	cat $(SUMMARY)/all; \
 	[ -z "$$failed" ]
 
-# pytest exits 5 when it collects nothing: reported, not a failure, while a suite is still empty.
+# pytest exits 5 when it collects nothing: reported, not a failure, while a suite is still empty. The fourth
+# argument is another Python to run pytest with.
 define run_pytest
-	mkdir -p $(SUMMARY); rc=0; LIFEBOAT_SUMMARY=$(SUMMARY)/$(2) $(BIN)/python -m pytest $(1) || rc=$$?; \
+	mkdir -p $(SUMMARY); rc=0; LIFEBOAT_SUMMARY=$(SUMMARY)/$(2) $(or $(4),$(BIN)/python) -m pytest $(1) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "$(2): no tests collected in $(3)"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 endef
 
@@ -104,6 +109,21 @@ unit: $(VENV_STAMP)
 
 integration: $(VENV_STAMP)
 	@$(call run_pytest,tests/integration,integration,tests/integration)
+
+# The oldest ansible-core that meta/runtime.yml's requires_ansible admits (>=2.16.0: any 2.16), in a virtual
+# environment of its own with the collection's requirements and pytest: the AWX example project's test builds,
+# installs and runs the playbooks with it, as does the demo's.
+$(CORE_COMPAT_STAMP): requirements.txt requirements-test.txt meta/runtime.yml | $(VENV_STAMP)
+	lowest=$$($(BIN)/python -c 'import re, sys, yaml; \
+		spec = yaml.safe_load(open("meta/runtime.yml"))["requires_ansible"]; found = re.fullmatch(r">=(\d+\.\d+)\.0", spec); \
+		print(found.group(1)) if found else sys.exit("meta/runtime.yml: requires_ansible %r is not >=X.Y.0" % spec)'); \
+	rm -rf $(CORE_COMPAT); $(PYTHON) -m venv $(CORE_COMPAT); \
+	$(CORE_COMPAT)/bin/python -m pip install --quiet -r requirements.txt "ansible-core~=$$lowest.0" \
+		"$$(grep -x 'pytest[<>=,0-9.]*' requirements-test.txt)"
+	touch $@
+
+core-compat: $(CORE_COMPAT_STAMP)
+	@$(call run_pytest,$(CORE_COMPAT_TESTS),core-compat,$(CORE_COMPAT_TESTS),$(CORE_COMPAT)/bin/python)
 
 # ansible-test needs the collection under ansible_collections/NAMESPACE/NAME. The copy leaves out what
 # galaxy.yml's build_ignore leaves out of a release (anchored at the top, `*` may cross directories,

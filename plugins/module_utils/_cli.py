@@ -20,7 +20,8 @@ import subprocess
 import sys
 import time
 
-from . import _age, _alerts, _archive, _catalog, _dump, _health, _metrics, _option_groups, _prune, _restore, _verify
+from . import _age, _alerts, _archive, _catalog, _dump, _health, _hooks, _metrics, _option_groups, _prune, _restore, \
+    _verify
 from ._vault import maintain as _vault_maintain, replicate as _vault_replicate
 from ._errors import BackupError, UsageError
 
@@ -54,6 +55,16 @@ class Progress:
             self.stream.write("\r\033[K%s\n" % line)
         else:
             self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def hook(self, record):
+        """A hook's output, each line prefixed with its stage, then how it ended: the journal keeps both."""
+        prefix = "hook %s: " % record["stage"]
+        lines = record["output"].splitlines()
+        ended = "timed out" if record["timed_out"] else "could not start" if record["rc"] is None \
+            else "exit %d" % record["rc"]
+        lines.append("%s (%s, %.1f s)" % (_hooks.describe(record["command"]), ended, record["duration"]))
+        self.stream.write("".join(prefix + line + "\n" for line in lines))
         self.stream.flush()
 
 
@@ -148,7 +159,8 @@ def ping(job, state, progress, body=None):
 
 
 def run_job(config_dir, name, progress, lock_timeout=None):
-    """Every step of a job: dumps, archive, checksum verify, retention, metrics; pings around it.
+    """Every step of a job between its hooks: dumps, archive, checksum verify, replicate, retention, metrics; pings
+    around it.
 
     By default a run waits up to 10 minutes for another one holding the catalog lock (a pre-deploy
     backup, a prune): a timer that fires meanwhile should back up late rather than alert.
@@ -158,12 +170,14 @@ def run_job(config_dir, name, progress, lock_timeout=None):
     if lock_timeout is None:
         lock_timeout = job.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)
     backup_dir = _backup_dir(settings, job)
+    hooks = _hooks.Hooks(job.get("hooks"), name, backup_dir, log=progress.hook)
     # A job's keys are the options of the archive and dump modules, read through the same groups with the
     # same defaults; a database's name is the dump's database.
     options = dict(job, job=name, backup_dir=backup_dir, lock_timeout=lock_timeout)
     ping(job, "start", progress)
     made = []
-    try:
+
+    def work():
         for database in job.get("databases") or []:
             engine, database_name = database.get("engine"), database.get("name")
             started = progress.step("dump %s %s" % (engine, database_name))
@@ -193,13 +207,21 @@ def run_job(config_dir, name, progress, lock_timeout=None):
                                   lock_timeout=lock_timeout)
             progress.done("prune %s: %d kept, %d removed" % (name, len(pruned["kept"]), len(pruned["removed"])),
                           started)
+        return replicated, [result["id"] for result in made]
+
+    def summary():
+        return {"job": name, "backups": [{"id": r["id"], "path": r["path"], "size": r["size"]} for r in made],
+                "hooks": hooks.records}
+
+    try:
+        replicated = hooks.around("backup", work)
     except BackupError as exc:
+        exc.result.update(summary())
         ping(job, "fail", progress, str(exc))
         raise
     write_metrics(settings, backup_dir)
     ping(job, "success", progress, "%d backup(s) made" % len(made))
-    return {"job": name, "backups": [{"id": r["id"], "path": r["path"], "size": r["size"]} for r in made],
-            "vaults": replicated["vaults"] if replicated else []}
+    return dict(summary(), vaults=replicated["vaults"] if replicated else [])
 
 
 def job_names(config_dir):
@@ -306,8 +328,18 @@ def _print(args, document, lines):
         sys.stdout.write("".join(line + "\n" for line in lines))
 
 
+def _failure_as_json(args, exc):
+    """With --json, a failed run or restore still prints its result (the backups made, the hooks' records)."""
+    if args.json:
+        _print(args, dict(exc.result, msg=str(exc), failed=True), [])
+
+
 def cmd_run(args, progress):
-    result = run_job(args.config_dir, args.job, progress, args.lock_timeout)
+    try:
+        result = run_job(args.config_dir, args.job, progress, args.lock_timeout)
+    except BackupError as exc:
+        _failure_as_json(args, exc)
+        raise
     _print(args, result, ["%s: %s" % (args.job, ", ".join(b["id"] for b in result["backups"]) or "nothing to do")])
     return EXIT_OK
 
@@ -338,7 +370,7 @@ def cmd_verify(args, _progress):
     return EXIT_OK
 
 
-def cmd_restore(args, _progress):
+def cmd_restore(args, progress):
     settings = load_settings(args.config_dir)
     if args.repair:
         if args.id:
@@ -352,14 +384,31 @@ def cmd_restore(args, _progress):
     if key is None:
         raise UsageError("restore needs a key: --file-key FILE (this backup's file key, which lifeboat unwrap prints "
                          "where the identity is), or --identity-file FILE; - reads it from standard input")
-    request = _restore.RestoreRequest(backup_dir=_backup_dir(settings), backup_id=args.id, key=key, dest=args.to,
+    backup_dir = _backup_dir(settings)
+    request = _restore.RestoreRequest(backup_dir=backup_dir, backup_id=args.id, key=key, dest=args.to,
                                       safety_backup=not args.no_safety_backup, lock_timeout=args.lock_timeout,
                                       allow_unencrypted=args.allow_unencrypted,
                                       allow_foreign_owner=args.allow_foreign_owner)
-    result = _restore.restore_backup(request)
+    hooks = restore_hooks(args, backup_dir, progress)
+    try:
+        result = dict(hooks.around("restore", lambda: (_restore.restore_backup(request), [args.id]), [args.id]),
+                      hooks=hooks.records)
+    except BackupError as exc:
+        exc.result["hooks"] = hooks.records
+        _failure_as_json(args, exc)
+        raise
     _print(args, result, ["warning: %s" % warning for warning in result.get("warnings", [])] +
            [result.get("msg", "restored %s" % args.id)])
     return EXIT_OK
+
+
+def restore_hooks(args, backup_dir, progress):
+    """The hooks of the job that made the backup (its metadata names it; its job file, if this host has one), or
+    none with --no-hooks."""
+    job = _catalog.find_backup(backup_dir, args.id)["job"]
+    path = os.path.join(args.config_dir, "jobs.d", job + ".json")
+    hooks = None if args.no_hooks or not os.path.exists(path) else load_job(args.config_dir, job).get("hooks")
+    return _hooks.Hooks(hooks, job, backup_dir, log=progress.hook)
 
 
 def cmd_header(args, _progress):
@@ -475,6 +524,8 @@ def build_parser():
                          help="restore a backup that is not encrypted although an identity is given")
     restore.add_argument("--allow-foreign-owner", action="store_true",
                          help="restore into or below a directory another user than root owns")
+    restore.add_argument("--no-hooks", action="store_true",
+                         help="do not run the before_restore and after_restore hooks of the backup's job")
     header = command("header", cmd_header, "print a backup's age header (public), for lifeboat unwrap",
                      json_flag=False)
     header.add_argument("id")

@@ -194,6 +194,11 @@ def test_a_timer_run_makes_a_backup_that_verifies_fully_with_the_controllers_ide
     assert host.run('find /srv/app/data /srv/app/private ! -user nobody').stdout == ''
     archive = [meta for meta in made if meta['kind'] == 'files'][0]
     assert archive['warnings'] == [] and archive['files'] >= 3, archive
+    # The job's hooks ran around it, their output in the journal.
+    journal = host.run('journalctl -u lifeboat-backup@app.service --no-pager -o cat').stdout
+    assert 'hook before_backup: before the backup\n' in journal
+    assert 'hook after_backup: after the backup of app, success, made %s\n' \
+        % ' '.join(meta['id'] for meta in sorted(made, key=lambda meta: meta['kind'])) in journal
 
 
 def test_a_failing_job_alerts_by_email_and_webhook_with_its_journal(host):

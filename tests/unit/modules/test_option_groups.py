@@ -14,7 +14,7 @@ import yaml
 
 import testlib
 from testlib import IDENTITY
-from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _option_groups
+from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _hooks, _option_groups
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import BackupError, UsageError
 from ansible_collections.lifeboat.backup.plugins.module_utils._option_groups import (
     ARCHIVE_OPTIONS, CONNECTION, DECRYPTION, DUMP_OPTIONS, ENCRYPTION, RETENTION, OptionGroup, build_policy)
@@ -23,7 +23,7 @@ ROOT = testlib.ROOT
 FIELDS = ("type", "elements", "default", "choices", "required")
 KINDS = ("type", "elements", "choices")
 # Keys of an agent job that configure the role or the command, not a module.
-AGENT_ONLY = ("schedule", "ping_url", "databases", "retention", "vaults")
+AGENT_ONLY = ("schedule", "ping_url", "databases", "retention", "vaults", "hooks")
 GROUPS = {name: group for name, group in vars(_option_groups).items() if isinstance(group, OptionGroup)}
 
 
@@ -55,6 +55,7 @@ def test_the_agent_role_documents_a_jobs_keys_as_the_modules_options_without_the
     with open(os.path.join(ROOT, "roles", "agent", "meta", "argument_specs.yml"), encoding="utf-8") as handle:
         job = yaml.safe_load(handle)["argument_specs"]["main"]["options"]["agent_jobs"]["options"]
     assert set(job["retention"]["options"]) == set(RETENTION.options)
+    assert tuple(job["hooks"]["options"]) == _hooks.STAGES
     for keys, group, names in (({k: v for k, v in job.items() if k not in AGENT_ONLY}, ARCHIVE_OPTIONS, {"name": "job"}),
                                (job["databases"]["options"], DUMP_OPTIONS, {"name": "database"}),
                                (job["retention"]["options"], RETENTION, {})):

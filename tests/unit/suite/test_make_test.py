@@ -61,8 +61,8 @@ def test_missing_system_packages_stop_the_run_before_anything(workdir):
         in result.stderr
     assert "sudo sh -c 'apt-get update && apt-get install -y -q --no-install-recommends lifeboat-no-such-package'" \
         in result.stderr
-    assert summary(result) == ["deps: FAILED after Ns"] + ["%s: not run" % stage for stage in
-                                                           ("venv", "unit", "integration", "sanity", "lint", "molecule")]
+    assert summary(result) == ["deps: FAILED after Ns"] + [
+        "%s: not run" % stage for stage in ("venv", "unit", "integration", "core-compat", "sanity", "lint", "molecule")]
     assert "==> venv" not in result.stdout
 
 
