@@ -148,8 +148,9 @@ backups:
       backup of its chain), C(base) (the id of that full backup), C(chain) (the ids its restore needs, the full
       backup first, its own last) and C(stored).
     - With O(vault), each copy on the vault with C(id), C(job), C(kind), C(created_at), C(tags), C(deploy_id),
-      C(level), C(base) and C(chain) (null for a backup made without incremental), C(complete), C(artifact) (its key), C(version), C(size), C(sha256), C(retain_until), C(lock_mode),
-      C(attempts), C(stem) and C(problems); an incomplete copy has no C(kind) nor C(created_at).
+      C(level), C(base) and C(chain) (null for a backup made without incremental), C(complete), C(artifact) (its
+      key), C(version), C(size), C(sha256), C(retain_until), C(lock_mode), C(attempts), C(stem) and C(problems); an
+      incomplete copy has no C(kind) nor C(created_at).
   returned: always
   type: list
   elements: dict

@@ -57,12 +57,16 @@ def _chain_problems(vault, backups):
     """A copy of an incremental backup is of no use without complete copies of the backups of its chain."""
     complete = [entry for entry in backups if entry["complete"]]
     broken = broken_chains({entry["id"]: _catalog.chain_needs(entry) for entry in complete}, set())
-    return [{"code": "broken_chain", "id": entry["id"], "job": entry["job"], "vault": vault.name, "level": "error",
-             "member": broken[entry["id"]][0],
-             "message": "%s: the copy of %s cannot be restored: %s of its chain has no complete copy there; replicate "
-                        "again from the host if it still has it" % (vault.describe(), entry["id"],
-                                                                     broken[entry["id"]][0])}
-            for entry in complete if entry["id"] in broken]
+    problems = []
+    for entry in complete:
+        if entry["id"] in broken:
+            member = broken[entry["id"]][0]
+            problems.append({"code": "broken_chain", "id": entry["id"], "job": entry["job"], "vault": vault.name,
+                             "level": "error", "member": member,
+                             "message": "%s: the copy of %s cannot be restored: %s of its chain has no complete copy "
+                                        "there; replicate again from the host if it still has it"
+                                        % (vault.describe(), entry["id"], member)})
+    return problems
 
 
 def vault_info(vault, job=None, kind=None, tags=None, deploy_id=None, since=None, now=None):
