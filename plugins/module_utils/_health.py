@@ -188,7 +188,8 @@ def _verification_problems(scan):
         if _catalog.verification_state(meta) == "failed":
             verification = meta.get("verification") or {}
             problems.append(_problem("error", "failed", "job %s: backup %s failed its %s verification (%s); do not "
-                                     "restore from it: run lifeboat.backup.verify on the others and let prune remove it"
+                                     "restore from it: run lifeboat.backup.verify on the others and let prune remove "
+                                     "it (once no kept backup's chain needs it)"
                                      % (scan.job, meta["id"], verification.get("level", "last"),
                                         verification.get("problem", "no detail recorded")), scan.job, id=meta["id"]))
     unverified = [meta["id"] for meta in scan.backups if _catalog.verification_state(meta) == "unverified"]

@@ -86,6 +86,8 @@ def test_a_failed_member_breaks_the_chain_after_it_for_health_and_stays_for_prun
     assert broken[0]["message"].startswith("job app: backup %s cannot be restored: %s of its chain failed its "
                                            "verification" % (chain[4], chain[2]))
     assert result["health"]["level"] == "error"
+    (failed,) = problems(result, "failed")
+    assert failed["id"] == chain[2] and failed["message"].endswith("(once no kept backup's chain needs it)")
     before = fingerprint(str(backup_dir / "app"))
     plan = _prune.prune(str(backup_dir), _option_groups.build_policy(keep_last=1))
     # keep_last keeps L4 though it cannot be restored, min_keep the newest restorable backup, L1; L4 keeps what it
