@@ -374,3 +374,15 @@ def as_nobody(steps):
 def custom_stats(output):
     """The custom stats (set_stats) an ansible-playbook run printed with ANSIBLE_SHOW_CUSTOM_STATS: what AWX records."""
     return json.loads(output.split("CUSTOM STATS:", 1)[1].split("RUN:", 1)[1].strip().split("\n\n", 1)[0])
+
+
+def incremental_chain(source, backup_dir, count, job="app", **options):
+    """count incremental backups of source (a directory made if missing), one file changed before each so every
+    level stores something; returns their results, oldest first. A chain is at most max_chain + 1 long."""
+    os.makedirs(str(source), exist_ok=True)
+    made = []
+    for number in range(count):
+        with open(os.path.join(str(source), "changing-%d.txt" % number), "w", encoding="utf-8") as handle:
+            handle.write("change %d\n" % number)
+        made.append(backup(source, backup_dir, job, incremental=True, **options))
+    return made

@@ -347,9 +347,10 @@ def cmd_run(args, progress):
 def cmd_list(args, _progress):
     settings = load_settings(args.config_dir)
     backups = [_catalog.public(meta) for meta in _catalog.list_metadata(_backup_dir(settings), args.job)]
-    lines = ["%-40s %-9s %20s %12s  %s" % ("ID", "KIND", "CREATED", "SIZE", "VERIFICATION")]
-    lines += ["%-40s %-9s %20s %12d  %s" % (meta["id"], meta.get("kind"), meta.get("created_at"), meta.get("size", 0),
-                                            _catalog.verification_label(meta)) for meta in backups]
+    lines = ["%-40s %-9s %5s %20s %12s  %s" % ("ID", "KIND", "LEVEL", "CREATED", "SIZE", "VERIFICATION")]
+    lines += ["%-40s %-9s %5s %20s %12d  %s" % (meta["id"], meta.get("kind"), meta.get("level", "-"),
+                                                meta.get("created_at"), meta.get("size", 0),
+                                                _catalog.verification_label(meta)) for meta in backups]
     _print(args, backups, lines)
     return EXIT_OK
 

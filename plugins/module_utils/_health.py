@@ -8,10 +8,14 @@ Health problems and their levels (``health.problems``):
 critical   disk_full (the filesystem is fuller than the threshold and than 95 %), interrupted_restore (a restore
            was killed midway, or a database restore failed and could not put the database back: a target may be
            missing or half restored; the message has the command that puts it right)
-error      no_backup, too_old, failed, bad_metadata, missing_checksum, vault_failed (the last replication to a
-           vault failed), vault_backlog (backups older than vault_backlog_after without a copy on a vault the job
-           replicates to)
+error      no_backup, too_old, failed, broken_chain (an incremental backup whose chain has a backup that is
+           missing or failed its verification: it cannot be restored), bad_metadata, missing_checksum, vault_failed
+           (the last replication to a vault failed), vault_backlog (backups older than vault_backlog_after without
+           a copy on a vault the job replicates to)
 warning    disk_full (over the threshold, up to 95 %), too_small, unverified, orphan, no_metadata, temp_file
+
+too_small compares the newest full backup of a series with the full backups before it: an incremental backup
+stores only what changed, so it is expected to be small, is not checked, and does not count in the median.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from datetime import datetime
 
 from . import _catalog
 from ._errors import UsageError
-from ._retention import parse_duration
+from ._retention import broken_chains, parse_duration
 from ._vault.state import DEFAULT_BACKLOG_AFTER, replication_problems, replication_status
 
 CRITICAL_DISK_PERCENT = 95.0
@@ -147,6 +151,7 @@ def job_health(scan, max_age, min_size_ratio, now):
             problems.extend(_too_old(scan.job, name, members[0], max_age, now))
             problems.extend(_size_anomaly(scan.job, name, members, min_size_ratio))
     problems.extend(_verification_problems(scan))
+    problems.extend(_chain_problems(scan))
     problems.extend(_leftover_problems(scan))
     summary["ok"] = not problems
     return summary, problems
@@ -162,7 +167,9 @@ def _too_old(job, name, newest, max_age, now):
 
 
 def _size_anomaly(job, name, good, min_size_ratio):
-    previous = good[1:]
+    if good[0].get("level"):
+        return []  # an incremental backup holds what changed: small is what it should be
+    previous = [meta for meta in good[1:] if not meta.get("level")]
     if len(previous) < 3:
         return []
     median = statistics.median(int(meta.get("size") or 0) for meta in previous)
@@ -181,7 +188,8 @@ def _verification_problems(scan):
         if _catalog.verification_state(meta) == "failed":
             verification = meta.get("verification") or {}
             problems.append(_problem("error", "failed", "job %s: backup %s failed its %s verification (%s); do not "
-                                     "restore from it: run lifeboat.backup.verify on the others and let prune remove it"
+                                     "restore from it: run lifeboat.backup.verify on the others and let prune remove "
+                                     "it (once no kept backup's chain needs it)"
                                      % (scan.job, meta["id"], verification.get("level", "last"),
                                         verification.get("problem", "no detail recorded")), scan.job, id=meta["id"]))
     unverified = [meta["id"] for meta in scan.backups if _catalog.verification_state(meta) == "unverified"]
@@ -194,6 +202,21 @@ def _verification_problems(scan):
                                  "level full, then write the sidecar with sha256sum in %s, or remove the backup"
                                  % (scan.job, backup_id, backup_id, _catalog.CHECKSUM_SUFFIX, scan.directory),
                                  scan.job, id=backup_id))
+    return problems
+
+
+def _chain_problems(scan):
+    broken = broken_chains({meta["id"]: _catalog.chain_needs(meta) for meta in scan.backups},
+                           {meta["id"] for meta in scan.backups if _catalog.verification_state(meta) == "failed"})
+    problems = []
+    for meta in scan.backups:
+        if meta["id"] in broken:
+            member, why = broken[meta["id"]]
+            what = "is missing from %s" % scan.directory if why == "missing" else "failed its verification"
+            problems.append(_problem("error", "broken_chain", "job %s: backup %s cannot be restored: %s of its "
+                                     "chain %s; restore an older backup whose chain is whole (a new backup never "
+                                     "builds on a broken chain)" % (scan.job, meta["id"], member, what), scan.job,
+                                     id=meta["id"], member=member))
     return problems
 
 

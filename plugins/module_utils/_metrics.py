@@ -27,6 +27,8 @@ METRICS = {
     "last_verified": ("gauge", "1 when the newest good backup of the job passed a verification, else 0."),
     "backups": ("gauge", "Number of backups of the job in the catalog."),
     "failed_backups": ("gauge", "Number of backups of the job whose verification failed."),
+    "broken_chain_backups": ("gauge", "Number of incremental backups of the job that cannot be restored: a backup of "
+                                      "their chain is missing or failed its verification."),
     "dir_free_bytes": ("gauge", "Free bytes of the filesystem holding the backup directory."),
     "dir_usage_ratio": ("gauge", "Used fraction (0 to 1) of the filesystem holding the backup directory."),
     "problems": ("gauge", "Number of health problems by level."),
@@ -75,6 +77,8 @@ def render(backups, backup_dir, problems, now=None, vaults=()):
         good = [meta for meta in metas if meta.get("verification", {}).get("state") != "failed"]
         samples["backups"].append(_sample("backups", len(metas), labels))
         samples["failed_backups"].append(_sample("failed_backups", len(metas) - len(good), labels))
+        samples["broken_chain_backups"].append(_sample("broken_chain_backups", sum(
+            1 for problem in problems if problem.get("code") == "broken_chain" and problem.get("job") == job), labels))
         if good:
             newest = good[0]
             samples["last_success_timestamp_seconds"].append(

@@ -6,7 +6,11 @@
 Each series of each job (its files, each of its databases: _catalog.series_key) is judged on its own by
 _retention.apply_policy, with the backup's local_time (and its offset) and verification state.
 
-Removal order, under the catalog lock: the artifact, fsync of the directory, then the ``.sha256``
+Series of incremental backups keep their chains whole (_retention: a kept backup's chain is kept). Backups are
+removed newest first, so a chain removed whole loses its newest backups before the ones they need: a prune
+interrupted half way leaves a chain's older part, never a backup without one it needs.
+
+Removal order of one backup, under the catalog lock: the artifact, fsync of the directory, then the ``.sha256``
 and the ``.json``, fsync again. A kill at any moment leaves either a complete backup or sidecars
 without their artifact (an orphan) that the next prune removes.
 
@@ -33,7 +37,7 @@ from ._retention import Candidate, apply_policy
 
 def candidate(metadata):
     return Candidate(id=metadata["id"], time=_catalog.backup_time(metadata), tags=tuple(metadata.get("tags") or ()),
-                     state=_catalog.verification_state(metadata))
+                     state=_catalog.verification_state(metadata), needs=_catalog.chain_needs(metadata))
 
 
 def prune(backup_dir, policy, job=None, check_mode=False, lock_timeout=0.0, now=None):

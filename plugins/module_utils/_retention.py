@@ -61,12 +61,22 @@ Backup states (our addition)
     unverified, so a verified backup of the same period takes the period's slot. Like ``tags`` it
     takes no slot; like ``min_keep`` it is not a rule, so a policy with only it is an empty policy.
     A zero duration (``0d``) turns it off.
+
+Chains (our addition)
+    An incremental backup needs every backup before it in its chain (``Candidate.needs``, the full backup
+    first) to be restored. A backup whose chain has a member that is missing or ``failed`` cannot be
+    restored: the rules see it as ``failed`` (so it takes no period's slot from a restorable backup and is
+    not ``min_keep``'s newest good one) but still see it. After every rule decided, each backup that a
+    kept backup needs is kept too, if nothing else keeps it, with reason ``base of ID`` (the chain's full
+    backup) or ``needed by ID (level N)`` (a backup between), ID being the newest kept backup that needs
+    it and N its level: a kept backup never loses a backup it needs, a failed one included. Without chains
+    every decision is as above.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 from typing import List, Optional, Tuple
@@ -215,6 +225,7 @@ class Candidate:
     time: datetime
     tags: Tuple[str, ...] = ()
     state: str = "unverified"
+    needs: Tuple[str, ...] = ()  # the ids before it in its chain, the full backup first
 
 
 @dataclass
@@ -240,6 +251,9 @@ def apply_policy(candidates, policy, now=None):
                         removed=[], empty_policy=True)
     if not ordered:
         return Decision(kept=[], removed=[])
+    broken = broken_chains({backup.id: backup.needs for backup in ordered},
+                           {backup.id for backup in ordered if backup.state == "failed"})
+    ordered = [replace(backup, state="failed") if backup.id in broken else backup for backup in ordered]
     reasons = {backup.id: [] for backup in ordered}
     _keep_tagged(ordered, set(policy.tags), reasons)
     _keep_within(ordered, policy.within_duration(), now, reasons)
@@ -249,8 +263,21 @@ def apply_policy(candidates, policy, now=None):
             _keep_periods(ordered, rule, period_key, count, reasons)
     _keep_safety(ordered, policy.safety_duration(), now, reasons)
     _keep_newest_good(ordered, policy.min_keep, reasons)
+    _keep_chains(ordered, reasons)
     return Decision(kept=[{"id": backup.id, "reasons": reasons[backup.id]} for backup in ordered if reasons[backup.id]],
                     removed=[backup.id for backup in ordered if not reasons[backup.id]])
+
+
+def broken_chains(needs, failed):
+    """{id: (member, "missing" or "failed")} of the backups that cannot be restored: the first backup of its
+    chain that is not among ``needs`` (id -> the ids it needs) or is in ``failed``."""
+    broken = {}
+    for backup_id, members in needs.items():
+        for member in members:
+            if member not in needs or member in failed:
+                broken[backup_id] = (member, "missing" if member not in needs else "failed")
+                break
+    return broken
 
 
 def _is_int(value):
@@ -265,6 +292,8 @@ def _newest_first(candidates):
         seen.add(backup.id)
         if not isinstance(backup.time, datetime) or backup.time.utcoffset() is None:
             raise UsageError("backup %s has no time with a UTC offset: %r" % (backup.id, backup.time))
+        if isinstance(backup.needs, str) or not all(isinstance(member, str) for member in backup.needs):
+            raise UsageError("backup %s names its chain as %r, not a list of ids" % (backup.id, backup.needs))
         if backup.state not in _PREFERENCE:
             raise UsageError("backup %s has state %r; expected one of %s"
                              % (backup.id, backup.state, ", ".join(STATES)))
@@ -325,3 +354,12 @@ def _keep_newest_good(ordered, min_keep, reasons):
     for backup in good[:min_keep]:
         if not reasons[backup.id]:
             reasons[backup.id].append("min_keep")
+
+
+def _keep_chains(ordered, reasons):
+    """Keep what each kept backup needs; newest first, so a reason names the newest kept backup that needs it."""
+    for backup in [backup for backup in ordered if reasons[backup.id]]:
+        for level, member in enumerate(backup.needs):
+            if member in reasons and not reasons[member]:
+                reasons[member].append("base of %s" % backup.id if level == 0
+                                       else "needed by %s (level %d)" % (backup.id, len(backup.needs)))

@@ -16,10 +16,13 @@ description:
   - "Health problems and their levels: V(critical): C(disk_full) when the filesystem is fuller than
     O(disk_usage_threshold) and than 95 %."
   - "V(error): C(no_backup) (a job without a good backup), C(too_old) (the newest good backup is older than
-    O(max_age)), C(failed) (a backup failed its verification), C(bad_metadata) (a C(.json) that cannot be trusted),
-    C(missing_checksum) (a backup without its C(.sha256))."
-  - "V(warning): C(disk_full) over O(disk_usage_threshold) up to 95 %, C(too_small) (the newest good backup is
-    smaller than O(min_size_ratio) of the median of the previous good ones, with at least 3 of them),
+    O(max_age)), C(failed) (a backup failed its verification), C(broken_chain) (an incremental backup that cannot be
+    restored because a backup of its chain is missing or failed its verification; one problem per such backup, with
+    C(id) and the C(member) at fault), C(bad_metadata) (a C(.json) that cannot be trusted), C(missing_checksum) (a
+    backup without its C(.sha256)), C(vault_failed) and C(vault_backlog) (replication to a vault)."
+  - "V(warning): C(disk_full) over O(disk_usage_threshold) up to 95 %, C(too_small) (the newest good full backup is
+    smaller than O(min_size_ratio) of the median of the previous good full ones, with at least 3 of them; an
+    incremental backup stores only what changed, so it is not checked),
     C(unverified) (backups never verified), C(orphan) (sidecars without their artifact), C(no_metadata) (an
     artifact without metadata) and C(temp_file) (a temporary file of a killed run)."
   - Only regular files in O(backup_dir)/<job>/ whose names look like catalog files are looked at.
@@ -27,7 +30,8 @@ description:
     filtered the same way; a copy whose upload did not finish has no metadata and matches no filter but O(job).
     The health report is then the vault's problems, C(vault_rewritten) (V(critical)) for a key of a complete copy
     that was deleted (a delete marker hides it) or written again after the copy, and C(vault_incomplete)
-    (V(warning)) for a copy whose upload did not finish or cannot be used. O(max_age), O(min_size_ratio) and
+    (V(warning)) for a copy whose upload did not finish or cannot be used, and C(broken_chain) (V(error)) for a copy
+    of an incremental backup whose chain has a backup without a complete copy there. O(max_age), O(min_size_ratio) and
     O(disk_usage_threshold) judge the local catalog and are not used with O(vault).
   - Never changes anything, on the host or on the vault.
 author:
@@ -79,8 +83,8 @@ options:
     default: 26h
   min_size_ratio:
     description:
-      - A newest backup smaller than this fraction of the median size of the previous ones is a C(too_small)
-        warning. V(0) turns the check off.
+      - A newest full backup smaller than this fraction of the median size of the previous full ones is a
+        C(too_small) warning. V(0) turns the check off.
     type: float
     default: 0.5
   disk_usage_threshold:
@@ -140,10 +144,13 @@ RETURN = r"""
 backups:
   description:
     - Metadata of each backup listed, newest first (id, job, kind, created_at, local_time, artifact, size,
-      sha256, tags, deploy_id, verification, ...).
+      sha256, tags, deploy_id, verification, ...); a backup made with incremental also has C(level) (0 for the full
+      backup of its chain), C(base) (the id of that full backup), C(chain) (the ids its restore needs, the full
+      backup first, its own last) and C(stored).
     - With O(vault), each copy on the vault with C(id), C(job), C(kind), C(created_at), C(tags), C(deploy_id),
-      C(complete), C(artifact) (its key), C(version), C(size), C(sha256), C(retain_until), C(lock_mode),
-      C(attempts), C(stem) and C(problems); an incomplete copy has no C(kind) nor C(created_at).
+      C(level), C(base) and C(chain) (null for a backup made without incremental), C(complete), C(artifact) (its
+      key), C(version), C(size), C(sha256), C(retain_until), C(lock_mode), C(attempts), C(stem) and C(problems); an
+      incomplete copy has no C(kind) nor C(created_at).
   returned: always
   type: list
   elements: dict

@@ -15,6 +15,9 @@ description:
   - Within a period, a verified backup is preferred to an unverified one and an unverified one to a failed one,
     so a failed backup never takes a period's slot from a good one.
   - An empty policy (no C(keep_*) option) keeps everything and says so.
+  - Incremental chains are kept whole - every backup that a kept backup needs to be restored is kept too - and
+    removed newest first, so an interrupted prune never leaves a backup without one it needs. A backup whose chain has
+    a missing or failed backup counts as failed for the rules. The same holds for the copies on a vault.
   - Removes under the lock of O(backup_dir) the artifact first, then its C(.sha256) and C(.json); a kill at any
     moment leaves a complete backup or sidecars without artifact, which the next prune removes.
   - Also removes leftovers of interrupted runs and reports them in RV(cleaned) - sidecars without their artifact at
@@ -118,7 +121,8 @@ RETURN = r"""
 kept:
   description: The backups kept, newest first, each with C(id) and C(reasons) (V(last), V(hourly), V(daily),
     V(weekly), V(monthly), V(yearly), V(oldest daily) and the like, V(within), V(tag), V(min_keep), V(safety),
-    V(empty_policy)).
+    V(empty_policy)); a backup kept only because a kept incremental backup needs it has one reason, which starts
+    with C(base of) (the full backup of its chain) or C(needed by) and names the newest kept backup that needs it.
   returned: without O(vault)
   type: list
   elements: dict
@@ -140,7 +144,8 @@ jobs:
   type: dict
 hosts:
   description: By host, then by job, the ids of the copies C(kept), C(removed) (in check mode, that would be
-    removed), C(locked) (that the rules drop but whose lock still holds), C(extended) (whose lock was extended) and
+    removed), C(locked) (that the rules drop but whose lock still holds; the copies of its chain it needs stay in
+    C(kept)), C(extended) (whose lock was extended) and
     the stems of unfinished uploads C(swept).
   returned: with O(vault)
   type: dict

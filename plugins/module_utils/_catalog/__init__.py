@@ -19,8 +19,8 @@ from .layout import (CHECKSUM_SUFFIX, DEFAULT_BACKUP_DIR, FILES_JOURNAL_PREFIX, 
                      series_key, strip_artifact_suffix, utc_now)
 from .journal import RestoreJournal, describe_restore, interrupted_restores, put_back_command
 from .lock import CatalogLock, lock_holder, owner
-from .scan import (LEFTOVER_AGE, STATES, JobScan, backup_time, find_backup, list_metadata, locate, parse_time,
-                   restore_journals, scan_catalog, verification_label, verification_state)
+from .scan import (LEFTOVER_AGE, STATES, JobScan, backup_time, chain_needs, check_chain, find_backup, list_metadata,
+                   locate, parse_time, restore_journals, scan_catalog, verification_label, verification_state)
 from .sidecars import checksum_line, read_checksum, read_metadata, write_metadata, write_sidecars
 
 __all__ = [
@@ -30,7 +30,8 @@ __all__ = [
     "name_patterns", "new_backup_id", "private_dir", "public", "series_key", "strip_artifact_suffix", "utc_now",
     "RestoreJournal", "describe_restore", "interrupted_restores", "put_back_command",
     "CatalogLock", "lock_holder", "owner",
-    "LEFTOVER_AGE", "STATES", "JobScan", "backup_time", "find_backup", "list_metadata", "locate", "parse_time",
+    "LEFTOVER_AGE", "STATES", "JobScan", "backup_time", "chain_needs", "check_chain", "find_backup", "list_metadata",
+    "locate", "parse_time",
     "restore_journals", "scan_catalog", "verification_label", "verification_state",
     "checksum_line", "read_checksum", "read_metadata", "write_metadata", "write_sidecars",
 ]

@@ -165,12 +165,28 @@ def _read_valid_metadata(path, job, backup_id):
     if not isinstance(metadata, dict) or metadata.get("id") != backup_id:
         raise IntegrityError("its id is not %s" % backup_id)
     check_artifact_name(job, backup_id, metadata.get("artifact"))
+    check_chain(metadata)
     try:
         parse_time(metadata.get("created_at"))
         backup_time(metadata)
     except ValueError as exc:
         raise IntegrityError("its created_at or local_time is not an ISO time with offset (%s)" % exc)
     return metadata
+
+
+def check_chain(metadata):
+    """An incremental backup's chain, which retention keeps whole, must be a list of ids ending with its own."""
+    chain = metadata.get("chain")
+    if chain is None:
+        return
+    if (not isinstance(chain, list) or not chain or chain[-1] != metadata["id"]
+            or not all(isinstance(member, str) for member in chain)):
+        raise IntegrityError("its chain is not a list of backup ids ending with its own: %r" % (chain,))
+
+
+def chain_needs(metadata):
+    """The ids of the backups a backup needs to be restored (its chain before it, the full backup first)."""
+    return tuple((metadata.get("chain") or [])[:-1])
 
 
 def _leftover(scan, kind, backup_id, names, files, now):

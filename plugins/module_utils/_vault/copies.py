@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 
-from .._catalog import check_job_name, job_of
+from .._catalog import check_chain, check_job_name, job_of
 from .._errors import BackupError, IntegrityError
 from .address import host_directory, job_directory, parse_stem, stem as make_stem
 from .store import SMALL_OBJECT_LIMIT
@@ -122,6 +122,7 @@ def _settle(store, copy, with_details):
         if copy.metadata.get("id") != copy.backup_id or copy.metadata.get("size") != artifact.size:
             raise IntegrityError("its metadata describes %s of %s bytes, the artifact is %s of %s bytes"
                                  % (copy.metadata.get("id"), copy.metadata.get("size"), copy.backup_id, artifact.size))
+        check_chain(copy.metadata)
         copy.artifact = store.details(artifact) if with_details else artifact
         if copy.artifact.sha256 not in (None, copy.sha256):
             raise IntegrityError("the store recorded SHA-256 %s with the artifact, its sidecar %s"

@@ -8,12 +8,17 @@ with locks a version whose lock still holds is never removed: the store refuses,
 until then; what the rules keep has its lock extended to the bucket's default retention from now, never
 shortened, so a kept copy stays protected however long it is kept. Copies that never completed (no sidecar)
 are removed once older than sweep_after, as are the invisible parts of interrupted multipart uploads.
+
+Incremental chains are kept whole from the copies' metadata, as locally: what a kept copy needs is kept, and copies
+are removed newest first, so an interrupted upkeep leaves a chain's older part. A copy that stays because its lock
+still holds keeps what it needs too (it is listed as kept): a lock set later on a newer copy outlasts its base's.
 """
 
 from __future__ import annotations
 
 import datetime
 
+from .._catalog import chain_needs
 from .._prune import decide
 from .._retention import parse_duration
 from .address import host_directory
@@ -81,12 +86,19 @@ def _maintain_job(vault, by_id, policy, now, extend_to, swept_before, check_mode
     complete = {backup_id: usable(attempts) for backup_id, attempts in by_id.items() if usable(attempts)}
     kept, removed = decide([copy.metadata for copy in complete.values()], policy, now)
     entry = {"kept": [item["id"] for item in kept], "removed": [], "locked": [], "swept": [], "extended": []}
-    for backup_id in removed:
+    staying = set(entry["kept"])
+    for backup_id in removed:  # newest first: a copy goes before the ones it needs
+        if any(backup_id in chain_needs(complete[other].metadata) for other in staying):
+            entry["kept"].append(backup_id)  # a locked copy needs it
+            staying.add(backup_id)
+            continue
         locked = _remove(vault, [info for copy in by_id[backup_id] for info in copy.all_versions()], now, check_mode)
         entry["locked" if locked else "removed"].append(backup_id)
+        if locked:
+            staying.add(backup_id)
     entry["incomplete"] = 0
     for backup_id, attempts in by_id.items():
-        if backup_id in removed:
+        if backup_id in entry["removed"] or backup_id in entry["locked"]:
             continue
         partial = [copy for copy in attempts if not copy.complete]
         stale = [copy for copy in partial if copy.newest < swept_before]
@@ -95,14 +107,14 @@ def _maintain_job(vault, by_id, policy, now, extend_to, swept_before, check_mode
             entry["swept"].extend(copy.stem for copy in stale)
         entry["incomplete"] += len(partial) - len(stale)
     if extend_to is not None:
-        for item in kept:
-            copy = complete[item["id"]]
+        for backup_id in entry["kept"]:
+            copy = complete[backup_id]
             versions = [copy.artifact, copy.metadata_object, copy.checksum_object]
             if any(_needs_extension(vault, info, extend_to) for info in versions):
                 if not check_mode:
                     for info in versions:
                         vault.store.retain(info, extend_to)
-                entry["extended"].append(item["id"])
+                entry["extended"].append(backup_id)
     return entry
 
 

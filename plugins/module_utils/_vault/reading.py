@@ -17,6 +17,7 @@ from .._errors import BackupError, CryptoError, IntegrityError, NotFoundError, U
 from .._fileio import READ_SIZE
 from .._health import filter_backups, parse_since, verdict
 from .._pipeline import artifact_layers, header_result
+from .._retention import broken_chains
 from .._restore import backup_header, restore_backup
 from .._restore.request import check_encryption
 from .._tools import clean_private_directories, private_directory
@@ -38,7 +39,7 @@ def list_backups(vault, job=None):
             entry["attempts"] = len(attempts)
             if copy is not None:
                 entry.update({key: copy.metadata.get(key) for key in ("kind", "created_at", "tags", "deploy_id",
-                                                                      "database", "engine")})
+                                                                      "database", "engine", "level", "base", "chain")})
             else:
                 entry["created_at"] = None
             backups.append(entry)
@@ -48,7 +49,24 @@ def list_backups(vault, job=None):
                                  "warning", "message": "%s: %s" % (vault.describe(), problem)}
                                 for problem in found.problems)
     backups.sort(key=lambda entry: (entry["created_at"] or "", entry["id"]), reverse=True)
-    return {"vault": vault.name, "host": vault.host, "backups": backups, "problems": problems}
+    return {"vault": vault.name, "host": vault.host, "backups": backups,
+            "problems": problems + _chain_problems(vault, backups)}
+
+
+def _chain_problems(vault, backups):
+    """A copy of an incremental backup is of no use without complete copies of the backups of its chain."""
+    complete = [entry for entry in backups if entry["complete"]]
+    broken = broken_chains({entry["id"]: _catalog.chain_needs(entry) for entry in complete}, set())
+    problems = []
+    for entry in complete:
+        if entry["id"] in broken:
+            member = broken[entry["id"]][0]
+            problems.append({"code": "broken_chain", "id": entry["id"], "job": entry["job"], "vault": vault.name,
+                             "level": "error", "member": member,
+                             "message": "%s: the copy of %s cannot be restored: %s of its chain has no complete copy "
+                                        "there; replicate again from the host if it still has it"
+                                        % (vault.describe(), entry["id"], member)})
+    return problems
 
 
 def vault_info(vault, job=None, kind=None, tags=None, deploy_id=None, since=None, now=None):

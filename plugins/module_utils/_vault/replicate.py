@@ -3,6 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Replication: every local backup of a job that a vault lacks is copied there, newest first, checked, recorded.
 
+The backups an incremental backup needs go before it, oldest first (its chain's full backup first): a copy is of use
+only with the copies of its chain, so a replication interrupted at any point leaves each chain a whole prefix.
+
 A copy is the artifact, then its metadata, then its sidecar: it counts only once the sidecar is there and names
 the artifact (copies.py). Each copy is read back from the vault's listing before it is recorded in the local
 metadata (vaults: {name: {...}}). Nothing here ever deletes on a vault: what an interrupted upload left stays
@@ -43,7 +46,7 @@ def replicate(backup_dir, job, vaults, check_mode=False, lock_timeout=600.0):
     result but msg, which its message holds with what failed.
     """
     _catalog.check_job_name(job)
-    backups = _catalog.list_metadata(backup_dir, job)
+    backups = send_order(_catalog.list_metadata(backup_dir, job))
     reports = []
     for vault in vaults:
         report = _replicate_to(vault, backup_dir, job, backups, check_mode, lock_timeout)
@@ -56,6 +59,18 @@ def replicate(backup_dir, job, vaults, check_mode=False, lock_timeout=600.0):
         raise VaultError("%s (%s)" % ("; ".join(report["failed"] for report in failed),
                                       _message(job, reports, check_mode)), stage="replicate", result=result)
     return dict(result, msg=_message(job, reports, check_mode))
+
+
+def send_order(backups):
+    """Newest first (a backlog's newest backup leaves first), each backup after the ones of its chain it needs."""
+    by_id = {metadata["id"]: metadata for metadata in backups}
+    ordered, placed = [], set()
+    for metadata in backups:
+        for backup_id in _catalog.chain_needs(metadata) + (metadata["id"],):
+            if backup_id in by_id and backup_id not in placed:
+                placed.add(backup_id)
+                ordered.append(by_id[backup_id])
+    return ordered
 
 
 def _replicate_to(vault, backup_dir, job, backups, check_mode, lock_timeout):
