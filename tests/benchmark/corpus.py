@@ -191,8 +191,9 @@ PEERS = ("restic", "borg")
 
 
 def peer_envs(work):
-    """The environment restic and borg each run in: a passphrase, and borg's cache and keys under work."""
-    return {"restic": dict(os.environ, RESTIC_PASSWORD="bench"),
+    """The environment restic and borg each run in: a passphrase, and their caches (borg's keys too) under work,
+    removed with it."""
+    return {"restic": dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=os.path.join(work, "restic-cache")),
             "borg": dict(os.environ, BORG_PASSPHRASE="bench", BORG_BASE_DIR=os.path.join(work, "borg-base"))}
 
 
