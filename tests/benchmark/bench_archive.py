@@ -15,6 +15,7 @@ from memory, which is what makes the comparison about CPU work and not about the
 """
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -23,32 +24,12 @@ import sys
 import tempfile
 import time
 
-from corpus import touch_memory
+from corpus import PEERS, peer_backup, peer_envs, peer_init, timed, touch_memory, tree_size, warm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SHELL_PIPELINE = ("tar -cf - -C %(corpus)s . | zstd -q -3 -T0 | age -r %(recipient)s > %(out)s/f.tar.zst.age"
                   " && sha256sum %(out)s/f.tar.zst.age > /dev/null")
-
-
-def tree_size(directory):
-    return sum(os.path.getsize(os.path.join(top, name)) for top, _dirs, names in os.walk(directory) for name in names)
-
-
-def timed(argv, env=None, cwd=None):
-    """Wall time and peak RSS (MiB) of a command and its children."""
-    started = time.monotonic()
-    process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
-    status, usage = os.wait4(process.pid, 0)[1:]
-    elapsed = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit("command failed: %s" % " ".join(argv))
-    return elapsed, usage.ru_maxrss / 1024
-
-
-def warm(directory):
-    subprocess.run(["tar", "-cf", "/dev/null", directory], check=True)
-    subprocess.run("find %s -type f -print0 | xargs -0 cat > /dev/null" % directory, shell=True, check=True)
 
 
 def main():
@@ -95,21 +76,15 @@ def main():
             "shell": lambda: timed(["bash", "-o", "pipefail", "-c", SHELL_PIPELINE % {
                 "corpus": corpus, "recipient": recipient, "out": fresh("out-shell")}]),
         }
-        restic_env = dict(os.environ, RESTIC_PASSWORD="bench")
-        borg_env = dict(os.environ, BORG_PASSPHRASE="bench", BORG_BASE_DIR=os.path.join(work, "borg-base"))
+        envs = peer_envs(work)
 
-        def restic():
-            repo = fresh("out-restic")
-            subprocess.run(["restic", "-q", "init", "-r", repo], env=restic_env, check=True, stdout=subprocess.DEVNULL)
-            return timed(["restic", "-q", "-r", repo, "backup", corpus], env=restic_env)
-
-        def borg():
-            repo = fresh("out-borg")
-            subprocess.run(["borg", "init", "-e", "repokey", repo], env=borg_env, check=True)
-            return timed(["borg", "create", "--compression", "zstd,3", repo + "::first", corpus], env=borg_env)
+        def peer(name):
+            repo = fresh("out-" + name)
+            peer_init(name, repo, envs[name])
+            return timed(peer_backup(name, repo, corpus, "first"), env=envs[name])
 
         if not args.skip_peers:
-            runs.update({name: run for name, run in (("restic", restic), ("borg", borg)) if shutil.which(name)})
+            runs.update({name: functools.partial(peer, name) for name in PEERS if shutil.which(name)})
         # Rounds in which each contender runs once, the order switched each round, with memory touched before each
         # run: on a VM whose free memory goes back to the host, writing into pages the guest does not hold is
         # several times slower, and the figures would measure which contender met more of them.

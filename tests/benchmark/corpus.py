@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: lifeboat.backup contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The data the benchmarks back up: source-like files, an SQL-like dump, random bytes, an SQLite database.
+"""The data the benchmarks back up: source-like files, an SQL-like dump, random bytes, an SQLite database; and what
+the benchmarks share around it: timing a command, the size of a tree, restic and borg.
 
 One builder, one shape per benchmark (archive_shape, restore_shape, fleet_shape): each keeps the file count,
 total size and compressibility behind the figures in docs/performance.md. The text comes from a seeded
@@ -19,7 +20,9 @@ import itertools
 import os
 import random
 import sqlite3
+import subprocess
 import sys
+import time
 from collections import namedtuple
 
 MIB = 1 << 20
@@ -162,3 +165,48 @@ def touch_memory(directory, size):
         for _number in range(size >> 20):
             handle.write(block)
     os.unlink(path)
+
+
+def tree_size(directory):
+    return sum(os.path.getsize(os.path.join(top, name)) for top, _dirs, names in os.walk(directory) for name in names)
+
+
+def timed(argv, env=None, cwd=None):
+    """Wall time and peak RSS (MiB) of a command and its children."""
+    started = time.monotonic()
+    process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
+    status, usage = os.wait4(process.pid, 0)[1:]
+    elapsed = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("command failed: %s" % " ".join(argv))
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def warm(directory):
+    subprocess.run(["tar", "-cf", "/dev/null", directory], check=True)
+    subprocess.run("find %s -type f -print0 | xargs -0 cat > /dev/null" % directory, shell=True, check=True)
+
+
+PEERS = ("restic", "borg")
+
+
+def peer_envs(work):
+    """The environment restic and borg each run in: a passphrase, and their caches (borg's keys too) under work,
+    removed with it."""
+    return {"restic": dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=os.path.join(work, "restic-cache")),
+            "borg": dict(os.environ, BORG_PASSPHRASE="bench", BORG_BASE_DIR=os.path.join(work, "borg-base"))}
+
+
+def peer_init(name, repo, env):
+    """A fresh encrypted repository of restic or borg in repo, an empty directory."""
+    if name == "restic":
+        subprocess.run(["restic", "-q", "init", "-r", repo], env=env, check=True, stdout=subprocess.DEVNULL)
+    else:
+        subprocess.run(["borg", "init", "-e", "repokey", repo], env=env, check=True)
+
+
+def peer_backup(name, repo, source, archive):
+    """The command of a backup of source with restic or borg (zstd,3, into archive, a name new in the repository)."""
+    if name == "restic":
+        return ["restic", "-q", "-r", repo, "backup", source]
+    return ["borg", "create", "--compression", "zstd,3", repo + "::" + archive, source]
