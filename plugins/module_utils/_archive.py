@@ -451,7 +451,7 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room, i
         if frame is None:
             writer.abort()
             return None
-        written = backup.commit(reserved=frame)
+        written = backup.commit(reserved=frame, manifest=(manifest, records, increment and increment.members()))
     warnings.extend(stream_warnings)
     metadata = backup.metadata(request.paths, written, summary["input_size"], warnings, started)
     metadata.update({
@@ -460,7 +460,7 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room, i
         "manifest_sha256": manifest_sha256, "git": _git_info(request.paths),
     })
     if increment is not None:
-        metadata.update(_chain_metadata(increment, records))
+        metadata.update(_chain_metadata(increment, records, written["size"]))
     _catalog.write_sidecars(writer.final_path, metadata)
     if increment is not None:
         _incremental.write_state(request.backup_dir, request.job, increment.members(), selection_options(request),
@@ -471,12 +471,16 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room, i
                                                                  _level_phrase(increment)))
 
 
-def _chain_metadata(increment, records):
+def _chain_metadata(increment, records, size):
     """What the metadata says of a backup of a chain: its level, its full backup, the chain it needs (its own id
-    last), what it stored itself, and why it is a full backup when one was made instead of an incremental."""
+    last), what it stored itself, and why it is a full backup when one was made instead of an incremental. The
+    ratio of an incremental backup is that of what it stored to its size (the tree's size is its input_size)."""
     stored = [record for record in records if record.get("holder") == increment.backup_id]
+    stored_bytes = sum(record["size"] for record in stored)
     chain = {"level": increment.level, "base": increment.members()[0], "chain": increment.members(),
-             "stored": {"files": len(stored), "bytes": sum(record["size"] for record in stored)}}
+             "stored": {"files": len(stored), "bytes": stored_bytes}}
+    if increment.level:
+        chain["ratio"] = round(stored_bytes / size, 3) if stored_bytes and size else None
     if increment.full_reason:
         chain["full_reason"] = increment.full_reason
     return chain

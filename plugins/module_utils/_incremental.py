@@ -98,7 +98,7 @@ def find_chain(request, selection, now):
     if cutoff is not None and cutoff >= _catalog.backup_time(found[members[0]]):
         return None, "the chain's full backup %s is older than full_every (%s)" % (members[0], request.full_every)
     if len(members) > request.max_chain:
-        return None, "the chain has %d incremental backups, max_chain" % (len(members) - 1)
+        return None, "the chain holds %d incremental backups, as many as max_chain allows" % (len(members) - 1)
     return Chain(members, state.get("files") or {}), None
 
 

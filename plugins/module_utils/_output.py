@@ -61,10 +61,13 @@ class NewBackup:
                                      request.compression_level, request.recipients, request.passphrase,
                                      seal=request.seal, **writer_options)
         self.verification = {"state": "unverified"}
+        self.manifest = None
 
-    def commit(self, reserved=None):
+    def commit(self, reserved=None, manifest=None):
         """The writer's commit(reserved); with read_back, the artifact gets its name only once it was read back
-        from the disk and checked as verify level=full checks it."""
+        from the disk and checked as verify level=full checks it. manifest: of a files backup, (its bytes, its
+        records, its chain or None), which the manifest read back must be."""
+        self.manifest = manifest
         if not self.request.read_back:
             return self.writer.commit(reserved)
         written = self.writer.commit(reserved, read_back=self._read_back)
@@ -77,7 +80,8 @@ class NewBackup:
         manifest or the payload against its digest; returns the SHA-256 of the bytes read."""
         recorded = {"kind": self.kind, "content_sha256": self.writer.content_sha256}
         try:
-            return check_full_stream(handle, (self.request.compression, key is not None), recorded, key)["raw_sha256"]
+            return check_full_stream(handle, (self.request.compression, key is not None), recorded, key,
+                                     self.manifest)["raw_sha256"]
         except WrongKeyError:  # the file's own key: the header read back is not the one written
             problem = "its age header differs from the one written (header MAC mismatch)"
         except (IntegrityError, CryptoError) as exc:

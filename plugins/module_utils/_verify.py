@@ -49,10 +49,13 @@ def compare_checksum(artifact, expected, actual):
 class _TreeCheck:
     """Compares the members of an archive with its manifest while they stream past, with the checks restore makes.
 
-    payload: the PayloadProcess (or InlinePayload) the members are read from, whose hasher hashes each file."""
+    payload: the PayloadProcess (or InlinePayload) the members are read from, whose hasher hashes each file.
+    written: the manifest a backup has just written, (its bytes, its records, its chain or None), when it reads its
+    artifact back: the manifest read must be those bytes, and their records need not be parsed and checked again."""
 
-    def __init__(self, payload):
+    def __init__(self, payload, written=None):
         self.hash_last = payload.hash_last
+        self.written = written
         self.records = None
         self.held = None  # the paths whose members this artifact holds (not those of an earlier backup of its chain)
         self.check = None
@@ -64,11 +67,20 @@ class _TreeCheck:
         if self.records is None:
             if member.name != MANIFEST_NAME:
                 raise IntegrityError("the first member is %s, not the manifest" % member.name, stage="manifest")
-            header, records = parse_manifest(reader.read_all())
-            self.records = records_by_path(records)
+            data = reader.read_all()
+            if self.written is None:
+                header, records = parse_manifest(data)
+                self.records = records_by_path(records)
+                # setuid and setgid bits are the restore's choice (preserve_special), not a defect of the backup
+                check_entries(header, self.records, self.records, preserve_special=True)
+            else:
+                manifest, records, chain = self.written
+                # uncompressed, the manifest's room is blank lines after it, which a reader skips
+                if data[:len(manifest)] != manifest or data[len(manifest):].strip(b"\n"):
+                    raise IntegrityError("the manifest differs from the one written", stage="manifest")
+                header = {"chain": chain}
+                self.records = {record["path"]: record for record in records}
             self.held = held_here(header, self.records)
-            # setuid and setgid bits are the restore's choice (preserve_special), not a defect of the backup
-            check_entries(header, self.records, self.records, preserve_special=True)
             self.check = MemberCheck(self.records, self.held)
             return
         self.members += 1
@@ -97,8 +109,9 @@ def check_full(artifact, metadata, key=None):
         return check_full_stream(handle, artifact_layers(artifact, metadata), metadata, key)
 
 
-def check_full_stream(handle, layers, metadata, key=None):
-    """check_full of an artifact read from handle (a file, a vault's stream), layers: (compression, encrypted).
+def check_full_stream(handle, layers, metadata, key=None, written=None):
+    """check_full of an artifact read from handle (a file, a vault's stream), layers: (compression, encrypted);
+    written: the manifest a backup has just written (_TreeCheck), when it reads its artifact back.
 
     As a restore reads it: decoded in one child process, hashed in another, the tar parsed here (PayloadProcess).
     """
@@ -116,7 +129,7 @@ def check_full_stream(handle, layers, metadata, key=None):
                 raise IntegrityError("the decrypted payload does not match the recorded content SHA-256",
                                      stage="payload")
             return {"members": 1, "bytes": size, "raw_sha256": payload.raw_sha256}
-        check = _TreeCheck(payload)
+        check = _TreeCheck(payload, written)
         tar = TarReader(payload)
         for member in tar:
             check.member(member, tar)

@@ -235,8 +235,10 @@ class FileRestore:
         extractor = Extractor(self.plan, units, self.owners, self.request.numeric_owner,
                               held_here(self.header, self.plan.records))
         self._extract(extractor, self.artifact, self.metadata, self.manifest_sha256)
+        holders = self._holders()
         for artifact, metadata in reversed(self.earlier):  # the newest first: what is left comes from further back
-            self._extract(extractor, artifact, metadata, None)
+            if metadata["id"] in holders:  # one that holds none of the files restored is not read at all
+                self._extract(extractor, artifact, metadata, None)
         extractor.finish()
         if not self.request.delete_extra:
             _merge_extras(self.live, extractor)
@@ -260,6 +262,11 @@ class FileRestore:
             raise type(exc)("%s needs %s (level %d of its chain), which %s: %s; nothing was restored"
                             % (self.metadata["id"], metadata["id"], metadata.get("level", 0), chain_fault(exc), exc.msg),
                             stage="chain") from None
+
+    def _holders(self):
+        """The ids of the backups that hold a file this restore writes."""
+        wanted = set(self.plan.selected) | set(self.plan.link_sources)
+        return {self.plan.records[name].get("holder") for name in wanted}
 
     def _make_dirs(self, directory):
         """Create missing directories (recorded for the roll-back), with the backup's metadata if it has it."""

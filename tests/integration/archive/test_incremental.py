@@ -150,7 +150,7 @@ def test_max_chain_full_every_and_other_sources_start_a_new_chain(tmp_path):
     backup_dir = tmp_path / "catalog"
     levels = [_incremental_backup(source, backup_dir, max_chain=2)["metadata"] for _run in range(4)]
     assert [metadata["level"] for metadata in levels] == [0, 1, 2, 0]
-    assert levels[3]["full_reason"] == "the chain has 2 incremental backups, max_chain"
+    assert levels[3]["full_reason"] == "the chain holds 2 incremental backups, as many as max_chain allows"
     # the chain's full backup made two hours ago, with full_every 1h
     base = _catalog.find_backup(str(backup_dir), levels[3]["id"])
     moment = _catalog.utc_now().replace(microsecond=0) - datetime.timedelta(hours=2)
@@ -291,3 +291,26 @@ def test_the_state_never_names_a_backup_that_is_not_in_the_catalog(chain):
         state = json.load(handle)
     assert state["chain"] == [result["id"] for result, _print in made]
     assert os.stat(_incremental.state_path(str(backup_dir), "app")).st_mode & 0o077 == 0
+
+
+def test_a_backup_of_the_chain_that_holds_no_file_restored_is_not_read(tmp_path):
+    """The newest restores from its own artifact and the full backup when the one between holds only files changed
+    again since; verify still checks the whole chain."""
+    source = make_tree(tmp_path / "src")
+    backup_dir = tmp_path / "catalog"
+    made = []
+    for version in ("one", "two"):
+        made.append(_incremental_backup(source, backup_dir))
+        (source / "text.txt").write_text("version %s\n" % version)
+    made.append(_incremental_backup(source, backup_dir))
+    with open(made[1]["path"], "r+b") as handle:  # damage the middle backup, which holds only text.txt
+        handle.seek(os.path.getsize(made[1]["path"]) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    restore(backup_dir, made[2]["id"], dest=str(dest))
+    assert fingerprint(dest / str(source).lstrip("/")) == fingerprint(source)
+    with pytest.raises(BackupError, match=r"needs %s \(level 1 of its chain\), which is damaged" % made[1]["id"]):
+        _verify.verify(backup_dir=str(backup_dir), backup_id=made[2]["id"], level="checksum")

@@ -73,8 +73,8 @@ def test_an_incremental_backup_restores_with_the_file_keys_of_its_chain(host):  
     them all; without the key of one artifact of the chain the restore is refused, naming it."""
     job_file = host.tmp / "etc" / "jobs.d" / "app.json"
     job_file.write_text(json.dumps(dict(json.loads(job_file.read_text()), incremental=True, retention=None)))
-    for version in ("first", "second", "third"):
-        (host.app / "index.html").write_text("<h1>%s</h1>\n" % version)
+    for version in ("first", "second", "third"):  # each backup of the chain holds a page the newest needs
+        (host.app / ("%s.html" % version)).write_text("<h1>%s</h1>\n" % version)
         assert host("run", "app").returncode == 0
     newest = _archives(host)[0]
     assert newest["level"] == 2
@@ -95,4 +95,6 @@ def test_an_incremental_backup_restores_with_the_file_keys_of_its_chain(host):  
     assert not target.exists()
     restored = host("restore", newest["id"], "--to", str(target), "--file-key", "-", stdin=keys.stdout)
     assert restored.returncode == 0, restored.stderr
-    assert (target / str(host.app).lstrip("/") / "index.html").read_text() == "<h1>third</h1>\n"
+    restored_app = target / str(host.app).lstrip("/")
+    assert [(restored_app / ("%s.html" % page)).read_text() for page in ("first", "second", "third")] == \
+        ["<h1>first</h1>\n", "<h1>second</h1>\n", "<h1>third</h1>\n"]
