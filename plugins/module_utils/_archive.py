@@ -414,26 +414,31 @@ def _manifest_member(manifest, size=None):
 
 
 def _manifest_frame(request, manifest, room):
-    """The first room bytes of the payload: the manifest member, compressed, then padding that decompresses to
-    nothing; None if it does not fit. Uncompressed, the padding is blank lines inside the member: a plain tar
-    stream cannot skip bytes."""
+    """(the first room bytes of the payload, how many of them the manifest takes): the manifest member,
+    compressed, then padding that decompresses to nothing; None if it does not fit. Uncompressed, the padding is
+    blank lines inside the member: a plain tar stream cannot skip bytes."""
     if request.compression == "none":
-        return _manifest_member(manifest, room)
+        member = _manifest_member(manifest)
+        return (_manifest_member(manifest, room), len(member)) if len(member) <= room else None
     frame = compress_bytes(request.compression, _manifest_member(manifest), request.compression_level)
     if len(frame) + PADDING_MIN[request.compression] > room:
         return None
-    return frame + padding(request.compression, room - len(frame))
+    return frame + padding(request.compression, room - len(frame)), len(frame)
 
 
 def _write_backup(request, entries, summary, warnings, started, increment):
     to_read = increment.to_read(entries) if increment else entries
     with _ReadAhead(to_read) as ahead:
-        # The read-ahead threads start reading while the manifest's room is estimated.
-        estimate, largest = _manifest_rooms(request, entries, increment)
+        # The read-ahead threads start reading while the manifest's room is estimated; a backup of a chain
+        # estimates it from its predecessor's manifest, which its own differs from little.
+        estimate = increment.room_estimate(request, len(entries)) if increment else None
+        if estimate is None:
+            estimate = _manifest_rooms(request, entries, increment)[0]
         result = _write_artifact(request, entries, ahead, summary, warnings, started, estimate, increment)
     if result is None:
         with _ReadAhead(to_read) as ahead:
-            result = _write_artifact(request, entries, ahead, summary, warnings, started, largest, increment)
+            result = _write_artifact(request, entries, ahead, summary, warnings, started,
+                                     _manifest_rooms(request, entries, increment)[1], increment)
     return result
 
 
@@ -447,10 +452,11 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room, i
     with backup.writer as writer:
         records, stream_warnings = _write_members(request, TarWriter(writer), entries, ahead, increment)
         manifest, manifest_sha256 = build_manifest(records, request.paths, increment and increment.members())
-        frame = _manifest_frame(request, manifest, room)
-        if frame is None:
+        framed = _manifest_frame(request, manifest, room)
+        if framed is None:
             writer.abort()
             return None
+        frame, manifest_size = framed
         written = backup.commit(reserved=frame, manifest=(manifest, records, increment and increment.members()))
     warnings.extend(stream_warnings)
     metadata = backup.metadata(request.paths, written, summary["input_size"], warnings, started)
@@ -463,8 +469,8 @@ def _write_artifact(request, entries, ahead, summary, warnings, started, room, i
         metadata.update(_chain_metadata(increment, records, written["size"]))
     _catalog.write_sidecars(writer.final_path, metadata)
     if increment is not None:
-        _incremental.write_state(request.backup_dir, request.job, increment.members(), selection_options(request),
-                                 records, entries)
+        _incremental.write_state(request, increment.members(), selection_options(request), records, entries,
+                                 manifest_size)
     return dict(summary, changed=True, warnings=warnings, id=backup.id, path=writer.final_path,
                 sha256=written["sha256"], size=written["size"], metadata=metadata,
                 msg="backed up %d files (%d bytes) into %s%s" % (summary["files"], summary["input_size"], backup.name,

@@ -27,20 +27,25 @@ from . import _catalog
 from ._errors import BackupError, IntegrityError, NotFoundError, UsageError, WrongKeyError
 from ._fileio import write_atomic
 from ._retention import parse_duration
-from ._tarstream import DUMPDIR_KEY, MAX_PAX_SIZE
+from ._compression import PADDING_MIN
+from ._tarstream import BLOCK, DUMPDIR_KEY, MAX_PAX_SIZE
 
 STATE_DIR = ".incremental"
 STATE_FORMAT = "lifeboat-incremental-state/1"
 DEFAULT_FULL_EVERY = "7d"
 DEFAULT_MAX_CHAIN = 30
+# The manifest's room of a backup of a chain exceeds its estimate from the one before by 1/16 of it: the one before
+# compressed as well, and what changed is counted apart. Should it still not fit, the backup is made again.
+ESTIMATE_MARGIN = 16
 
 
 class Chain:
     """What a new backup of a chain builds on: the backups before it (oldest first) and the state of the newest."""
 
-    def __init__(self, members, files):
+    def __init__(self, members, files, manifest=None):
         self.members = members  # ids, the full backup first
         self.files = files  # archive path -> (size, mtime_ns, ctime_ns, inode, sha256, holder)
+        self.manifest = manifest or {}  # the newest backup's: entries, compression, level, size (compressed)
 
     @property
     def level(self):
@@ -99,11 +104,12 @@ def find_chain(request, selection, now):
         return None, "the chain's full backup %s is older than full_every (%s)" % (members[0], request.full_every)
     if len(members) > request.max_chain:
         return None, "the chain holds %d incremental backups, as many as max_chain allows" % (len(members) - 1)
-    return Chain(members, state.get("files") or {}), None
+    return Chain(members, state.get("files") or {}, state.get("manifest")), None
 
 
-def write_state(backup_dir, job, members, selection, records, entries):
-    """The state the next backup of the chain compares with: written once the backup is in the catalog."""
+def write_state(request, members, selection, records, entries, manifest_size):
+    """The state the next backup of the chain compares with: written once the backup is in the catalog.
+    manifest_size: the bytes its manifest took at the artifact's start, from which the next estimates its own."""
     stats = {entry.arcname: entry.stat for entry in entries if entry.kind == "file"}
     files = {}
     for record in records:
@@ -111,9 +117,11 @@ def write_state(backup_dir, job, members, selection, records, entries):
         if record["type"] == "file" and st is not None:
             files[record["path"]] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, record["sha256"],
                                      record["holder"])
-    document = {"format": STATE_FORMAT, "chain": members, "selection": selection, "files": files}
-    directory = _catalog.ensure_dir(os.path.join(backup_dir, STATE_DIR))
-    write_atomic(os.path.join(directory, _catalog.check_job_name(job) + ".json"),
+    document = {"format": STATE_FORMAT, "chain": members, "selection": selection, "files": files,
+                "manifest": {"entries": len(records), "compression": request.compression,
+                             "level": request.compression_level, "size": manifest_size}}
+    directory = _catalog.ensure_dir(os.path.join(request.backup_dir, STATE_DIR))
+    write_atomic(os.path.join(directory, _catalog.check_job_name(request.job) + ".json"),
                  json.dumps(document, separators=(",", ":")).encode("utf-8", "surrogateescape"))
 
 
@@ -178,6 +186,7 @@ class Increment:
             parent, _sep, base = entry.arcname.rpartition("/")
             if parent in directories:
                 self._children[parent].append((base, entry.kind, entry.arcname not in self.unchanged))
+        self.stored_files = sum(1 for entry in entries if entry.kind == "file" and entry.arcname not in self.unchanged)
         self.backup_id = None  # known once the backup is being written
 
     @property
@@ -187,6 +196,17 @@ class Increment:
     def members(self):
         """The chain of the backup written: the ids it needs, the full backup first, and its own last."""
         return self.earlier + [self.backup_id]
+
+    def room_estimate(self, request, entries):
+        """The room for this backup's manifest, from the size of its predecessor's (same compression), grown with
+        the number of entries, a new digest per file stored and a margin; None without one to go by."""
+        known = self.chain.manifest if self.chain is not None else {}
+        if not known.get("size") or not known.get("entries") or request.compression == "none" or \
+                (known.get("compression"), known.get("level")) != (request.compression, request.compression_level):
+            return None
+        scaled = known["size"] * max(entries, 1) // known["entries"]
+        return scaled + scaled // ESTIMATE_MARGIN + self.stored_files * 48 + len(self.earlier) * 40 + 2 * BLOCK \
+            + PADDING_MIN[request.compression]
 
     def to_read(self, entries):
         """The entries whose content this backup stores."""

@@ -16,7 +16,7 @@ import pytest
 
 from testlib import IDENTITY, KEY, backup, fingerprint, make_tree, require_binary, restore
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _incremental, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _incremental, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (BackupError, IntegrityError,
                                                                               NotFoundError, UsageError)
 
@@ -314,3 +314,51 @@ def test_a_backup_of_the_chain_that_holds_no_file_restored_is_not_read(tmp_path)
     assert fingerprint(dest / str(source).lstrip("/")) == fingerprint(source)
     with pytest.raises(BackupError, match=r"needs %s \(level 1 of its chain\), which is damaged" % made[1]["id"]):
         _verify.verify(backup_dir=str(backup_dir), backup_id=made[2]["id"], level="checksum")
+
+
+def test_a_file_changed_while_an_incremental_reads_it_is_reported_and_stored_again(tmp_path, monkeypatch):
+    source = make_tree(tmp_path / "src")
+    backup_dir = tmp_path / "catalog"
+    _incremental_backup(source, backup_dir)
+    victim = str(source / "sub" / "random.bin")
+    with open(victim, "ab") as handle:
+        handle.write(b"changed before the second backup\n")
+    real_open = _archive.open_nofollow
+
+    def open_then_change(path):
+        handle = real_open(path)
+        if path == victim:  # the application appends while the backup reads
+            with open(path, "ab") as writer:
+                writer.write(b"appended meanwhile\n" * 10)
+        return handle
+
+    monkeypatch.setattr(_archive, "open_nofollow", open_then_change)
+    second = _incremental_backup(source, backup_dir)
+    monkeypatch.undo()
+    assert any("random.bin changed while it was read" in warning for warning in second["warnings"])
+    assert _verify.verify(backup_dir=str(backup_dir), backup_id=second["id"], level="full", key=KEY)["verified"]
+    third = _incremental_backup(source, backup_dir)  # what the second stored is not what the file holds now
+    assert third["metadata"]["stored"]["files"] == 1
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    restore(backup_dir, third["id"], dest=str(dest))
+    assert fingerprint(dest / str(source).lstrip("/")) == fingerprint(source)
+
+
+def test_a_manifest_that_outgrows_its_estimated_room_is_written_again_in_a_larger_one(tmp_path):
+    source = make_tree(tmp_path / "src")
+    backup_dir = tmp_path / "catalog"
+    _incremental_backup(source, backup_dir)
+    path = _incremental.state_path(str(backup_dir), "app")
+    with open(path, encoding="utf-8") as handle:
+        state = json.load(handle)
+    state["manifest"]["size"] = 1  # the estimate from it cannot hold the next manifest
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(state, handle)
+    (source / "text.txt").write_text("changed\n")
+    second = _incremental_backup(source, backup_dir)
+    assert second["metadata"]["level"] == 1
+    dest = tmp_path / "restored"
+    dest.mkdir()
+    restore(backup_dir, second["id"], dest=str(dest))
+    assert fingerprint(dest / str(source).lstrip("/")) == fingerprint(source)
