@@ -37,7 +37,8 @@ from corpus import MIB, PEERS, peer_backup, peer_envs, peer_init, source_text, s
     tree_size, warm
 
 sys.path.insert(0, TESTS)
-import conftest  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import  (the checkout's engine)
+# the checkout's engine, importable as the collection
+import conftest  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _catalog  # noqa: E402  pylint: disable=wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -219,8 +220,8 @@ def print_table(figures, names, size, rounds):
         cells = []
         for name in names:
             figure = figures[scenario].get(name)
-            cells.append("%24s" % ("" if figure is None else "%.2f s %11s" % (figure["seconds"],
-                                                                            amount(figure["added_bytes"]))))
+            text = "" if figure is None else "%.2f s %11s" % (figure["seconds"], amount(figure["added_bytes"]))
+            cells.append("%24s" % text)
         stored = figures[scenario]["lifeboat"]["stored_files"]
         print("%-52s" % label + "".join(cells) + "%10s" % ("" if stored is None else stored))
 
