@@ -1,5 +1,5 @@
 """Helpers shared by the tests: the one operator key of a run, builders of backups, dumps and restores, trees to
-back up and their fingerprint, SQLite samples, the age CLI, a small tmpfs, an HTTP receiver, an SMTP server with its
+back up and their fingerprint, a catalog's files and their digests, SQLite samples, the age CLI, a small tmpfs, an HTTP receiver, an SMTP server with its
 TLS certificate, a thread that runs beside a with-block, a time and memory bound on a block, a directory another user
 can reach, children (make, pytest) run apart from the enclosing run or as an ordinary user."""
 
@@ -386,3 +386,15 @@ def incremental_chain(source, backup_dir, count, job="app", **options):
             handle.write("change %d\n" % number)
         made.append(backup(source, backup_dir, job, incremental=True, **options))
     return made
+
+
+def catalog_state(backup_dir):
+    """Every file under the catalog (the lock file aside) with the SHA-256 of its content."""
+    state = {}
+    for directory, _dirs, names in os.walk(backup_dir):
+        for name in names:
+            path = os.path.join(directory, name)
+            if name != ".lock":
+                with open(path, "rb") as handle:
+                    state[os.path.relpath(path, backup_dir)] = hashlib.sha256(handle.read()).hexdigest()
+    return state

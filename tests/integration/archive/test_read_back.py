@@ -1,27 +1,14 @@
 """Read-back: a backup reads its artifact again from the disk before giving it its name, and a byte that differs
 from what was written fails the backup and leaves the catalog as it was."""
 
-import hashlib
 import os
 
 import pytest
 
-from testlib import KEY, RECIPIENT, backup, dump, make_tree, sqlite_sample
+from testlib import KEY, RECIPIENT, backup, catalog_state, dump, make_tree, sqlite_sample
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _fileio, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import IntegrityError
-
-
-def _catalog_state(backup_dir):
-    """Every file under the catalog (the lock file aside) with the SHA-256 of its content."""
-    state = {}
-    for directory, _dirs, names in os.walk(backup_dir):
-        for name in names:
-            path = os.path.join(directory, name)
-            if name != ".lock":
-                with open(path, "rb") as handle:
-                    state[os.path.relpath(path, backup_dir)] = hashlib.sha256(handle.read()).hexdigest()
-    return state
 
 
 @pytest.fixture
@@ -95,7 +82,7 @@ def test_a_byte_changed_on_disk_fails_the_backup_and_leaves_the_catalog_untouche
     backups = tmp_path / "backups"
     make = kind(tmp_path)
     older = make(backups, **options)
-    before = _catalog_state(backups)
+    before = catalog_state(backups)
     picked = damaged_on_disk(where)
     with pytest.raises(IntegrityError) as error:
         make(backups, **options)
@@ -103,7 +90,7 @@ def test_a_byte_changed_on_disk_fails_the_backup_and_leaves_the_catalog_untouche
     assert error.value.stage == "read-back"
     assert "was read back from the disk and does not match what was written" in error.value.msg
     assert problem in error.value.msg and "nothing was stored" in error.value.msg
-    assert _catalog_state(backups) == before  # no artifact, no sidecar, no temporary file; the older one untouched
+    assert catalog_state(backups) == before  # no artifact, no sidecar, no temporary file; the older one untouched
     assert [meta["id"] for meta in _catalog.list_metadata(str(backups))] == [older["id"]]
     assert _verify.verify(path=older["path"], level="full", key=KEY)["verified"]
 
