@@ -1,7 +1,8 @@
 """Helpers shared by the tests: the one operator key of a run, builders of backups, dumps and restores, trees to
-back up and their fingerprint, a catalog's files and their digests, SQLite samples, the age CLI, a small tmpfs, an HTTP receiver, an SMTP server with its
-TLS certificate, a thread that runs beside a with-block, a time and memory bound on a block, a directory another user
-can reach, children (make, pytest) run apart from the enclosing run or as an ordinary user."""
+back up and their fingerprint, a catalog's files and their digests, a file that grows while a backup reads it,
+SQLite samples, the age CLI, a small tmpfs, an HTTP receiver, an SMTP server with its TLS certificate, a thread that
+runs beside a with-block, a time and memory bound on a block, a directory another user can reach, children (make,
+pytest) run apart from the enclosing run or as an ordinary user."""
 
 import contextlib
 import datetime
@@ -398,3 +399,17 @@ def catalog_state(backup_dir):
                 with open(path, "rb") as handle:
                     state[os.path.relpath(path, backup_dir)] = hashlib.sha256(handle.read()).hexdigest()
     return state
+
+
+def grows_while_read(monkeypatch, victim):
+    """The file victim grows while an archive reads it, as an application appending to it would."""
+    real_open = _archive.open_nofollow
+
+    def open_then_change(path):
+        handle = real_open(path)
+        if path == victim:
+            with open(path, "ab") as writer:
+                writer.write(b"appended meanwhile\n" * 10)
+        return handle
+
+    monkeypatch.setattr(_archive, "open_nofollow", open_then_change)

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from testlib import (IDENTITY, KEY, RECIPIENT, age_decrypt_cli, drop_root, fingerprint, lock_held_elsewhere, make_tree,
-                     mounted_tmpfs, require_binary, tree_digest)
+from testlib import (IDENTITY, KEY, RECIPIENT, age_decrypt_cli, drop_root, fingerprint, grows_while_read,
+                     lock_held_elsewhere, make_tree, mounted_tmpfs, require_binary, tree_digest)
 
 from ansible_collections.lifeboat.backup.plugins.module_utils import _age, _archive, _catalog, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._fileio import hash_file
@@ -123,17 +123,7 @@ def test_check_mode_writes_nothing(tmp_path):
 
 def test_file_changed_while_read_is_reported_and_still_verifies(tmp_path, monkeypatch):
     source = make_tree(tmp_path / "src")
-    victim = str(source / "sub" / "random.bin")
-    real_open = _archive.open_nofollow
-
-    def open_then_change(path):
-        handle = real_open(path)
-        if path == victim:  # the application appends while the backup reads
-            with open(path, "ab") as writer:
-                writer.write(b"appended meanwhile\n" * 10)
-        return handle
-
-    monkeypatch.setattr(_archive, "open_nofollow", open_then_change)
+    grows_while_read(monkeypatch, str(source / "sub" / "random.bin"))
     result = _backup(source, tmp_path / "backups")
     assert any("random.bin changed while it was read" in warning for warning in result["warnings"])
     assert result["metadata"]["warnings"] == result["warnings"]

@@ -3,7 +3,6 @@ moment, through the engine and by hand with age, zstd and GNU tar; unchanged fil
 damaged member fails restore and verify naming it, and nothing is written."""
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -14,9 +13,10 @@ import time
 
 import pytest
 
-from testlib import IDENTITY, KEY, backup, fingerprint, make_tree, require_binary, restore
+from testlib import (IDENTITY, KEY, backup, catalog_state, fingerprint, grows_while_read, make_tree, require_binary,
+                     restore)
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _archive, _catalog, _incremental, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _incremental, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import (BackupError, IntegrityError,
                                                                               NotFoundError, UsageError)
 
@@ -174,17 +174,6 @@ def test_bad_chain_options_are_refused(tmp_path):
     assert not (tmp_path / "catalog").exists() or not os.listdir(tmp_path / "catalog" / "app")
 
 
-def _tree_state(root):
-    state = {}
-    for directory, _dirs, names in os.walk(root):
-        for name in names:
-            path = os.path.join(directory, name)
-            if name != ".lock":
-                with open(path, "rb") as handle:
-                    state[os.path.relpath(path, root)] = hashlib.sha256(handle.read()).hexdigest()
-    return state
-
-
 def _live_target(tmp_path, source):
     """A tree restores go into, with content of its own: it must stay as it is when a restore fails."""
     dest = tmp_path / "live"
@@ -199,13 +188,13 @@ def test_a_missing_member_fails_restore_and_verify_naming_it_and_nothing_is_writ
     middle = made[1][0]
     os.rename(middle["path"], tmp_path / "moved-away")
     dest, before = _live_target(tmp_path, source)
-    catalog_before = _tree_state(backup_dir)
+    catalog_before = catalog_state(backup_dir)
     wanted = r"needs %s \(level 1\), which cannot be used: backup %s has metadata but its artifact is missing" % (
         middle["id"], middle["id"])
     with pytest.raises(NotFoundError, match=wanted):
         restore(backup_dir, made[2][0]["id"], dest=str(dest))
     assert fingerprint(dest, dir_mtimes=False) == before
-    assert _tree_state(backup_dir) == catalog_before
+    assert catalog_state(backup_dir) == catalog_before
     with pytest.raises(NotFoundError, match=wanted):
         _verify.verify(backup_dir=str(backup_dir), backup_id=made[2][0]["id"], level="full", key=KEY)
     # the full backup before the missing one restores and verifies as ever
@@ -255,7 +244,7 @@ def test_a_backup_killed_in_the_middle_leaves_the_chain_as_it_was(tmp_path):
     state = _incremental.state_path(str(backup_dir), "app")
     with open(state, "rb") as handle:
         state_before = handle.read()
-    catalog_before = _tree_state(backup_dir / "app")
+    catalog_before = catalog_state(backup_dir / "app")
     with open(source / "large.bin", "wb") as handle:  # slow enough to be killed half-way
         for _chunk in range(64):
             handle.write(os.urandom(4 << 20))
@@ -274,7 +263,7 @@ def test_a_backup_killed_in_the_middle_leaves_the_chain_as_it_was(tmp_path):
     child.wait()
     with open(state, "rb") as handle:
         assert handle.read() == state_before
-    assert {name: digest for name, digest in _tree_state(backup_dir / "app").items()
+    assert {name: digest for name, digest in catalog_state(backup_dir / "app").items()
             if not name.startswith(".")} == catalog_before
     # the next run goes on from the same backup, and its tree restores
     after = _incremental_backup(source, backup_dir, recipients=[])
@@ -323,16 +312,7 @@ def test_a_file_changed_while_an_incremental_reads_it_is_reported_and_stored_aga
     victim = str(source / "sub" / "random.bin")
     with open(victim, "ab") as handle:
         handle.write(b"changed before the second backup\n")
-    real_open = _archive.open_nofollow
-
-    def open_then_change(path):
-        handle = real_open(path)
-        if path == victim:  # the application appends while the backup reads
-            with open(path, "ab") as writer:
-                writer.write(b"appended meanwhile\n" * 10)
-        return handle
-
-    monkeypatch.setattr(_archive, "open_nofollow", open_then_change)
+    grows_while_read(monkeypatch, victim)
     second = _incremental_backup(source, backup_dir)
     monkeypatch.undo()
     assert any("random.bin changed while it was read" in warning for warning in second["warnings"])
