@@ -7,12 +7,11 @@ restores it with the file key of every artifact of its chain, unwrapped on the c
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 from test_backup_replicate import play_backup
-from testlib import COLLECTIONS, IDENTITY, RECIPIENT, ROOT, make_tree, tree_digest
+from test_rollback_failed_restore import play_rollback
+from testlib import RECIPIENT, make_tree, tree_digest
 
 
 def test_a_pre_deploy_incremental_backup_rolls_back(tmp_path):
@@ -36,16 +35,8 @@ def test_a_pre_deploy_incremental_backup_rolls_back(tmp_path):
     (source / "added-after-v2.txt").write_text("the deploy of v2\n")
     assert tree_digest(str(source)) == before_v2
 
-    (tmp_path / "rollback-vars.json").write_text(json.dumps(dict(
-        variables, backup_identity=IDENTITY, deploy_id="v2", rollback_confirm=True, rollback_hosts="localhost",
-        rollback_delete_extra=True, rollback_report_file=str(tmp_path / "rollback-report.json"))))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_PIPELINING="0")
-    played = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                             "-c", "local", "-e", "@%s" % (tmp_path / "rollback-vars.json"),
-                             os.path.join(ROOT, "playbooks", "rollback.yml")], env=env, capture_output=True,
-                            text=True, check=False, cwd=str(tmp_path), stdin=subprocess.DEVNULL)
+    played = play_rollback(tmp_path, dict(variables, deploy_id="v2", rollback_delete_extra=True),
+                           ANSIBLE_PIPELINING="0")
     assert played.returncode == 0, played.stdout[-6000:]
     rolled = json.loads((tmp_path / "rollback-report.json").read_text())
     assert rolled["hosts"]["localhost"]["status"] == "rolled_back", rolled

@@ -14,6 +14,21 @@ from test_backup_replicate import play_backup
 from testlib import COLLECTIONS, IDENTITY, RECIPIENT, ROOT, custom_stats, make_tree, tree_digest
 
 
+def play_rollback(tmp_path, variables, **env):
+    """ansible-playbook rollback.yml on localhost, confirmed, with the identity, without standard input; its report
+    in rollback-report.json, custom stats shown as AWX records them; env: more of Ansible's settings."""
+    (tmp_path / "rollback-vars.json").write_text(json.dumps(dict(
+        variables, backup_identity=IDENTITY, rollback_confirm=True, rollback_hosts="localhost",
+        rollback_report_file=str(tmp_path / "rollback-report.json"))))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_SHOW_CUSTOM_STATS="1", **env)
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                           "-c", "local", "-e", "@%s" % (tmp_path / "rollback-vars.json"),
+                           os.path.join(ROOT, "playbooks", "rollback.yml")], env=env, capture_output=True,
+                          text=True, check=False, cwd=str(tmp_path), stdin=subprocess.DEVNULL)
+
+
 def test_a_restore_that_fails_reverts_the_host_and_fails_the_rollback(tmp_path):
     source = tmp_path / "srv" / "app"
     make_tree(str(source))
@@ -30,16 +45,7 @@ def test_a_restore_that_fails_reverts_the_host_and_fails_the_rollback(tmp_path):
     with open(artifact, "wb") as handle:
         handle.write(bytes(data))
 
-    (tmp_path / "rollback-vars.json").write_text(json.dumps(dict(
-        variables, backup_identity=IDENTITY, deploy_id="v1", rollback_confirm=True, rollback_hosts="localhost",
-        rollback_report_file=str(tmp_path / "rollback-report.json"))))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, LC_ALL="C.UTF-8", LANG="C.UTF-8",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_SHOW_CUSTOM_STATS="1")
-    played = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                             "-c", "local", "-e", "@%s" % (tmp_path / "rollback-vars.json"),
-                             os.path.join(ROOT, "playbooks", "rollback.yml")], env=env, capture_output=True,
-                            text=True, check=False, cwd=str(tmp_path), stdin=subprocess.DEVNULL)
+    played = play_rollback(tmp_path, dict(variables, deploy_id="v1"))
     assert played.returncode != 0
     assert "was not rolled back" in played.stdout, played.stdout[-6000:]
     assert "failed authentication" in played.stdout
