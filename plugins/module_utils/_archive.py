@@ -287,16 +287,16 @@ def _write_members(request, tar, entries, ahead, increment):
     for original in entries:
         entry = links.entry(original)
         if entry.kind == "file":
-            earlier = increment.earlier_record(entry_record(entry), entry) if increment else None
-            if earlier is not None:
+            held = increment.unchanged.get(entry.arcname) if increment else None
+            if held is not None:  # (sha256, holder) of a file an earlier backup of the chain stores
                 links.outcome(original, entry, True)
-                records.append(earlier)
+                records.append(dict(entry_record(entry, held[0]), holder=held[1]))
                 continue
             digest = _write_file(request, tar, entry, ahead, warnings)
             links.outcome(original, entry, digest is not None)
             if digest is not None:
                 record = entry_record(entry, digest)
-                records.append(increment.file_record(record) if increment else record)
+                records.append(dict(record, holder=increment.backup_id) if increment else record)
             continue
         if entry.kind == "dir":
             tar.add_header(entry.arcname.rstrip("/") + "/", DIRECTORY, st=entry.stat,

@@ -47,11 +47,6 @@ class Chain:
         self.files = files  # archive path -> (size, mtime_ns, ctime_ns, inode, sha256, holder)
         self.manifest = manifest or {}  # the newest backup's: entries, compression, level, size (compressed)
 
-    @property
-    def level(self):
-        """The level of the backup made on this chain."""
-        return len(self.members)
-
     def unchanged(self, entry):
         """(sha256, holder) of a file the newest backup already has, as it is now; None if it must be stored."""
         known = self.files.get(entry.arcname)
@@ -120,30 +115,24 @@ def write_state(request, members, selection, records, entries, manifest_size):
     document = {"format": STATE_FORMAT, "chain": members, "selection": selection, "files": files,
                 "manifest": {"entries": len(records), "compression": request.compression,
                              "level": request.compression_level, "size": manifest_size}}
-    directory = _catalog.ensure_dir(os.path.join(request.backup_dir, STATE_DIR))
-    write_atomic(os.path.join(directory, _catalog.check_job_name(request.job) + ".json"),
-                 json.dumps(document, separators=(",", ":")).encode("utf-8", "surrogateescape"))
+    _catalog.ensure_dir(os.path.join(request.backup_dir, STATE_DIR))
+    write_atomic(state_path(request.backup_dir, request.job), json.dumps(document, separators=(",", ":")).encode("utf-8", "surrogateescape"))
 
 
 def earlier_backups(metadata):
     """[(artifact, metadata)] of the backups before this one in its chain, the full backup first: restoring or
     verifying it needs them all. One that is missing or cannot be used raises, naming it."""
-    chain = (metadata or {}).get("chain") or []
-    if len(chain) <= 1:
-        return []
-    if chain[-1] != metadata["id"]:
-        raise IntegrityError("the metadata of %s names a chain that does not end with it" % metadata["id"],
-                             stage="chain")
-    catalog = os.path.dirname(os.path.dirname(metadata["_metadata_path"]))
+    needs = _catalog.chain_needs(metadata or {})  # the catalog refuses metadata whose chain does not end with it
+    catalog = os.path.dirname(os.path.dirname(metadata["_metadata_path"])) if needs else None
     found = []
-    for level, backup_id in enumerate(chain[:-1]):
+    for level, backup_id in enumerate(needs):
         try:
             artifact, earlier = _catalog.locate(catalog, backup_id)
         except BackupError as exc:
             raise NotFoundError("backup %s is level %d of an incremental chain and needs %s (level %d), which cannot "
-                                "be used: %s" % (metadata["id"], len(chain) - 1, backup_id, level, exc.msg),
+                                "be used: %s" % (metadata["id"], len(needs), backup_id, level, exc.msg),
                                 stage="chain") from None
-        if (earlier.get("chain") or [backup_id]) != chain[:level + 1]:
+        if (earlier.get("chain") or [backup_id]) != list(needs[:level + 1]):
             raise IntegrityError("backup %s needs %s (level %d of its chain), but that backup's metadata names "
                                  "another chain" % (metadata["id"], backup_id, level), stage="chain")
         found.append((artifact, earlier))
@@ -215,16 +204,3 @@ class Increment:
     def pax_records(self, entry):
         """The pax records of a directory's member: its listing."""
         return [(DUMPDIR_KEY, dumpdir(self._children[entry.arcname]))]
-
-    def file_record(self, record):
-        """A stored file's record with its holder (this backup)."""
-        record["holder"] = self.backup_id
-        return record
-
-    def earlier_record(self, record, entry):
-        """The record of a file an earlier backup of the chain holds; None if the entry is stored here."""
-        found = self.unchanged.get(entry.arcname)
-        if found is None:
-            return None
-        record["sha256"], record["holder"] = found
-        return record

@@ -111,7 +111,7 @@ def verify_copy(vault, backup_id, level="checksum", key=None, backup_dir=None):
     if level not in LEVELS:
         raise UsageError("level must be one of %s for a vault" % ", ".join(LEVELS))
     copy = find_copy(vault, backup_id)
-    for earlier_id in _earlier_ids(copy):
+    for earlier_id in _catalog.chain_needs(copy.metadata):
         try:
             _check_copy(vault, find_copy(vault, earlier_id), level, key, backup_dir)
         except (IntegrityError, CryptoError, NotFoundError) as exc:
@@ -187,17 +187,12 @@ def _header_of(vault, copy):
     """The copy's header and, for an incremental backup, those of the earlier backups of its chain on the vault."""
     with vault.store.open(copy.artifact) as stream:
         result = header_result(copy.backup_id, None, stream, artifact_layers(copy.artifact.name, copy.metadata)[1], [])
-    for backup_id in _earlier_ids(copy):
+    for backup_id in _catalog.chain_needs(copy.metadata):
         earlier = find_copy(vault, backup_id)
         if artifact_layers(earlier.artifact.name, earlier.metadata)[1]:
             with vault.store.open(earlier.artifact) as stream:
                 result["chain_headers"].append(_age.read_header_bytes(stream).decode("ascii"))
     return dict(result, vault=vault.name, key=copy.artifact.key)
-
-
-def _earlier_ids(copy):
-    """The ids of the backups before the copy's in its incremental chain (none for a full backup)."""
-    return (copy.metadata.get("chain") or [])[:-1]
 
 
 def _hash_stream(stream):
@@ -231,7 +226,7 @@ def restore_copy(vault, request, check_mode=False, from_vault=False):
     clean_private_directories(scratch_parent)  # what a killed restore from a vault left
     with private_directory(scratch_parent) as scratch:
         copy = find_copy(vault, request.backup_id)
-        for backup_id in _earlier_ids(copy):  # an incremental backup's chain first, whole: it is read after it
+        for backup_id in _catalog.chain_needs(copy.metadata):  # an incremental backup's chain first, whole: it is read after it
             fetch_copy(vault, backup_id, scratch)
         arrival = Arrival(vault, copy, scratch)
         try:
